@@ -1,0 +1,36 @@
+"""The ``oodscope`` command line: ``demo``, ``bench``, ``fit`` and ``score``.
+
+Every expected failure (bad data, bad input, bad model file, missing or unreadable
+paths) is reported as one line ``error: <message>`` on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import click
+
+import oodscope
+from oodscope.cli.bench import bench
+from oodscope.cli.demo import demo
+from oodscope.cli.errors import ErrorReportingGroup
+from oodscope.cli.fit import fit
+from oodscope.cli.score import score
+
+
+@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(oodscope.__version__, prog_name="oodscope")
+def cli() -> None:
+    """oodscope: out-of-distribution detection for images."""
+
+
+cli.add_command(demo)
+cli.add_command(bench)
+cli.add_command(fit)
+cli.add_command(score)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="oodscope")
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,39 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+import torch
+
+F = Callable[..., Any]
+
+
+def threads_option(default: int | None = None) -> Callable[[F], F]:
+    """``--threads N``: CPU threads for torch (default: torch's own choice, or ``default``)."""
+    return click.option(
+        "--threads", type=click.IntRange(min=1), default=default, show_default=default is not None,
+        help="CPU threads torch may use. Small networks run fastest on 1-2; on a busy machine "
+             "fewer threads avoid heavy slow-downs.",
+    )
+
+
+def apply_threads(threads: int | None) -> None:
+    """Set torch's intra-op thread count when ``threads`` is given."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def device_option() -> Callable[[F], F]:
+    """``--device``: overrides the preset's device (cpu, cuda, cuda:1, auto)."""
+    return click.option("--device", default=None, help="Device for training: cpu, cuda, cuda:N or auto. Overrides the preset.")
+
+
+def set_option() -> Callable[[F], F]:
+    """``--set KEY=VALUE`` (repeatable): detector settings on top of the preset."""
+    return click.option(
+        "--set", "settings", multiple=True, metavar="KEY=VALUE",
+        help="Detector setting on top of the preset (repeatable; VALUE read as JSON if possible), e.g. --set epochs=3.",
+    )

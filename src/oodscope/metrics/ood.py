@@ -1,0 +1,74 @@
+"""AUROC, AUPR-in/out and FPR at 95 % TPR (Hendrycks & Gimpel 2017), computed with scikit-learn.
+
+Convention: scores are higher for more out-of-distribution inputs; ``is_ood`` is 1 for OOD.
+AUROC treats OOD as the positive class. AUPR-in takes in-distribution as positive (scored by
+the negated score), AUPR-out takes OOD as positive. FPR@95TPR is the fraction of OOD inputs
+accepted when the threshold accepts 95 % of the in-distribution inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from oodscope.errors import InputError
+
+
+def _check(scores: np.ndarray, is_ood: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(is_ood).astype(bool).ravel()
+    if s.shape != y.shape:
+        raise InputError(f"scores ({s.size}) and labels ({y.size}) differ in length")
+    if s.size == 0:
+        raise InputError("no scores given")
+    if not np.all(np.isfinite(s)):
+        raise InputError("scores contain NaN or infinity")
+    if y.all() or not y.any():
+        raise InputError("metrics need both in-distribution and out-of-distribution samples")
+    return s, y
+
+
+def auroc(scores: np.ndarray, is_ood: np.ndarray) -> float:
+    s, y = _check(scores, is_ood)
+    return float(roc_auc_score(y, s))
+
+
+def aupr_in(scores: np.ndarray, is_ood: np.ndarray) -> float:
+    s, y = _check(scores, is_ood)
+    return float(average_precision_score(~y, -s))
+
+
+def aupr_out(scores: np.ndarray, is_ood: np.ndarray) -> float:
+    s, y = _check(scores, is_ood)
+    return float(average_precision_score(y, s))
+
+
+def threshold_at_acceptance(id_scores: np.ndarray, rate: float = 0.95) -> float:
+    """The score below or at which a fraction ``rate`` of these in-distribution scores falls.
+
+    Inputs scoring above the threshold are rejected as out-of-distribution.
+    """
+    s = np.asarray(id_scores, dtype=np.float64).ravel()
+    if s.size == 0:
+        raise InputError("no in-distribution scores to set a threshold from")
+    if not 0.0 < rate <= 1.0:
+        raise InputError(f"acceptance rate must be in (0, 1], got {rate}")
+    if not np.all(np.isfinite(s)):
+        raise InputError("scores contain NaN or infinity")
+    return float(np.quantile(s, rate, method="higher"))
+
+
+def fpr_at_tpr(scores: np.ndarray, is_ood: np.ndarray, tpr: float = 0.95) -> float:
+    s, y = _check(scores, is_ood)
+    thr = threshold_at_acceptance(s[~y], tpr)
+    return float(np.mean(s[y] <= thr))
+
+
+def evaluate(scores: np.ndarray, is_ood: np.ndarray) -> dict[str, float]:
+    """All four metrics, in percent as papers report them."""
+    return {
+        "auroc": 100 * auroc(scores, is_ood),
+        "aupr_in": 100 * aupr_in(scores, is_ood),
+        "aupr_out": 100 * aupr_out(scores, is_ood),
+        "fpr95": 100 * fpr_at_tpr(scores, is_ood),
+    }

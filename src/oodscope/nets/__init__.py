@@ -1,0 +1,8 @@
+"""Pure torch modules: backbones exposing taps z1..z4, and the heads trained on them."""
+
+from oodscope.nets.backbone import TAP_NAMES, Backbone, build_backbone
+from oodscope.nets.layer_head import LayerHead
+from oodscope.nets.small_resnet import SmallResNet
+from oodscope.nets.wide_resnet import WideResNet
+
+__all__ = ["TAP_NAMES", "Backbone", "build_backbone", "LayerHead", "SmallResNet", "WideResNet"]

@@ -1,0 +1,59 @@
+"""g_theta of Okamoto, Suzuki & Matsuo (2021), Table 1, generalised to any tap shapes.
+
+The first spatial tap enters a conv(k4, s1, p2)-BN-ReLU-maxpool(2) block; each following spatial
+tap is concatenated on the channel axis (resized to the running map if its size differs) before
+the next such block. The result is pooled to 4x4 (64 x 16 = 1024 values as in Table 1),
+flattened, concatenated with the vector taps (z4, softmax, ...) and passed through
+Linear-BN-ReLU-Linear to one logit (the sigmoid is applied by the loss / the score).
+With only vector taps (the ablations "softmax" and "z4") the head is that MLP alone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerHead(nn.Module):
+    def __init__(self, tap_shapes: dict[str, tuple[int, ...]], width: int = 64, hidden: int = 1024, dropout: float = 0.0) -> None:
+        super().__init__()
+        if not tap_shapes:
+            raise ValueError("LayerHead needs at least one tap")
+        self.spatial = [k for k, s in tap_shapes.items() if len(s) == 3]
+        self.vector = [k for k, s in tap_shapes.items() if len(s) == 1]
+        # largest feature maps first, as z1 -> z2 -> z3 in Table 1
+        self.spatial.sort(key=lambda k: -tap_shapes[k][1])
+        self.blocks = nn.ModuleList()
+        c = 0
+        for k in self.spatial:
+            c_in = (c if c else 0) + tap_shapes[k][0]
+            self.blocks.append(
+                nn.Sequential(nn.Conv2d(c_in, width, 4, 1, 2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2))
+            )
+            c = width
+        flat = width * 16 if self.spatial else 0
+        n_in = flat + sum(tap_shapes[k][0] for k in self.vector)
+        self.mlp = nn.Sequential(
+            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            nn.Linear(n_in, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        h = None
+        for k, block in zip(self.spatial, self.blocks):
+            z = taps[k]
+            if h is not None:
+                if z.shape[-2:] != h.shape[-2:]:
+                    z = F.adaptive_avg_pool2d(z, h.shape[-2:])
+                z = torch.cat([h, z], dim=1)
+            h = block(z)
+        parts = []
+        if h is not None:
+            parts.append(F.adaptive_max_pool2d(h, 4).flatten(1))
+        parts += [taps[k].flatten(1) for k in self.vector]
+        return self.mlp(torch.cat(parts, dim=1)).squeeze(1)

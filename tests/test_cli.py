@@ -1,0 +1,221 @@
+"""Tests of the oodscope command line: demo, bench, fit, score, and one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from oodscope.cli import cli
+from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_settings, parse_size, parse_taps
+from oodscope.detectors import DETECTORS
+from oodscope.errors import InputError
+
+torch.set_num_threads(1)
+
+SMOKE = ["--preset", "smoke", "--set", "progress=false", "--threads", "1"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/: 20 gray 16x16 images of a bright vertical bar; outliers/: 8 noise images;
+    probe/: 3 bars and 3 RGB noise images of another size."""
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for name in ("train", "outliers", "probe"):
+        (root / name).mkdir()
+    for i in range(20):
+        a = np.zeros((16, 16), np.uint8)
+        a[3:13, 6 + i % 3 : 9 + i % 3] = 180 + i
+        Image.fromarray(a).save(root / "train" / f"bar{i:02d}.png")
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(root / "outliers" / f"n{i}.png")
+    for i in range(3):
+        a = np.zeros((16, 16), np.uint8)
+        a[3:13, 7:10] = 200
+        Image.fromarray(a).save(root / "probe" / f"a_bar{i}.png")
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / "probe" / f"b_noise{i}.jpg")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(folders: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "layers-model"
+    r = invoke("fit", "--method", "layers", "--train", str(folders / "train"), "--outliers", str(folders / "outliers"),
+               "--out", str(out), "--accept", "0.9", *SMOKE)
+    assert r.exit_code == 0, r.output
+    assert "threshold" in r.stdout and "2 held-out" in r.stdout
+    return out
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+def test_parsing_helpers() -> None:
+    assert parse_int_list("0-9") == list(range(10))
+    assert parse_int_list("0,8") == [0, 8]
+    assert parse_int_list("2") == [2]
+    assert parse_int_list("7,0-2,2") == [0, 1, 2, 7]
+    for bad in ("a", "3-1", "", "1,,2", "-1"):
+        with pytest.raises(InputError):
+            parse_int_list(bad, "--classes")
+    assert parse_budgets("16,all") == [16, "all"]
+    with pytest.raises(InputError):
+        parse_budgets("0")
+    assert parse_settings(["epochs=3", "widths=[8, 8, 8]", "backbone=small"]) == {
+        "epochs": 3, "widths": [8, 8, 8], "backbone": "small"}
+    assert parse_taps(["z4", "z1+z2"]) == [("z4",), ("z1", "z2")]
+    assert parse_size("28x32") == (28, 32) and parse_size("8") == (8, 8)
+
+
+# -- fit and score ------------------------------------------------------------------------------------
+def test_fit_saves_threshold(model: Path) -> None:
+    meta = json.loads((model / "config.json").read_text())
+    assert meta["method"] == "layers" and isinstance(meta["threshold"], float)
+    assert meta["fitted"]["size"] == [16, 16] and meta["fitted"]["channels"] == 1
+    assert meta["config"]["g_steps"] == 5 and meta["config"]["seed"] == 0
+
+
+def test_score_csv_and_verdicts(model: Path, folders: Path, tmp_path: Path) -> None:
+    threshold = json.loads((model / "config.json").read_text())["threshold"]
+    r = invoke("score", str(model), str(folders / "probe"), str(folders / "train" / "bar00.png"))
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == ["file", "score", "verdict"]
+    assert len(rows) == 7  # 6 probe images (converted to 16x16 gray) + 1 file
+    assert rows[0]["file"].endswith("a_bar0.png") and rows[-1]["file"].endswith("bar00.png")
+    for row in rows:
+        assert row["verdict"] == ("ood" if float(row["score"]) > threshold else "in")
+    noise = [float(r["score"]) for r in rows if "noise" in r["file"]]
+    bars = [float(r["score"]) for r in rows if "bar" in r["file"]]
+    assert min(noise) > max(bars)  # sanity: the detector separates what it was trained to separate
+    out = tmp_path / "scores.csv"
+    r2 = invoke("score", str(model), str(folders / "probe"), str(folders / "train" / "bar00.png"), "--out", str(out))
+    assert r2.exit_code == 0 and r2.stdout == ""
+    assert out.read_text() == r.stdout
+
+
+def test_score_unreadable_image_leaves_no_output(model: Path, folders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    r = invoke("score", str(model), str(folders / "probe"), str(folders / "broken.png"), "--out", str(out))
+    assert_one_line_error(r, "broken.png", "cannot read image")
+    assert r.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # neither the CSV nor a temporary file
+
+
+def test_score_tampered_model(model: Path, folders: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(model, copy)
+    weights = copy / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    r = invoke("score", str(copy), str(folders / "probe"))
+    assert_one_line_error(r, "checksum", "weights.safetensors")
+
+
+def test_score_missing_things(model: Path, folders: Path, tmp_path: Path) -> None:
+    assert_one_line_error(invoke("score", str(tmp_path / "nomodel"), str(folders / "probe")), "not a saved oodscope model")
+    assert_one_line_error(invoke("score", str(model), str(tmp_path / "nothing.png")), "nothing.png")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(invoke("score", str(model), str(tmp_path / "empty")), "no images")
+
+
+def test_fit_errors(folders: Path, tmp_path: Path) -> None:
+    train = str(folders / "train")
+    assert_one_line_error(invoke("fit", "--method", "geom", "--train", train, "--out", str(tmp_path / "m"),
+                                 "--channels", "2", *SMOKE), "--channels", "1", "3")
+    assert_one_line_error(invoke("fit", "--method", "layers", "--train", train, "--out", str(tmp_path / "m"), *SMOKE),
+                          "outlier")
+    assert_one_line_error(invoke("fit", "--train", str(tmp_path / "missing"), "--out", str(tmp_path / "m"), *SMOKE),
+                          "missing", "not a directory")
+    assert_one_line_error(invoke("fit", "--method", "geom", "--train", train, "--out", str(tmp_path / "m"),
+                                 "--set", "epoch=1", *SMOKE), "epoch")
+    assert not (tmp_path / "m").exists()
+
+
+def test_fit_geom_without_outliers_rgb(folders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "geom"
+    r = invoke("fit", "--method", "geom", "--train", str(folders / "train"), "--out", str(out), "--channels", "3",
+               "--size", "12x12", *SMOKE)
+    assert r.exit_code == 0, r.output
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["fitted"]["channels"] == 3 and meta["fitted"]["size"] == [12, 12]
+    r = invoke("score", str(out), str(folders / "probe"))
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 7
+
+
+# -- bench -----------------------------------------------------------------------------------------------
+def test_bench_command(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    args = ["bench", "--dataset", "digits", "--oe", "digits", "--classes", "4", "--methods", "geom",
+            "--n-oe", "2", "--out", str(out), "--no-progress", *SMOKE]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [(x["method"], x["id_class"], x["n_oe"], x["oe_classes"]) for x in rows] == [("geom", 4, 2, "all")]
+    assert "| 4 |" in r.stdout and "| mean |" in r.stdout
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["classes"] == [4] and run["settings"]["geom"]["epochs"] == 1
+    r = invoke(*args)
+    assert r.exit_code == 0 and "already finished" in r.stderr
+
+
+def test_bench_errors(tmp_path: Path) -> None:
+    base = ["bench", "--dataset", "digits", "--oe", "digits", "--out", str(tmp_path / "b"), "--no-progress", *SMOKE]
+    assert_one_line_error(invoke(*base, "--classes", "a-b"), "--classes")
+    assert_one_line_error(invoke(*base, "--classes", "12"), "0..9")
+    assert_one_line_error(invoke(*base, "--methods", "geom,nope"), "nope")
+    assert_one_line_error(invoke(*base, "--n-oe", "-3"), "--n-oe")
+    assert_one_line_error(invoke(*base, "--dataset", "nosuchset"), "nosuchset")
+
+
+# -- the real console script ------------------------------------------------------------------------------
+def test_demo_console_script() -> None:
+    exe = Path(sys.executable).with_name("oodscope")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(exe), "demo", "--classes", "0", "--no-progress"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "(c+1) % 10" in out and "removed from the test set" in out
+    header = next(line for line in out.splitlines() if line.startswith("class"))
+    assert header.split()[1:] == list(DETECTORS)
+    for label in ("0", "mean"):
+        line = next(x for x in out.splitlines() if x.split() and x.split()[0] == label)
+        values = [float(v) for v in line.split()[1:]]
+        assert len(values) == len(DETECTORS) and all(50 <= v <= 100 for v in values), line
+    assert re.search(r"finished in \d+ s", out)
+
+
+def test_console_script_error_exit_status(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("oodscope")
+    done = subprocess.run([str(exe), "score", str(tmp_path / "nomodel"), str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,122 @@
+"""Tests of oodscope.protocols: the one-class split, outlier sampling and normalisation stats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from oodscope.data import ImageSet, convert, load
+from oodscope.errors import DataError
+from oodscope.protocols import normalization_stats, one_class, sample_outliers, split_one_class
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[ImageSet, ImageSet]:
+    return load("digits", "train"), load("digits", "test")
+
+
+def _aux(n_per_class: int = 10, classes: int = 5, channels: int = 3, size: int = 12) -> ImageSet:
+    """A synthetic auxiliary set whose images encode their index (pixel [0,0,0] = index)."""
+    n = n_per_class * classes
+    rng = np.random.default_rng(123)
+    images = rng.integers(0, 256, (n, channels, size, size), dtype=np.uint8)
+    images[:, 0, 0, 0] = np.arange(n) % 256
+    labels = np.repeat(np.arange(classes), n_per_class)
+    return ImageSet(images, labels, [f"c{i}" for i in range(classes)], "aux")
+
+
+def test_one_class_counts_and_labels(digits: tuple[ImageSet, ImageSet]) -> None:
+    train_all, test_all = digits
+    split = one_class("digits", 3)
+    assert split.id_class == 3 and split.dataset == "digits"
+    assert len(split.train) == int(np.sum(train_all.labels == 3)) > 100
+    assert np.all(split.train.labels == 3)
+    assert len(split.test) == len(test_all) == 599
+    np.testing.assert_array_equal(split.is_ood, test_all.labels != 3)
+    assert split.is_ood.dtype == bool
+    assert int((~split.is_ood).sum()) == int(np.sum(test_all.labels == 3))
+    again = split_one_class(train_all, test_all, 3, "digits")
+    np.testing.assert_array_equal(again.train.images, split.train.images)
+
+
+@pytest.mark.parametrize("bad", [10, -1, "3", 2.0, True])
+def test_one_class_rejects_bad_class(bad: object) -> None:
+    with pytest.raises(DataError, match=r"0\.\.9"):
+        one_class("digits", bad)  # type: ignore[arg-type]
+
+
+def test_outliers_deterministic_by_seed() -> None:
+    aux = _aux()
+    a = sample_outliers(aux, 7, seed=5)
+    b = sample_outliers(aux, 7, seed=5)
+    c = sample_outliers(aux, 7, seed=6)
+    assert len(a) == 7
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.images[:, 0, 0, 0], c.images[:, 0, 0, 0])
+    ids = a.images[:, 0, 0, 0]
+    assert len(set(ids.tolist())) == 7  # drawn without replacement
+
+
+def test_outliers_all_and_too_many() -> None:
+    aux = _aux()
+    everything = sample_outliers(aux, None, seed=0)
+    np.testing.assert_array_equal(everything.images, aux.images)
+    with pytest.raises(DataError, match="only 50"):
+        sample_outliers(aux, 51, seed=0)
+    with pytest.raises(DataError, match="at least 1"):
+        sample_outliers(aux, 0, seed=0)
+
+
+def test_outliers_k_classes_and_exclusion() -> None:
+    aux = _aux()
+    for seed in range(5):
+        s = sample_outliers(aux, 15, seed=seed, k_classes=2)
+        assert len(np.unique(s.labels)) == 2
+        again = sample_outliers(aux, 15, seed=seed, k_classes=2)
+        np.testing.assert_array_equal(np.unique(s.labels), np.unique(again.labels))
+    chosen = {tuple(np.unique(sample_outliers(aux, 4, seed=s, k_classes=2).labels)) for s in range(10)}
+    assert len(chosen) > 1  # the classes really are chosen at random
+    with pytest.raises(DataError, match="only 20"):
+        sample_outliers(aux, 21, seed=0, k_classes=2)
+    ex = sample_outliers(aux, None, seed=0, exclude_classes=[0, 4])
+    assert set(ex.labels.tolist()) == {1, 2, 3}
+    with pytest.raises(DataError, match="3 eligible classes"):
+        sample_outliers(aux, 5, seed=0, k_classes=4, exclude_classes=[0, 4])
+
+
+def test_outliers_converted_like_id(digits: tuple[ImageSet, ImageSet]) -> None:
+    aux = _aux(channels=3, size=12)
+    like = digits[0]
+    s = sample_outliers(aux, 6, seed=1, like=like)
+    assert s.images.shape == (6, 1, 8, 8) and s.images.dtype == np.uint8
+    raw = sample_outliers(aux, 6, seed=1)
+    np.testing.assert_array_equal(s.images, convert(raw.images, (8, 8), 1))
+    np.testing.assert_array_equal(s.labels, raw.labels)
+
+
+def test_normalization_stats_from_train_only(digits: tuple[ImageSet, ImageSet]) -> None:
+    split = one_class("digits", 0)
+    mean, std = normalization_stats(split.train)
+    x = split.train.images.astype(np.float64) / 255
+    assert mean.shape == std.shape == (1,)
+    assert mean[0] == pytest.approx(x.mean())
+    assert std[0] == pytest.approx(x.std(ddof=1))
+    whole = ImageSet(np.concatenate([split.train.images, split.test.images]),
+                     np.concatenate([split.train.labels, split.test.labels]))
+    assert abs(normalization_stats(whole)[0][0] - mean[0]) > 1e-3  # test images would change it
+
+
+def test_normalization_stats_match_detector() -> None:
+    from oodscope.detectors import create
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 3, 8, 8), dtype=np.uint8)
+    train = ImageSet(images, np.zeros(6, dtype=np.int64))
+    det = create("geom", widths=[4, 4, 4], epochs=1, transforms="rot4", progress=False).fit(train)
+    mean, std = normalization_stats(train)
+    np.testing.assert_allclose(det.fitted["mean"], mean, rtol=1e-5)
+    np.testing.assert_allclose(det.fitted["std"], std, rtol=1e-4)
