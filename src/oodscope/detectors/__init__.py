@@ -6,11 +6,15 @@ import os
 from typing import Any
 
 from oodscope.detectors.base import Detector, read_model
+from oodscope.detectors.bce import BCEDetector
 from oodscope.detectors.geom import GeomDetector
+from oodscope.detectors.geom_plus import GeomPlusDetector
 from oodscope.detectors.layers import LayersDetector
 from oodscope.errors import InputError, ModelFileError
 
-DETECTORS: dict[str, type[Detector]] = {cls.method: cls for cls in (GeomDetector, LayersDetector)}
+DETECTORS: dict[str, type[Detector]] = {
+    cls.method: cls for cls in (GeomDetector, GeomPlusDetector, BCEDetector, LayersDetector)
+}
 
 
 def create(method: str, **config: Any) -> Detector:
@@ -19,9 +23,14 @@ def create(method: str, **config: Any) -> Detector:
     return DETECTORS[method](**config)
 
 
-def load(path: str | os.PathLike) -> Detector:
-    """Load a detector saved with ``Detector.save``; verifies the weights' checksum, never unpickles."""
+def load(path: str | os.PathLike, device: str | None = None) -> Detector:
+    """Load a detector saved with ``Detector.save``; verifies the weights' checksum, never unpickles.
+
+    ``device`` (e.g. "cpu") overrides the device the model was trained on.
+    """
     meta, weights = read_model(path)
+    if device is not None and isinstance(meta.get("config"), dict):
+        meta["config"]["device"] = device
     cls = DETECTORS.get(meta["method"])
     if cls is None:
         raise ModelFileError(f"{path}: unknown method {meta['method']!r} in model config")
@@ -31,4 +40,4 @@ def load(path: str | os.PathLike) -> Detector:
         raise ModelFileError(f"{path}: invalid model config ({e})") from None
 
 
-__all__ = ["DETECTORS", "Detector", "GeomDetector", "LayersDetector", "create", "load"]
+__all__ = ["DETECTORS", "BCEDetector", "Detector", "GeomDetector", "GeomPlusDetector", "LayersDetector", "create", "load"]

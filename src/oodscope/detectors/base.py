@@ -45,6 +45,7 @@ class Detector:
     ``_build`` (create untrained modules from ``self.fitted``) and ``_modules``."""
 
     method: ClassVar[str] = ""
+    uses_outliers: ClassVar[bool] = False  # True for semi-supervised (outlier exposure) methods
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **config: Any) -> None:
@@ -185,7 +186,7 @@ def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch
     if _sha256(wts) != meta["weights_sha256"]:
         raise ModelFileError(f"{wts}: checksum does not match the one recorded in {CONFIG}: the weights file was modified or corrupted")
     try:
-        weights = load_file(str(wts))
+        weights = load_file(str(wts), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFileError(f"{wts}: unreadable weights file ({e})") from None
     return meta, weights

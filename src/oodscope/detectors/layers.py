@@ -45,6 +45,7 @@ LAYERS_DEFAULTS: dict[str, Any] = {
 
 class LayersDetector(Detector):
     method = "layers"
+    uses_outliers = True
     defaults = LAYERS_DEFAULTS
 
     def __init__(self, **config: Any) -> None:

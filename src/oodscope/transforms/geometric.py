@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from oodscope.errors import InputError
+
 
 @dataclass(frozen=True)
 class Transform:
@@ -56,7 +58,7 @@ class GeometricTransforms:
 
     def __init__(self, name: str, shift_fraction: float = 0.25) -> None:
         if name not in TRANSFORM_SETS:
-            raise ValueError(f"unknown transformation set {name!r}; known: {', '.join(TRANSFORM_SETS)}")
+            raise InputError(f"unknown transformation set {name!r}; known: {', '.join(TRANSFORM_SETS)}")
         self.name = name
         self.transforms = TRANSFORM_SETS[name]
         self.shift_fraction = shift_fraction
@@ -69,7 +71,7 @@ class GeometricTransforms:
         tr = self.transforms[k]
         h, w = x.shape[-2:]
         if tr.rot % 2 and h != w:
-            raise ValueError(f"rotations by 90 degrees need square images, got {h}x{w}")
+            raise InputError(f"rotations by 90 degrees need square images, got {h}x{w}")
         if tr.flip:
             x = torch.flip(x, dims=(-1,))
         if tr.dx or tr.dy:

@@ -1,0 +1,96 @@
+"""BCE (Ruff, Vandermeulen, Franks, Müller & Kloft 2020, "Rethinking assumptions in deep anomaly
+detection"): a binary classifier of in-distribution (d=0) against outlier-exposure images (d=1).
+
+As in Okamoto et al. (2021, section 4.1) it uses the same g_theta architecture as the
+intermediate-layer detector (``LayerHead``, Table 1), here applied to the transformed image
+itself instead of f's features, with a random GEOM transformation per training sample.
+Score: sum_j sigmoid(g_theta(T_j x)), higher = more out-of-distribution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from oodscope.detectors.base import Detector
+from oodscope.detectors.training import adam_with_drop, batches, device_of, progress
+from oodscope.errors import InputError
+from oodscope.nets import LayerHead
+from oodscope.transforms import GeometricTransforms
+from oodscope.transforms.augment import random_affine
+
+BCE_DEFAULTS: dict[str, Any] = {
+    "transforms": "flip-rot4",
+    "head_width": 64,
+    "head_hidden": 1024,
+    "head_dropout": 0.0,
+    "g_steps": 300,
+    "g_batch": 128,  # half in-distribution, half outliers
+    "g_lr": 1e-3,
+    "g_weight_decay": 0.0,
+    "g_augment": "none",  # "none" or "outliers": random affine distortion of drawn outliers
+    "batch_size": 128,
+    "seed": 0,
+    "device": "cpu",
+    "progress": True,
+}
+
+
+class BCEDetector(Detector):
+    method = "bce"
+    uses_outliers = True
+    defaults = BCE_DEFAULTS
+
+    def _build(self) -> None:
+        c = self.config
+        self.transforms = GeometricTransforms(c["transforms"])
+        self.device = device_of(c["device"])
+        shape = (self.fitted["channels"], *self.fitted["size"])
+        self.head = LayerHead({"x": shape}, c["head_width"], c["head_hidden"], c["head_dropout"]).to(self.device)
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"g": self.head}
+
+    def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
+        if outliers is None or outliers.shape[0] == 0:
+            raise InputError("bce: needs outlier images (outlier exposure); pass outliers=")
+        c = self.config
+        g = torch.Generator().manual_seed(int(c["seed"]))
+        torch.manual_seed(int(c["seed"]))
+        k, half, steps = len(self.transforms), int(c["g_batch"]) // 2, int(c["g_steps"])
+        opt, sched = adam_with_drop(self.head.parameters(), c["g_lr"], steps, weight_decay=c["g_weight_decay"])
+        self.head.train()
+        bar = progress(steps, "bce: training g", c["progress"])
+        for _ in range(steps):
+            xi = torch.randint(0, x.shape[0], (half,), generator=g)
+            oi = torch.randint(0, outliers.shape[0], (half,), generator=g)
+            ob = outliers[oi]
+            if c["g_augment"] == "outliers":
+                ob = random_affine(ob, g)
+            xb = self.normalize(torch.cat([x[xi], ob])).to(self.device)
+            y = torch.randint(0, k, (2 * half,), generator=g).to(self.device)
+            d = torch.cat([torch.zeros(half), torch.ones(half)]).to(self.device)
+            loss = F.binary_cross_entropy_with_logits(self.head({"x": self.transforms.apply(xb, y)}), d)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
+        self.head.eval()
+
+    @torch.no_grad()
+    def _score(self, x: torch.Tensor) -> np.ndarray:
+        self.head.eval()
+        out = []
+        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
+            xb = self.normalize(x[idx]).to(self.device)
+            s = torch.zeros(len(idx), device=self.device)
+            for k in range(len(self.transforms)):
+                s += torch.sigmoid(self.head({"x": self.transforms.one(xb, k)}))
+            out.append(s.cpu())
+        return torch.cat(out).numpy()

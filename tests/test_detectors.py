@@ -1,0 +1,187 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import oodscope.detectors.base as base_mod
+from oodscope.data import load as load_data
+from oodscope.detectors import GeomDetector, LayersDetector, create, load
+from oodscope.errors import InputError, ModelFileError
+from oodscope.metrics import auroc
+
+TINY = {"widths": [8, 16, 16], "epochs": 25, "batch_size": 64, "progress": False}
+TINY_LAYERS = {**TINY, "g_steps": 60, "g_batch": 64, "head_hidden": 32, "head_width": 16}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train, test = load_data("digits", "train"), load_data("digits", "test")
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    train, test = digits
+    x = train.images[train.labels == 0]
+    oe = train.images[train.labels == 1][:16]
+    geom = GeomDetector(**TINY).fit(x)
+    layers = LayersDetector(**TINY_LAYERS).use_base(geom).fit(x, oe)
+    return geom, layers
+
+
+def test_geom_and_layers_separate_digit_zero(digits, fitted):
+    _, test = digits
+    keep = test.labels != 1  # outlier class is never in the test set
+    xs, is_ood = test.images[keep], test.labels[keep] != 0
+    for det in fitted:
+        s = det.score(xs)
+        assert s.shape == (len(xs),) and np.isfinite(s).all()
+        assert auroc(s, is_ood) > 0.85, det.method
+
+
+def test_geom_score_is_negated_sum_of_correct_softmax(fitted, digits):
+    geom, _ = fitted
+    x = digits[1].images[:5]
+    s = geom.score(x)
+    assert np.all(s <= 0) and np.all(s >= -len(geom.transforms))
+
+
+def test_save_load_roundtrip_gives_identical_scores(tmp_path, fitted, digits):
+    x = digits[1].images[:40]
+    for det in fitted:
+        det.set_threshold(0.5)
+        p = det.save(tmp_path / det.method)
+        assert sorted(f.name for f in p.iterdir()) == ["config.json", "weights.safetensors"]
+        back = load(p)
+        assert type(back) is type(det) and back.threshold == 0.5
+        np.testing.assert_allclose(back.score(x), det.score(x), rtol=1e-5, atol=1e-5)
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []
+
+
+def test_tampered_weights_are_refused(tmp_path, fitted):
+    p = fitted[0].save(tmp_path / "m")
+    w = p / "weights.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-10] ^= 0xFF
+    w.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="checksum"):
+        load(p)
+
+
+def test_edited_config_and_broken_files_are_refused(tmp_path, fitted):
+    p = fitted[0].save(tmp_path / "m")
+    cfg = json.loads((p / "config.json").read_text())
+    cfg["config"]["widths"] = [4, 4, 4]
+    (p / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="do not match"):
+        load(p)
+    (p / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="unreadable"):
+        load(p)
+    with pytest.raises(ModelFileError, match="not a saved oodscope model"):
+        load(tmp_path / "missing")
+    cfg["config"]["widths"] = TINY["widths"]
+    cfg["method"] = "pickle"
+    (p / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="unknown method"):
+        load(p)
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path, fitted, monkeypatch):
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(base_mod, "save_file", boom)
+    with pytest.raises(OSError):
+        fitted[0].save(tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_overwrite_keeps_the_old_model(tmp_path, fitted, monkeypatch):
+    p = fitted[0].save(tmp_path / "m")
+    before = (p / "config.json").read_text()
+    monkeypatch.setattr(base_mod, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        fitted[0].save(p)
+    assert (p / "config.json").read_text() == before
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((0, 1, 8, 8), np.uint8), "empty"),
+        (np.zeros((2, 3, 8, 8), np.uint8), "1-channel"),
+        (np.zeros((2, 1, 9, 9), np.uint8), "8x8"),
+        (np.zeros((2, 1, 1, 8, 8), np.uint8), "shape"),
+        (np.full((2, 1, 8, 8), np.nan, np.float32), "NaN"),
+        (np.array([["a"]]), "dtype"),
+        (np.zeros((2, 1, 8, 8), bool), "dtype"),
+        (np.full((2, 1, 8, 8), 300, np.int64), "0..255"),
+    ],
+)
+def test_bad_inputs_to_score_name_the_problem(fitted, bad, match):
+    with pytest.raises(InputError, match=match):
+        fitted[0].score(bad)
+
+
+def test_misuse_is_reported(digits):
+    x = digits[0].images[:20]
+    with pytest.raises(InputError, match="not fitted"):
+        GeomDetector(**TINY).score(x)
+    with pytest.raises(InputError, match="outlier"):
+        LayersDetector(**{**TINY_LAYERS, "epochs": 1}).fit(x)
+    with pytest.raises(InputError, match="unknown settings"):
+        create("geom", nonsense=1)
+    with pytest.raises(InputError, match="taps"):
+        LayersDetector(taps=["z9"])
+    with pytest.raises(InputError, match="unknown method"):
+        create("nope")
+    with pytest.raises(InputError, match="channels"):
+        LayersDetector(**{**TINY_LAYERS, "epochs": 1}).fit(x, np.zeros((4, 3, 8, 8), np.uint8))
+
+
+def test_layers_taps_are_configurable_for_the_table2_ablations(digits, fitted):
+    geom, _ = fitted
+    x = digits[0].images[digits[0].labels == 0]
+    oe = digits[0].images[digits[0].labels == 1][:16]
+    for taps in (["softmax"], ["z4"], ["z1", "z2", "z3", "z4"]):
+        det = LayersDetector(**{**TINY_LAYERS, "g_steps": 3}, taps=taps).use_base(geom).fit(x, oe)
+        assert det.head.vector == [t for t in taps if t in ("softmax", "z4")]
+        assert det.score(x[:3]).shape == (3,)
+
+
+def test_mnist_end_to_end_geom_and_layers(data_root):
+    """Real MNIST one-class (ID digit 1) with 16 EMNIST-letter outliers, small budget."""
+    from oodscope.protocols import one_class, sample_outliers
+
+    split = one_class("mnist", 1, root=data_root)
+    aux = load_data("emnist-letters", "test", root=data_root, download=False)
+    oe = sample_outliers(aux, 16, seed=0, like=split.train)
+    rng = np.random.default_rng(0)
+    train = split.train.images[rng.choice(len(split.train), 1500, replace=False)]
+    idx = rng.choice(len(split.test), 1500, replace=False)
+    xs, is_ood = split.test.images[idx], split.is_ood[idx]
+    cfg = {"widths": [8, 16, 32], "epochs": 2, "progress": False}
+    geom = GeomDetector(**cfg).fit(train)
+    layers = LayersDetector(**cfg, g_steps=80).use_base(geom).fit(train, oe.images)
+    assert auroc(geom.score(xs), is_ood) > 0.8
+    assert auroc(layers.score(xs), is_ood) > 0.9
+
+
+@pytest.mark.parametrize("method", ["geom+", "bce"])
+def test_semi_supervised_baselines_fit_score_and_roundtrip(method, digits, tmp_path):
+    train, test = digits
+    x = train.images[train.labels == 0]
+    oe = train.images[train.labels == 1][:16]
+    settings = {k: v for k, v in TINY_LAYERS.items() if k in create(method).defaults}
+    det = create(method, **settings).fit(x, oe)
+    keep = test.labels != 1
+    xs = test.images[keep]
+    s = det.score(xs)
+    assert auroc(s, test.labels[keep] != 0) > 0.8
+    with pytest.raises(InputError, match="outlier"):
+        create(method, **settings).fit(x)
+    back = load(det.save(tmp_path / "m"))
+    np.testing.assert_allclose(back.score(xs[:10]), s[:10], rtol=1e-5, atol=1e-5)

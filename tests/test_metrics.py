@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from oodscope.errors import InputError
+from oodscope.metrics import auroc, aupr_in, aupr_out, evaluate, fpr_at_tpr, threshold_at_acceptance
+
+
+def test_perfect_and_reversed_separation():
+    s = np.array([0.1, 0.2, 0.3, 0.8, 0.9])
+    y = np.array([0, 0, 0, 1, 1])
+    assert auroc(s, y) == 1.0 and auroc(-s, y) == 0.0
+    assert aupr_in(s, y) == 1.0 and aupr_out(s, y) == 1.0
+    assert fpr_at_tpr(s, y) == 0.0 and fpr_at_tpr(-s, y) == 1.0
+
+
+def test_auroc_counts_pairs():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=200)
+    y = rng.integers(0, 2, 200)
+    pos, neg = s[y == 1], s[y == 0]
+    pairs = (pos[:, None] > neg[None, :]).mean()
+    assert auroc(s, y) == pytest.approx(pairs)
+
+
+def test_fpr95_matches_definition():
+    id_s = np.arange(100.0)  # in-distribution scores 0..99
+    ood = np.array([50.0, 94.0, 96.0, 200.0])
+    s = np.r_[id_s, ood]
+    y = np.r_[np.zeros(100), np.ones(4)]
+    # 95 % of ID accepted at threshold 95 -> OOD 50 and 94 accepted
+    assert threshold_at_acceptance(id_s, 0.95) == 95.0
+    assert fpr_at_tpr(s, y) == 0.5
+    m = evaluate(s, y)
+    assert set(m) == {"auroc", "aupr_in", "aupr_out", "fpr95"} and m["fpr95"] == 50.0
+
+
+def test_threshold_accepts_the_requested_fraction():
+    s = np.random.default_rng(1).normal(size=1000)
+    for rate in (0.5, 0.9, 0.95, 0.99):
+        assert np.mean(s <= threshold_at_acceptance(s, rate)) == pytest.approx(rate, abs=0.002)
+
+
+def test_bad_inputs():
+    with pytest.raises(InputError, match="both"):
+        auroc([0.1, 0.2], [0, 0])
+    with pytest.raises(InputError, match="NaN"):
+        auroc([np.nan, 0.2], [0, 1])
+    with pytest.raises(InputError, match="length"):
+        auroc([0.1, 0.2, 0.3], [0, 1])
+    with pytest.raises(InputError, match="no"):
+        threshold_at_acceptance([], 0.95)
+    with pytest.raises(InputError, match="rate"):
+        threshold_at_acceptance([1.0], 1.5)
