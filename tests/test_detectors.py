@@ -185,3 +185,17 @@ def test_semi_supervised_baselines_fit_score_and_roundtrip(method, digits, tmp_p
         create(method, **settings).fit(x)
     back = load(det.save(tmp_path / "m"))
     np.testing.assert_allclose(back.score(xs[:10]), s[:10], rtol=1e-5, atol=1e-5)
+
+
+def test_paper_preset_builds_the_papers_network_and_runs(tmp_path):
+    """--preset paper: WRN-16-4 (dropout 0.3), the 72 GEOM transformations and g_theta on z1..z4."""
+    from oodscope.bench.presets import preset_settings
+
+    settings = preset_settings("paper", "layers", device="cpu", overrides={"epochs": 1, "g_steps": 1, "g_batch": 8, "progress": False})
+    assert settings["backbone"] == "wrn" and (settings["depth"], settings["width"], settings["dropout"]) == (16, 4, 0.3)
+    assert settings["transforms"] == "geom72" and settings["taps"] == ["z1", "z2", "z3", "z4"]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 3, 32, 32), dtype=np.uint8)
+    det = LayersDetector(**settings).fit(x, rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8))
+    assert len(det.base.transforms) == 72 and det.base.net.widths == (64, 128, 256)
+    assert det.score(x[:2]).shape == (2,)

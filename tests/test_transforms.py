@@ -65,3 +65,36 @@ def test_random_affine_keeps_shape_and_background():
     assert y.shape == x.shape
     assert torch.allclose(y[:, :, 0, 0], torch.zeros(8, 1))
     assert not torch.allclose(y, x)
+
+
+def test_cifar_augmentation_is_random_per_image_in_range_and_seeded():
+    from oodscope.transforms.augment import cifar_augment, color_jitter, gaussian_blur, random_resized_crop
+
+    x = torch.rand(16, 3, 32, 32)
+    a = cifar_augment(x, torch.Generator().manual_seed(0))
+    b = cifar_augment(x, torch.Generator().manual_seed(0))
+    c = cifar_augment(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    # each step changes the images, and differently per image
+    for f in (random_resized_crop, color_jitter, gaussian_blur):
+        y = f(x, torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and not torch.allclose(y, x)
+    # blur keeps a constant image constant and lowers the variance of noise
+    flat = torch.full((2, 3, 8, 8), 0.5)
+    assert torch.allclose(gaussian_blur(flat), flat, atol=1e-6)
+    assert gaussian_blur(x, torch.Generator().manual_seed(0)).var() < x.var()
+
+
+def test_geom_trains_with_cifar_augmentation_on_rgb_only():
+    import numpy as np
+
+    from oodscope.detectors import GeomDetector
+    from oodscope.errors import InputError as IE
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (16, 3, 16, 16), dtype=np.uint8)
+    det = GeomDetector(widths=[4, 4, 4], epochs=1, augment="cifar", progress=False).fit(rgb)
+    assert det.score(rgb[:2]).shape == (2,)
+    with pytest.raises(IE, match="RGB"):
+        GeomDetector(widths=[4, 4, 4], epochs=1, augment="cifar", progress=False).fit(rgb[:, :1])

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
-from oodscope.detectors.training import adam_with_drop, batches, device_of, progress
+from oodscope.detectors.training import adam_with_drop, device_of, progress, step, sum_over_transforms
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms import GeometricTransforms
-from oodscope.transforms.augment import random_affine
+from oodscope.transforms.augment import cifar_augment, random_affine
 
 BCE_DEFAULTS: dict[str, Any] = {
     "transforms": "flip-rot4",
@@ -32,6 +32,7 @@ BCE_DEFAULTS: dict[str, Any] = {
     "g_lr": 1e-3,
     "g_weight_decay": 0.0,
     "g_augment": "none",  # "none" or "outliers": random affine distortion of drawn outliers
+    "augment": "none",  # "cifar": the CIFAR training augmentation of section 4.1 for in-distribution images
     "batch_size": 128,
     "seed": 0,
     "device": "cpu",
@@ -70,27 +71,18 @@ class BCEDetector(Detector):
             ob = outliers[oi]
             if c["g_augment"] == "outliers":
                 ob = random_affine(ob, g)
-            xb = self.normalize(torch.cat([x[xi], ob])).to(self.device)
+            xi_img = x[xi] if c["augment"] == "none" else cifar_augment(x[xi], g)
+            xb = self.normalize(torch.cat([xi_img, ob])).to(self.device)
             y = torch.randint(0, k, (2 * half,), generator=g).to(self.device)
             d = torch.cat([torch.zeros(half), torch.ones(half)]).to(self.device)
             loss = F.binary_cross_entropy_with_logits(self.head({"x": self.transforms.apply(xb, y)}), d)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            step(opt, sched, loss, bar)
         bar.close()
         self.head.eval()
 
-    @torch.no_grad()
     def _score(self, x: torch.Tensor) -> np.ndarray:
         self.head.eval()
-        out = []
-        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
-            xb = self.normalize(x[idx]).to(self.device)
-            s = torch.zeros(len(idx), device=self.device)
-            for k in range(len(self.transforms)):
-                s += torch.sigmoid(self.head({"x": self.transforms.one(xb, k)}))
-            out.append(s.cpu())
-        return torch.cat(out).numpy()
+        bs = 4 * int(self.config["batch_size"])
+        return sum_over_transforms(
+            x, self.normalize, self.device, self.transforms, bs, lambda xt, k: torch.sigmoid(self.head({"x": xt}))
+        )

@@ -15,9 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, progress
+from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, progress, step, sum_over_transforms
 from oodscope.nets import Backbone, build_backbone
+from oodscope.errors import InputError
 from oodscope.transforms import GeometricTransforms
+from oodscope.transforms.augment import cifar_augment
 
 GEOM_DEFAULTS: dict[str, Any] = {
     "backbone": "small",  # "small" (CPU-fast residual CNN) or "wrn" (Wide-ResNet)
@@ -26,6 +28,7 @@ GEOM_DEFAULTS: dict[str, Any] = {
     "width": 4,  # wrn
     "dropout": 0.0,
     "transforms": "flip-rot4",
+    "augment": "none",  # "cifar": the CIFAR training augmentation of section 4.1 (crop, jitter, gray, blur)
     "epochs": 6,  # passes over the training images, one random transformation per image per pass
     "batch_size": 128,
     "lr": 1e-3,
@@ -71,7 +74,8 @@ class GeomDetector(Detector):
         bar = progress(steps, f"{self.method}: training f", c["progress"])
         for _ in range(int(c["epochs"])):
             for idx in batches(n, bs, g, shuffle=True):
-                xb = self.normalize(x[idx]).to(self.device)
+                xb = self.augment(x[idx], g)
+                xb = self.normalize(xb).to(self.device)
                 y = torch.randint(0, k, (len(idx),), generator=g).to(self.device)
                 xb = self.transforms.apply(xb, y).contiguous(memory_format=torch.channels_last)
                 with autocast(self.device, c["amp"]):
@@ -83,14 +87,19 @@ class GeomDetector(Detector):
                         ob = self.transforms.apply(ob, yo).contiguous(memory_format=torch.channels_last)
                         lo = -F.log_softmax(self.net(ob).float(), dim=1).mean(dim=1).mean()
                         loss = loss + outlier_weight * lo
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                step(opt, sched, loss, bar)
         bar.close()
         self.net.eval()
+
+    def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Training-time augmentation of in-distribution images in [0, 1] (the ``augment`` setting)."""
+        if self.config["augment"] == "cifar":
+            if x.shape[1] != 3:
+                raise InputError("augment='cifar' needs RGB images")
+            return cifar_augment(x, generator)
+        if self.config["augment"] != "none":
+            raise InputError(f"unknown augment {self.config['augment']!r}; known: none, cifar")
+        return x
 
     # -- scoring ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -99,20 +108,11 @@ class GeomDetector(Detector):
         with autocast(self.device, self.config["amp"]):
             return self.net.taps(xt.contiguous(memory_format=torch.channels_last))
 
-    def transformed_taps(self, x: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-        """Taps of f on T_k(x) for a normalised batch ``x`` already on the device."""
-        return self.taps(self.transforms.one(x, k))
-
-    @torch.no_grad()
     def _score(self, x: torch.Tensor) -> np.ndarray:
         self.net.eval()
-        out = []
+
+        def term(xt: torch.Tensor, k: int) -> torch.Tensor:
+            return torch.softmax(self.taps(xt)["logits"].float(), dim=1)[:, k]
+
         bs = 4 * int(self.config["batch_size"])
-        for idx in batches(x.shape[0], bs):
-            xb = self.normalize(x[idx]).to(self.device)
-            normality = torch.zeros(len(idx), device=self.device)
-            for k in range(len(self.transforms)):
-                logits = self.transformed_taps(xb, k)["logits"].float()
-                normality += torch.softmax(logits, dim=1)[:, k]
-            out.append(-normality.cpu())
-        return torch.cat(out).numpy()
+        return -sum_over_transforms(x, self.normalize, self.device, self.transforms, bs, term)

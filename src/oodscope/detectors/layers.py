@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
 from oodscope.detectors.geom import GEOM_DEFAULTS, GeomDetector
-from oodscope.detectors.training import adam_with_drop, autocast, batches, progress
+from oodscope.detectors.training import adam_with_drop, progress, step, sum_over_transforms
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms.augment import random_affine
@@ -126,7 +126,7 @@ class LayersDetector(Detector):
         for _ in range(steps):
             xi = torch.randint(0, x.shape[0], (half,), generator=g)
             oi = torch.randint(0, o.shape[0], (half,), generator=g)
-            xb = torch.cat([x[xi], o[oi]])
+            xb = torch.cat([self.base.augment(x[xi], g), o[oi]])
             if c["g_augment"] == "both":
                 xb = random_affine(xb, g)
             elif c["g_augment"] == "outliers":
@@ -143,26 +143,18 @@ class LayersDetector(Detector):
             y = torch.randint(0, k, (2 * half,), generator=g).to(self.device)
             feats = self._features(self.base.transforms.apply(xb, y), y)
             loss = F.binary_cross_entropy_with_logits(self.head(feats), d)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            step(opt, sched, loss, bar)
         bar.close()
         self.head.eval()
 
     # -- scoring ---------------------------------------------------------------------------
-    @torch.no_grad()
     def _score(self, x: torch.Tensor) -> np.ndarray:
         self.base.net.eval()
         self.head.eval()
-        out = []
-        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
-            xb = self.normalize(x[idx]).to(self.device)
-            s = torch.zeros(len(idx), device=self.device)
-            for k in range(len(self.base.transforms)):
-                y = torch.full((len(idx),), k, dtype=torch.long, device=self.device)
-                s += torch.sigmoid(self.head(self._features(self.base.transforms.one(xb, k), y)))
-            out.append(s.cpu())
-        return torch.cat(out).numpy()
+
+        def term(xt: torch.Tensor, k: int) -> torch.Tensor:
+            y = torch.full((xt.shape[0],), k, dtype=torch.long, device=self.device)
+            return torch.sigmoid(self.head(self._features(xt, y)))
+
+        bs = 4 * int(self.config["batch_size"])
+        return sum_over_transforms(x, self.normalize, self.device, self.base.transforms, bs, term)

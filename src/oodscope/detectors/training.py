@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from oodscope.transforms import GeometricTransforms
 
 
 def device_of(name: str) -> torch.device:
@@ -39,3 +42,34 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None, s
 
 def progress(total: int, desc: str, enabled: bool = True) -> tqdm:
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor, bar: tqdm) -> None:
+    """One optimiser step on ``loss``, then the schedule and the progress bar."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss.item():.4f}")
+
+
+@torch.no_grad()
+def sum_over_transforms(
+    x: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    transforms: GeometricTransforms,
+    batch_size: int,
+    term: Callable[[torch.Tensor, int], torch.Tensor],
+) -> np.ndarray:
+    """sum_k term(T_k(x_normalised), k) for every image, batch by batch: the shape of the scores of
+    GEOM, BCE and the intermediate-layer detector."""
+    out = []
+    for idx in batches(x.shape[0], batch_size):
+        xb = normalize(x[idx]).to(device)
+        s = torch.zeros(len(idx), device=device)
+        for k in range(len(transforms)):
+            s += term(transforms.one(xb, k), k).float()
+        out.append(s.cpu())
+    return torch.cat(out).numpy()
