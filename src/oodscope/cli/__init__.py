@@ -13,6 +13,7 @@ from oodscope.cli.bench import bench
 from oodscope.cli.demo import demo
 from oodscope.cli.errors import ErrorReportingGroup
 from oodscope.cli.fit import fit
+from oodscope.cli.report import report
 from oodscope.cli.score import score
 
 
@@ -26,6 +27,7 @@ cli.add_command(demo)
 cli.add_command(bench)
 cli.add_command(fit)
 cli.add_command(score)
+cli.add_command(report)
 
 
 def main() -> None:
