@@ -199,3 +199,12 @@ def test_paper_preset_builds_the_papers_network_and_runs(tmp_path):
     det = LayersDetector(**settings).fit(x, rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8))
     assert len(det.base.transforms) == 72 and det.base.net.widths == (64, 128, 256)
     assert det.score(x[:2]).shape == (2,)
+
+
+def test_fit_is_reproducible_whatever_ran_before(digits):
+    x = digits[0].images[digits[0].labels == 3][:40]
+    a = GeomDetector(**{**TINY, "epochs": 1}).fit(x).score(x[:5])
+    torch.manual_seed(12345)  # disturb the global generator
+    torch.rand(100)
+    b = GeomDetector(**{**TINY, "epochs": 1}).fit(x).score(x[:5])
+    np.testing.assert_array_equal(a, b)

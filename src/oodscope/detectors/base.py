@@ -70,6 +70,8 @@ class Detector:
             "mean": mean.tolist(),
             "std": std.tolist(),
         }
+        # seed before the networks are built, so initial weights depend on the seed alone
+        torch.manual_seed(int(self.config.get("seed", 0)))
         self._build()
         self._fit(x, o)
         return self
