@@ -64,7 +64,7 @@ class BaseCache:
 
 @dataclass
 class CellOutcome:
-    """Metrics and timings of one fitted and scored cell."""
+    """Metrics, timings and test scores of one fitted and scored cell."""
 
     metrics: dict[str, float]
     fit_seconds: float
@@ -72,6 +72,7 @@ class CellOutcome:
     settings: dict[str, Any]
     base_fit_seconds: float | None = None
     shared_base: bool = False
+    scores: np.ndarray | None = None
 
 
 def fit_and_score(
@@ -92,7 +93,7 @@ def fit_and_score(
             entry.scores = entry.detector.score(test)
             entry.score_seconds = time.perf_counter() - start
         return CellOutcome(evaluate(entry.scores, is_ood), entry.fit_seconds, entry.score_seconds,
-                           dict(entry.detector.config), entry.fit_seconds, reused)
+                           dict(entry.detector.config), entry.fit_seconds, reused, entry.scores)
     base_seconds: float | None = None
     if hasattr(det, "use_base") and hasattr(det, "geom_config"):
         entry, reused = cache.get(det.geom_config(), train)
@@ -106,4 +107,4 @@ def fit_and_score(
     score_seconds = time.perf_counter() - start
     total_fit = fit_seconds + (base_seconds or 0.0)
     return CellOutcome(evaluate(scores, is_ood), total_fit, score_seconds, dict(det.config),
-                       base_seconds, base_seconds is not None)
+                       base_seconds, base_seconds is not None, scores)

@@ -54,6 +54,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# Training augmentation of in-distribution images per data set: Okamoto et al. (2021, section 4.1)
+# augment CIFAR-10 only (crop-and-resize, colour jitter, grayscale, Gaussian blur), not MNIST.
+DATASET_AUGMENT: dict[str, str] = {"cifar10": "cifar", "cifar100": "cifar"}
+
+
 def preset_settings(
     preset: str,
     method: str,

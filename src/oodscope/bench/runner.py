@@ -3,8 +3,10 @@
 Finished cells are read back from ``DIR/results.jsonl`` and skipped. The remaining cells
 are run group by group (same class, seed and outlier sample), so the data and the outlier
 sample are prepared once per group and GEOM's trained f is shared by ``geom`` and
-``layers`` (see :mod:`oodscope.bench.fitting`). After every cell its row is appended to the
-log and ``summary.md`` is rewritten atomically.
+``layers`` (see :mod:`oodscope.bench.fitting`). After every cell its test scores are saved
+to ``scores/`` (:mod:`oodscope.bench.scores`), then its row is appended to the log and
+``summary.md`` is rewritten atomically. Instead of a config's grid, an explicit cell list
+(a suite's, :mod:`oodscope.bench.suites`) can be run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -26,8 +29,9 @@ from oodscope.bench.cells import OE_ALL, Cell, expand_cells, row_key
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.fitting import BaseCache, fit_and_score
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.presets import preset_settings
+from oodscope.bench.presets import DATASET_AUGMENT, preset_settings
 from oodscope.bench.results import ResultsLog
+from oodscope.bench.scores import save_scores
 from oodscope.bench.summary import write_summary
 from oodscope.data import ImageSet, load
 from oodscope.detectors import DETECTORS
@@ -43,11 +47,14 @@ def _default_log(message: str) -> None:
 
 
 def cell_settings(config: BenchConfig, cell: Cell) -> dict[str, Any]:
-    """The detector settings of ``cell``: preset, device, overrides, taps variant, seed, progress."""
+    """The detector settings of ``cell``: preset, device, overrides, taps variant, the data set's
+    training augmentation (``DATASET_AUGMENT``), seed, progress."""
     s = preset_settings(cell.preset, cell.method, config.device, config.overrides)
     known = DETECTORS[cell.method].defaults
     if cell.taps is not None:
         s["taps"] = list(cell.taps)
+    if "augment" in known and "augment" not in (config.overrides or {}):
+        s["augment"] = DATASET_AUGMENT.get(cell.dataset, "none")
     if "seed" in known:
         s["seed"] = cell.seed
     if "progress" in known:
@@ -101,9 +108,26 @@ def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[tupl
             )
 
 
-def _outliers(config: BenchConfig, oe_train: ImageSet, cell: Cell, like: ImageSet) -> ImageSet:
-    """The outlier sample of ``cell``'s group (the ID class excluded when OE set == ID set)."""
-    exclude = (cell.id_class,) if config.oe_dataset == config.dataset else ()
+def check_cells(cells: list[Cell], dataset: str, n_classes: int) -> None:
+    """InputError for an explicit cell list (a suite's) naming another data set, unknown methods,
+    classes out of range, or invalid outlier budgets (``n_oe`` 0 is allowed: no outliers, for ``geom``)."""
+    for cell in cells:
+        if cell.dataset != dataset:
+            raise InputError(f"cell of data set {cell.dataset!r} in a run on {dataset!r}")
+        if cell.method not in DETECTORS:
+            raise InputError(f"unknown method {cell.method!r}; known: {', '.join(DETECTORS)}")
+        if not 0 <= cell.id_class < n_classes:
+            raise InputError(f"{cell.dataset}: class {cell.id_class} out of range; valid classes are 0..{n_classes - 1}")
+        if cell.n_oe != OE_ALL and (not isinstance(cell.n_oe, int) or cell.n_oe < 0):
+            raise InputError(f"number of outliers must be a non-negative integer or 'all', got {cell.n_oe!r}")
+
+
+def _outliers(oe_train: ImageSet | None, cell: Cell, like: ImageSet) -> ImageSet:
+    """The outlier sample of ``cell``'s group (the ID class excluded when OE set == ID set);
+    an empty set when ``n_oe`` is 0 (unsupervised cells of a suite)."""
+    if oe_train is None or cell.n_oe == 0:
+        return like.subset(np.zeros(0, dtype=np.int64))
+    exclude = (cell.id_class,) if cell.oe_dataset == cell.dataset else ()
     n = None if cell.n_oe == OE_ALL else int(cell.n_oe)
     k = None if cell.oe_classes == OE_ALL else int(cell.oe_classes)
     return sample_outliers(oe_train, n, cell.seed, k_classes=k, like=like, exclude_classes=exclude)
@@ -152,8 +176,13 @@ def record_run(config: BenchConfig, n_cells: int, n_finished: int) -> None:
     })
 
 
-def run_bench(config: BenchConfig, log: Log | None = None) -> list[dict[str, Any]]:
+def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell of ``config``; return all rows of this grid (old and new).
+
+    ``cells`` replaces the grid of ``config`` (its data set, methods, classes, budgets,
+    seeds, taps) by an explicit list, as the suites of :mod:`oodscope.bench.suites` give;
+    the preset, device, overrides and data root still come from ``config``. Each finished
+    cell's test scores go to ``DIR/scores/`` (see :mod:`oodscope.bench.scores`) before its row.
 
     Raises:
         InputError: invalid grid, another run holds the directory, or finished rows with
@@ -164,10 +193,10 @@ def run_bench(config: BenchConfig, log: Log | None = None) -> list[dict[str, Any
     directory = config.directory
     directory.mkdir(parents=True, exist_ok=True)
     with directory_lock(directory):
-        return _run_locked(config, log)
+        return _run_locked(config, log, cells)
 
 
-def _run_locked(config: BenchConfig, log: Log) -> list[dict[str, Any]]:
+def _run_locked(config: BenchConfig, log: Log, explicit: list[Cell] | None) -> list[dict[str, Any]]:
     directory = config.directory
     results = ResultsLog(directory / "results.jsonl")
     all_rows = results.load()
@@ -176,7 +205,11 @@ def _run_locked(config: BenchConfig, log: Log) -> list[dict[str, Any]]:
         finished.setdefault(row_key(r), r)
     train_all = load(config.dataset, "train", root=config.data_root, download=config.download)
     n_classes = len(train_all.classes) or int(train_all.labels.max()) + 1
-    cells = plan(config, n_classes)
+    if explicit is None:
+        cells = plan(config, n_classes)
+    else:
+        cells = list(explicit)
+        check_cells(cells, config.dataset, n_classes)
     check_consistent(config, cells, finished)
     grid_rows = [finished[c.key()] for c in cells if c.key() in finished]
     pending = [c for c in cells if c.key() not in finished]
@@ -188,7 +221,15 @@ def _run_locked(config: BenchConfig, log: Log) -> list[dict[str, Any]]:
         return grid_rows
     log(f"{len(pending)} of {len(cells)} cells to run ({len(grid_rows)} already finished) -> {directory}")
     test_all = load(config.dataset, "test", root=config.data_root, download=config.download)
-    oe_train = load(config.oe_dataset, "train", root=config.data_root, download=config.download)
+    oe_sets: dict[str, ImageSet] = {}
+
+    def oe_train(cell: Cell) -> ImageSet | None:
+        if cell.n_oe == 0:
+            return None
+        if cell.oe_dataset not in oe_sets:
+            oe_sets[cell.oe_dataset] = load(cell.oe_dataset, "train", root=config.data_root, download=config.download)
+        return oe_sets[cell.oe_dataset]
+
     cache = BaseCache()
     bar = tqdm(total=len(cells), initial=len(grid_rows), desc="bench", unit="cell",
                file=sys.stderr, disable=not config.progress, dynamic_ncols=True)
@@ -197,13 +238,15 @@ def _run_locked(config: BenchConfig, log: Log) -> list[dict[str, Any]]:
             members = list(members)
             first = members[0]
             split = split_one_class(train_all, test_all, first.id_class, config.dataset)
-            outliers = _outliers(config, oe_train, first, split.train)
+            outliers = _outliers(oe_train(first), first, split.train)
             cache.enter((first.dataset, first.id_class, first.seed, first.preset))
             for cell in members:
                 start = time.perf_counter()
                 outcome = fit_and_score(cell.method, cell_settings(config, cell), split.train, outliers,
                                         split.test, split.is_ood, cache)
                 row = _row(cell, outcome, len(split.train), len(split.test), len(outliers))
+                if outcome.scores is not None:
+                    row["scores_file"] = save_scores(directory, cell, outcome.scores, split.is_ood, split.test.labels)
                 results.append(row)
                 grid_rows.append(row)
                 summary_rows.append(row)

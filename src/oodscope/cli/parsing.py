@@ -1,4 +1,4 @@
-"""Parsing command-line values: class lists and ranges, budgets with ``all``, ``key=value`` settings."""
+"""Parsing command-line values: class lists and ranges, budgets with ``all``, method lists, ``key=value`` settings."""
 
 from __future__ import annotations
 
@@ -52,6 +52,18 @@ def parse_budgets(text: str, what: str = "value") -> list[int | str]:
                 raise InputError(f"{what}: expected a positive integer or 'all', got {part!r}")
         if value not in out:
             out.append(value)
+    return out
+
+
+def parse_methods(text: str) -> list[str]:
+    """``"geom, layers"`` -> ``["geom", "layers"]`` (order kept, duplicates dropped).
+
+    Raises:
+        InputError: no method named.
+    """
+    out = list(dict.fromkeys(m.strip() for m in str(text).split(",") if m.strip()))
+    if not out:
+        raise InputError(f"--methods: no method in {text!r}")
     return out
 
 

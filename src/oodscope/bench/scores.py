@@ -1,0 +1,85 @@
+"""Per-cell test scores: ``DIR/scores/<cell id>.npz``, written before the cell's results row.
+
+Each file holds ``scores`` (float32, higher = more OOD), ``is_ood`` (bool) and ``labels``
+(int64 test labels), saved with :func:`numpy.savez_compressed` to a temporary file that is
+fsynced and renamed into place, so a results row never names a missing or partial file.
+Files are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oodscope.bench.cells import Cell
+from oodscope.errors import DataError
+
+SCORES_DIR = "scores"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def cell_file_id(cell: Cell) -> str:
+    """A file-name-safe, unique id of ``cell``: readable fields plus a short hash of its key."""
+    method = cell.method.replace("+", "plus")
+    taps = "" if cell.taps is None else "-" + "-".join(cell.taps)
+    readable = (f"{cell.dataset}_{method}{taps}_c{cell.id_class}_n{cell.n_oe}_k{cell.oe_classes}"
+                f"_{cell.oe_dataset}_s{cell.seed}_{cell.preset}")
+    readable = _UNSAFE.sub("-", readable).strip("-.")[:120]
+    digest = hashlib.sha1(repr(cell.key()).encode("utf-8")).hexdigest()[:8]
+    return f"{readable}_{digest}"
+
+
+def save_scores(directory: str | os.PathLike[str], cell: Cell, scores: np.ndarray, is_ood: np.ndarray,
+                labels: np.ndarray) -> str:
+    """Write the cell's scores atomically; return the path relative to ``directory``."""
+    folder = Path(directory) / SCORES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    name = cell_file_id(cell) + ".npz"
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(
+                f,
+                scores=np.asarray(scores, dtype=np.float32).ravel(),
+                is_ood=np.asarray(is_ood, dtype=bool).ravel(),
+                labels=np.asarray(labels, dtype=np.int64).ravel(),
+            )
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, folder / name)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return f"{SCORES_DIR}/{name}"
+
+
+def load_scores(directory: str | os.PathLike[str], row: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The arrays of ``row``'s scores file, or None if the row has none or it is missing.
+
+    Raises:
+        DataError: the file exists but is not a valid scores file.
+    """
+    rel = row.get("scores_file")
+    if not rel:
+        return None
+    path = Path(directory) / rel
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = {k: np.asarray(data[k]) for k in ("scores", "is_ood", "labels")}
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"{path}: not a valid scores file ({e})") from None
+    if not len(out["scores"]) == len(out["is_ood"]) == len(out["labels"]):
+        raise DataError(f"{path}: scores, is_ood and labels differ in length")
+    return out

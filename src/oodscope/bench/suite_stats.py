@@ -1,0 +1,93 @@
+"""Numbers behind the suite tables and figures: per-class AUROC and per-seed class averages.
+
+Results rows are matched to a suite's cells by key (:func:`oodscope.bench.cells.row_key`);
+rows of other grids in the same directory are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from oodscope.bench.cells import Cell, row_key
+from oodscope.bench.suites import Budget, SuiteSpec, suite_cells
+
+Select = Callable[[Cell], bool]
+
+
+@dataclass(frozen=True)
+class SeedStat:
+    """Mean and standard deviation (numpy's, ddof=0) over seeds of the class-averaged AUROC.
+
+    Only seeds with every class of the suite finished count (``n_seeds`` of ``total_seeds``).
+    """
+
+    mean: float
+    std: float
+    n_seeds: int
+    total_seeds: int
+
+
+@dataclass(frozen=True)
+class ClassMean:
+    """The mean over classes of per-class AUROC (each averaged over its finished seeds)."""
+
+    mean: float
+    n_classes: int
+    total_classes: int
+
+
+def cell_rows(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[Cell, dict[str, Any] | None]]:
+    """Each cell of the suite with its finished row (the first in the log) or None."""
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        by_key.setdefault(row_key(r), r)
+    return [(c, by_key.get(c.key())) for c in suite_cells(spec)]
+
+
+def per_class(pairs: list[tuple[Cell, dict[str, Any] | None]], select: Select) -> dict[int, float]:
+    """AUROC per class of the selected cells, averaged over finished seeds (missing classes absent)."""
+    values: dict[int, list[float]] = {}
+    for cell, row in pairs:
+        if row is not None and select(cell):
+            values.setdefault(cell.id_class, []).append(float(row["auroc"]))
+    return {c: float(np.mean(v)) for c, v in values.items()}
+
+
+def class_mean(values: dict[int, float], classes: list[int]) -> ClassMean | None:
+    """Mean of ``values`` over the suite's classes that have one; None if none has."""
+    have = [values[c] for c in classes if c in values]
+    return ClassMean(float(np.mean(have)), len(have), len(classes)) if have else None
+
+
+def seed_stat(spec: SuiteSpec, pairs: list[tuple[Cell, dict[str, Any] | None]], select: Select) -> SeedStat | None:
+    """Mean ± std over complete seeds of the class-averaged AUROC of the selected cells."""
+    per_seed: list[float] = []
+    for s in spec.seeds:
+        chosen = [(c, r) for c, r in pairs if c.seed == s and select(c)]
+        values = per_class(chosen, lambda _: True)
+        if chosen and all(c in values for c in spec.classes):
+            per_seed.append(float(np.mean([values[c] for c in spec.classes])))
+    if not per_seed:
+        return None
+    return SeedStat(float(np.mean(per_seed)), float(np.std(per_seed)), len(per_seed), len(spec.seeds))
+
+
+def sweep(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[dict[str, dict[Budget, SeedStat | None]], SeedStat | None]:
+    """For a sweep suite (``fig4``/``fig5``): ``{method: {x: stat}}`` for each semi-supervised
+    method and each value x of the swept budget, and ``geom``'s stat (None when not run)."""
+    axis = spec.definition.axis
+    if axis is None:
+        raise ValueError(f"suite {spec.suite} sweeps nothing")
+    pairs = cell_rows(spec, rows)
+    xs = spec.n_oe if axis == "n_oe" else spec.oe_classes
+    out: dict[str, dict[Budget, SeedStat | None]] = {}
+    for m in spec.methods:
+        if m == "geom":
+            continue
+        out[m] = {x: seed_stat(spec, pairs, lambda c, m=m, x=x: c.method == m and getattr(c, axis) == x) for x in xs}
+    geom = seed_stat(spec, pairs, lambda c: c.method == "geom") if "geom" in spec.methods else None
+    return out, geom

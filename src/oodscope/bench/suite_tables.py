@@ -1,0 +1,175 @@
+"""``table.md`` and ``table.csv`` of a suite, next to the paper's values where it gives them.
+
+Entries are AUROC in percent. A missing entry is ``–``. A mean over classes that lacks some
+classes is followed by ``(finished/total)``; ``mean ± std`` entries of the sweeps use only
+seeds with every class finished and say ``(n/N seeds)`` when some seeds are missing. The
+CSV holds the same cells as the markdown table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oodscope.bench.atomic import write_text_atomic
+from oodscope.bench.cells import Cell
+from oodscope.bench.paper_values import CLASS_NAMES, DEFAULT_ROW_LABEL, DEFAULT_TAPS, TABLE2, TABLE2_ROWS, TABLE3_METHODS, table3_value
+from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, per_class, sweep
+from oodscope.bench.suites import SuiteSpec
+
+MISSING = "–"
+METHOD_NAMES = {"geom": "GEOM", "geom+": "GEOM+", "bce": "BCE", "layers": "layers (ours)"}
+
+
+@dataclass
+class Table:
+    """A header and rows of text cells, rendered as markdown or CSV."""
+
+    header: list[str]
+    rows: list[list[str]]
+
+    def markdown(self) -> str:
+        """GitHub markdown: first column left-aligned, the others right-aligned."""
+        lines = ["| " + " | ".join(self.header) + " |", "|---|" + "---:|" * (len(self.header) - 1)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+    def csv(self) -> str:
+        """The same cells as CSV."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.header)
+        writer.writerows(self.rows)
+        return buf.getvalue()
+
+
+def fmt(value: float | None) -> str:
+    """AUROC with one decimal more than the paper, or ``–``."""
+    return MISSING if value is None else f"{value:.2f}"
+
+
+def fmt_paper(value: float | None) -> str:
+    """A paper value as printed there (one decimal), or ``–``."""
+    return MISSING if value is None else f"{value:.1f}"
+
+
+def fmt_mean(m: ClassMean | None) -> str:
+    """A class mean, with ``(k/N)`` when some classes are missing."""
+    if m is None:
+        return MISSING
+    return fmt(m.mean) + ("" if m.n_classes == m.total_classes else f" ({m.n_classes}/{m.total_classes})")
+
+
+def fmt_stat(s: SeedStat | None) -> str:
+    """``mean ± std``, with ``(n/N seeds)`` when some seeds are incomplete."""
+    if s is None:
+        return MISSING
+    return f"{s.mean:.2f} ± {s.std:.2f}" + ("" if s.n_seeds == s.total_seeds else f" ({s.n_seeds}/{s.total_seeds} seeds)")
+
+
+def class_name(dataset: str, c: int) -> str:
+    """``3`` or, for CIFAR-10, the paper's short name (``cat``)."""
+    names = CLASS_NAMES.get(dataset)
+    return names[c] if names and c < len(names) else str(c)
+
+
+def _table2_selectors(spec: SuiteSpec) -> list[tuple[str, Any]]:
+    rows = [(label, taps) for label, taps in TABLE2_ROWS] + [(DEFAULT_ROW_LABEL, DEFAULT_TAPS)]
+    out = []
+    for label, taps in rows:
+        method = "geom" if taps is None else "layers"
+        if method in spec.methods:
+            out.append((label, lambda c, m=method, t=taps: c.method == m and (m == "geom" or c.taps == t)))
+    return out
+
+
+def table2(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, Table]]:
+    """Mean AUROC per feature variant beside the paper's, then the per-class values."""
+    pairs = cell_rows(spec, rows)
+    paper = TABLE2.get(spec.dataset, {})
+    selectors = _table2_selectors(spec)
+    main = Table(["method", f"{spec.dataset} (oodscope)", f"{spec.dataset} (paper)"], [])
+    detail = Table(["class", *[label for label, _ in selectors]], [])
+    values = {label: per_class(pairs, sel) for label, sel in selectors}
+    for label, _ in selectors:
+        main.rows.append([label, fmt_mean(class_mean(values[label], spec.classes)), fmt_paper(paper.get(label))])
+    for c in spec.classes:
+        detail.rows.append([class_name(spec.dataset, c), *[fmt(values[label].get(c)) for label, _ in selectors]])
+    return [("Mean AUROC over classes", main), ("Per class", detail)]
+
+
+def table3(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, Table]]:
+    """Per-class AUROC per method, each beside the paper's value, and a mean row."""
+    pairs = cell_rows(spec, rows)
+    names = dict(TABLE3_METHODS)
+    methods = [m for m in spec.methods if m in names]
+    header = ["class"]
+    for m in methods:
+        header += [names[m] if m != "layers" else "ours (layers)", f"{names[m]} (paper)"]
+    table = Table(header, [])
+    values = {m: per_class(pairs, lambda cell, m=m: cell.method == m) for m in methods}
+    for c in spec.classes:
+        line = [class_name(spec.dataset, c)]
+        for m in methods:
+            line += [fmt(values[m].get(c)), fmt_paper(table3_value(spec.dataset, c, m))]
+        table.rows.append(line)
+    mean_line = ["mean"]
+    for m in methods:
+        mean_line += [fmt_mean(class_mean(values[m], spec.classes)), fmt_paper(table3_value(spec.dataset, "mean", m))]
+    table.rows.append(mean_line)
+    return [("AUROC per class", table)]
+
+
+def sweep_table(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, Table]]:
+    """Rows: the swept budget; columns: methods; entries mean ± std over seeds of the class mean."""
+    stats, geom = sweep(spec, rows)
+    axis = spec.definition.axis
+    first = "n_oe" if axis == "n_oe" else "outlier classes (k)"
+    methods = list(spec.methods)
+    table = Table([first, *[METHOD_NAMES.get(m, m) for m in methods]], [])
+    xs = spec.n_oe if axis == "n_oe" else spec.oe_classes
+    for x in xs:
+        table.rows.append([str(x), *[fmt_stat(geom if m == "geom" else stats[m][x]) for m in methods]])
+    return [("Class-averaged AUROC, mean ± std over seeds", table)]
+
+
+BUILDERS = {"table2": table2, "table3": table3, "fig4": sweep_table, "fig5": sweep_table}
+
+
+def _header(spec: SuiteSpec, pairs: list[tuple[Cell, Any]]) -> list[str]:
+    done = sum(r is not None for _, r in pairs)
+    budget = f"n_oe {', '.join(map(str, spec.n_oe))}; outlier classes {', '.join(map(str, spec.oe_classes))}"
+    out = [
+        f"# {spec.definition.title}",
+        "",
+        f"Data set {spec.dataset}, outliers from {spec.oe_dataset} ({budget}), preset {spec.preset}, "
+        f"classes {', '.join(map(str, spec.classes))}, seeds {', '.join(map(str, spec.seeds))}.",
+        f"Finished cells: {done} of {len(pairs)}. Entries are AUROC in percent; {MISSING} = not (yet) available.",
+    ]
+    if spec.dataset == "cifar10":
+        out.append("The paper used 80 Million Tiny Images as outliers (withdrawn); these runs use "
+                   f"{spec.oe_dataset}, so the paper's CIFAR-10 values are indicative only.")
+    if spec.definition.axis is not None:
+        out.append("geom uses no outliers: one value, repeated on every row. The paper gives no numbers "
+                   "for this figure, so there is no paper column.")
+    return out + [""]
+
+
+def render(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """The ``table.md`` and ``table.csv`` texts (the CSV holds the first table)."""
+    tables = BUILDERS[spec.suite](spec, rows)
+    md = _header(spec, cell_rows(spec, rows))
+    for title, table in tables:
+        md += [f"## {title}", "", table.markdown(), ""]
+    return "\n".join(md), tables[0][1].csv()
+
+
+def write_tables(directory: str | os.PathLike[str], spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[Path]:
+    """Write ``table.md`` and ``table.csv`` atomically; return their paths."""
+    md, text = render(spec, rows)
+    d = Path(directory)
+    return [write_text_atomic(d / "table.md", md), write_text_atomic(d / "table.csv", text)]

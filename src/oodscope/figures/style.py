@@ -1,0 +1,56 @@
+"""Shared plotting set-up: the Agg backend, colours per method, atomic PNG writing.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects (no pyplot state), so
+plotting never opens a window and figures are freed when they go out of scope.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything may import pyplot: files only, never a window
+
+from matplotlib.figure import Figure  # noqa: E402
+
+DPI = 110
+ID_COLOUR = "tab:blue"
+OOD_COLOUR = "tab:red"
+IN_VERDICT = "tab:green"
+OOD_VERDICT = "tab:red"
+_BASE_COLOURS = {"geom": "tab:gray", "geom+": "tab:orange", "bce": "tab:purple", "layers": "tab:green"}
+_CYCLE = ["tab:blue", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:red", "black", "gold"]
+METHOD_NAMES = {"geom": "GEOM", "geom+": "GEOM+", "bce": "BCE", "layers": "layers (ours)"}
+
+
+def colour(label: str, index: int = 0) -> str:
+    """A stable colour for a method label (``layers[z4]`` variants take the cycle by ``index``)."""
+    return _BASE_COLOURS.get(label) or _CYCLE[index % len(_CYCLE)]
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches with a constrained layout."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as a PNG at :data:`DPI`, atomically (temporary file, then os.replace)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=DPI)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
