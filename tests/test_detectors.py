@@ -208,3 +208,13 @@ def test_fit_is_reproducible_whatever_ran_before(digits):
     torch.rand(100)
     b = GeomDetector(**{**TINY, "epochs": 1}).fit(x).score(x[:5])
     np.testing.assert_array_equal(a, b)
+
+
+def test_layers_with_shared_f_equals_layers_trained_alone(digits):
+    x = digits[0].images[digits[0].labels == 4]
+    oe = digits[0].images[digits[0].labels == 5][:8]
+    cfg = {**TINY_LAYERS, "epochs": 2, "g_steps": 5}
+    geom = GeomDetector(**{k: v for k, v in cfg.items() if k in GeomDetector.defaults}).fit(x)
+    shared = LayersDetector(**cfg).use_base(geom).fit(x, oe)
+    alone = LayersDetector(**cfg).fit(x, oe)
+    np.testing.assert_allclose(shared.score(x[:6]), alone.score(x[:6]), rtol=1e-5, atol=1e-6)

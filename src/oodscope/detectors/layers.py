@@ -81,6 +81,7 @@ class LayersDetector(Detector):
             y0 = torch.zeros(2, dtype=torch.long, device=self.device)
             shapes = {k: tuple(v.shape[1:]) for k, v in self._features(probe, y0).items()}
         c = self.config
+        torch.manual_seed(int(c["seed"]) + 2)  # same g_theta initialisation whether f is shared or not
         self.head = LayerHead(shapes, c["head_width"], c["head_hidden"], c["head_dropout"]).to(self.device)
 
     def _modules(self) -> dict[str, torch.nn.Module]:
