@@ -1,0 +1,5 @@
+"""``python -m oodscope.cli``: the command line."""
+
+from oodscope.cli import main
+
+main()
