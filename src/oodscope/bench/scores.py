@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from oodscope.atomic import write_atomic
 from oodscope.bench.cells import Cell
 from oodscope.errors import DataError
 
@@ -41,25 +41,12 @@ def save_scores(directory: str | os.PathLike[str], cell: Cell, scores: np.ndarra
     folder = Path(directory) / SCORES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     name = cell_file_id(cell) + ".npz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                scores=np.asarray(scores, dtype=np.float32).ravel(),
-                is_ood=np.asarray(is_ood, dtype=bool).ravel(),
-                labels=np.asarray(labels, dtype=np.int64).ravel(),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, folder / name)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(folder / name, lambda f: np.savez_compressed(
+        f,
+        scores=np.asarray(scores, dtype=np.float32).ravel(),
+        is_ood=np.asarray(is_ood, dtype=bool).ravel(),
+        labels=np.asarray(labels, dtype=np.int64).ravel(),
+    ))
     return f"{SCORES_DIR}/{name}"
 
 

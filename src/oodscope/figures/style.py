@@ -7,7 +7,6 @@ plotting never opens a window and figures are freed when they go out of scope.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +14,8 @@ import matplotlib
 matplotlib.use("Agg")  # before anything may import pyplot: files only, never a window
 
 from matplotlib.figure import Figure  # noqa: E402
+
+from oodscope.atomic import write_atomic  # noqa: E402
 
 DPI = 110
 ID_COLOUR = "tab:blue"
@@ -38,19 +39,4 @@ def new_figure(width: float, height: float) -> Figure:
 
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``fig`` as a PNG at :data:`DPI`, atomically (temporary file, then os.replace)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))

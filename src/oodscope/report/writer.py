@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import oodscope
+from oodscope.atomic import write_text_atomic
 from oodscope.errors import InputError
 from oodscope.report.html import esc, page
 from oodscope.report.inputs import REPORT, RunDir, read_dir
@@ -29,28 +28,6 @@ def render_report(dirs: list[RunDir], generated: datetime | None = None) -> str:
         head.append(f"<nav><ul>{items}</ul></nav>")
     body = "\n".join(head + [render_dir(d, a) for d, a in zip(dirs, anchors)])
     return page(title, body)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, fsync it, then ``os.replace`` it
-    over ``path``; on any error the temporary file is removed and ``path`` is untouched."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is for sharing
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(dirs: list[Path], out: Path | None = None) -> Path:
@@ -84,5 +61,5 @@ def write_report(dirs: list[Path], out: Path | None = None) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"{out.parent}: cannot create directory ({e.strerror or e})") from None
-    _write_atomic(out, render_report(read))
+    write_text_atomic(out, render_report(read))
     return out
