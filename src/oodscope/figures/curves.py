@@ -83,7 +83,7 @@ def plot_hist(directory: str | os.PathLike[str], scored: Scored | None = None) -
     paths = []
     for dataset in sorted({k[0] for k in scored}):
         classes, labels = _layout(scored, dataset)
-        fig = new_figure(2.3 * len(labels), 1.7 * len(classes) + 0.6)
+        fig = new_figure(max(2.3 * len(labels), 5.5), 1.7 * len(classes) + 0.8)
         axes = fig.subplots(len(classes), len(labels), squeeze=False)
         first = None
         for i, c in enumerate(classes):
@@ -108,6 +108,6 @@ def plot_hist(directory: str | os.PathLike[str], scored: Scored | None = None) -
                     ax.set_ylabel(f"class {c}", fontsize=8)
         if first is not None:
             first.legend(fontsize=6)
-        fig.suptitle(f"Test scores (higher = more OOD), {dataset}: ID vs OOD, density")
+        fig.suptitle(f"Test scores, {dataset}: ID vs OOD\n(density; higher = more OOD)")
         paths.append(save_png(fig, Path(directory) / f"hist_{dataset}.png"))
     return paths
