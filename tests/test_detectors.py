@@ -218,3 +218,14 @@ def test_layers_with_shared_f_equals_layers_trained_alone(digits):
     shared = LayersDetector(**cfg).use_base(geom).fit(x, oe)
     alone = LayersDetector(**cfg).fit(x, oe)
     np.testing.assert_allclose(shared.score(x[:6]), alone.score(x[:6]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_gpu_trained_model_loads_on_the_cpu(tmp_path, fitted):
+    p = fitted[0].save(tmp_path / "m")
+    cfg = json.loads((p / "config.json").read_text())
+    cfg["config"]["device"] = "cuda"
+    (p / "config.json").write_text(json.dumps(cfg))  # the checksum covers the weights, not the JSON
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    det = load(p)
+    assert det.config["device"] == "cpu" and det.score(np.zeros((1, 1, 8, 8), np.uint8)).shape == (1,)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
+
 from oodscope.detectors.base import Detector, read_model
 from oodscope.detectors.bce import BCEDetector
 from oodscope.detectors.geom import GeomDetector
@@ -26,11 +28,17 @@ def create(method: str, **config: Any) -> Detector:
 def load(path: str | os.PathLike, device: str | None = None) -> Detector:
     """Load a detector saved with ``Detector.save``; verifies the weights' checksum, never unpickles.
 
-    ``device`` (e.g. "cpu") overrides the device the model was trained on.
+    ``device`` (e.g. "cpu") overrides the device the model was trained on; a model trained on a
+    GPU loads on the CPU when no GPU is present.
     """
     meta, weights = read_model(path)
-    if device is not None and isinstance(meta.get("config"), dict):
-        meta["config"]["device"] = device
+    config = meta.get("config")
+    if isinstance(config, dict):
+        saved = str(config.get("device", "cpu"))
+        if device is None and saved.startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"
+        if device is not None:
+            config["device"] = device
     cls = DETECTORS.get(meta["method"])
     if cls is None:
         raise ModelFileError(f"{path}: unknown method {meta['method']!r} in model config")
