@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
-from oodscope.detectors.training import adam_with_drop, device_of, progress, step, sum_over_transforms
+from oodscope.detectors.training import HEAD_DEFAULTS, adam_with_drop, device_of, progress, step, sum_over_transforms
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms import GeometricTransforms
@@ -24,13 +24,7 @@ from oodscope.transforms.augment import cifar_augment, random_affine
 
 BCE_DEFAULTS: dict[str, Any] = {
     "transforms": "flip-rot4",
-    "head_width": 64,
-    "head_hidden": 1024,
-    "head_dropout": 0.0,
-    "g_steps": 300,
-    "g_batch": 128,  # half in-distribution, half outliers
-    "g_lr": 1e-3,
-    "g_weight_decay": 0.0,
+    **HEAD_DEFAULTS,
     "g_augment": "none",  # "none" or "outliers": random affine distortion of drawn outliers
     "augment": "none",  # "cifar": the CIFAR training augmentation of section 4.1 for in-distribution images
     "batch_size": 128,

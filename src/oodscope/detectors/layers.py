@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
 from oodscope.detectors.geom import GEOM_DEFAULTS, GeomDetector
-from oodscope.detectors.training import adam_with_drop, progress, step, sum_over_transforms
+from oodscope.detectors.training import HEAD_DEFAULTS, adam_with_drop, progress, step, sum_over_transforms
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms.augment import random_affine
@@ -31,13 +31,7 @@ TAP_CHOICES = ("z1", "z2", "z3", "z4", "softmax", "ptrue")
 LAYERS_DEFAULTS: dict[str, Any] = {
     **GEOM_DEFAULTS,
     "taps": ["z3", "z4", "ptrue"],  # the paper's "all" is ["z1", "z2", "z3", "z4"]; see docs/BENCHMARKS.md
-    "head_width": 64,
-    "head_hidden": 1024,
-    "head_dropout": 0.0,
-    "g_steps": 300,
-    "g_batch": 128,  # half in-distribution, half outliers
-    "g_lr": 1e-3,
-    "g_weight_decay": 0.0,
+    **HEAD_DEFAULTS,
     "g_mixup": 0.3,  # fraction of each batch replaced by in-distribution/outlier mixtures with soft labels
     "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
 }

@@ -5,12 +5,25 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from oodscope.transforms import GeometricTransforms
+
+
+# Settings of g_theta (``LayerHead``) and its BCE training, shared by ``bce`` and ``layers``.
+HEAD_DEFAULTS: dict[str, Any] = {
+    "head_width": 64,
+    "head_hidden": 1024,
+    "head_dropout": 0.0,
+    "g_steps": 300,
+    "g_batch": 128,  # half in-distribution, half outliers
+    "g_lr": 1e-3,
+    "g_weight_decay": 0.0,
+}
 
 
 def device_of(name: str) -> torch.device:
