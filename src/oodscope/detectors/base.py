@@ -60,6 +60,8 @@ class Detector:
     def fit(self, train: Any, outliers: Any = None) -> "Detector":
         x = as_images(train, "training images")
         o = None if outliers is None else as_images(outliers, "outlier images")
+        if o is None and self.uses_outliers:
+            raise InputError(f"{self.method}: needs outlier images (outlier exposure); pass outliers=")
         if o is not None:
             check_like(o, x.shape[1], tuple(x.shape[-2:]), "outlier images")
         mean = x.mean(dim=(0, 2, 3))

@@ -17,7 +17,6 @@ import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
 from oodscope.detectors.training import HEAD_DEFAULTS, adam_with_drop, device_of, progress, step, sum_over_transforms
-from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms import GeometricTransforms
 from oodscope.transforms.augment import cifar_augment, random_affine
@@ -50,8 +49,6 @@ class BCEDetector(Detector):
         return {"g": self.head}
 
     def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
-        if outliers is None or outliers.shape[0] == 0:
-            raise InputError("bce: needs outlier images (outlier exposure); pass outliers=")
         c = self.config
         g = torch.Generator().manual_seed(int(c["seed"]))
         torch.manual_seed(int(c["seed"]))

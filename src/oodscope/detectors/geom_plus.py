@@ -13,7 +13,6 @@ from typing import Any
 import torch
 
 from oodscope.detectors.geom import GEOM_DEFAULTS, GeomDetector
-from oodscope.errors import InputError
 
 GEOM_PLUS_DEFAULTS: dict[str, Any] = {**GEOM_DEFAULTS, "oe_weight": 0.5}
 
@@ -24,6 +23,4 @@ class GeomPlusDetector(GeomDetector):
     defaults = GEOM_PLUS_DEFAULTS
 
     def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
-        if outliers is None or outliers.shape[0] == 0:
-            raise InputError("geom+: needs outlier images (outlier exposure); pass outliers=")
         self.train_backbone(x, outliers, float(self.config["oe_weight"]))

@@ -101,8 +101,6 @@ class LayersDetector(Detector):
 
     # -- training --------------------------------------------------------------------------
     def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
-        if outliers is None or outliers.shape[0] == 0:
-            raise InputError("layers: needs outlier images (outlier exposure); pass outliers=")
         if not self._base_trained:
             self.base.train_backbone(x)
         self.base.net.eval()
