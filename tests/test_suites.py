@@ -32,6 +32,7 @@ def row(cell: Cell, auroc: float) -> dict:
 def md_table(text: str, heading: str) -> dict[str, list[str]]:
     """The markdown table under ``## heading`` as {first cell: other cells}, header under 'header'."""
     lines = text.split(f"## {heading}\n", 1)[1].strip().splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("|")):]  # skip a preamble
     out = {}
     for i, line in enumerate(lines):
         if not line.startswith("|"):
@@ -161,6 +162,24 @@ def test_fig5_table_rows_are_outlier_classes() -> None:
     t = md_table(render(spec, rows)[0], "Class-averaged AUROC, mean ± std over seeds")
     assert list(t)[1:] == ["1", "2", "5", "10", "all"]
     assert t["1"] == ["–", "–", "–", "90.00 ± 0.00"] and t["all"][3] == "95.00 ± 0.00"
+
+
+def test_compute_time_counts_a_shared_f_once() -> None:
+    spec = make_spec("table3", "mnist", "cpu", 10, classes=[0])
+    cells = {c.method: c for c in suite_cells(spec)}
+    rows = [
+        {**row(cells["geom"], 90.0), "fit_seconds": 20.0, "score_seconds": 10.0, "shared_base": False},
+        # layers reused geom's f (20 s), trained its head for 11 s, scored for 14 s
+        {**row(cells["layers"], 99.0), "fit_seconds": 31.0, "base_fit_seconds": 20.0, "score_seconds": 14.0,
+         "shared_base": True},
+        {**row(cells["bce"], 95.0), "fit_seconds": 60.0, "score_seconds": 65.0, "shared_base": False},
+    ]
+    t = md_table(render(spec, rows)[0], "Compute time")
+    assert t["GEOM"] == ["1", "30 s"]
+    assert t["layers (ours)"] == ["1", "25 s"]
+    assert t["BCE"] == ["1", "2 min 05 s"]
+    assert t["total"] == ["3", "3 min 00 s"]
+    assert "GEOM+" not in t  # never ran
 
 
 # -- a tiny real run --------------------------------------------------------------------------------------

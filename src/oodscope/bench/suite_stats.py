@@ -48,6 +48,26 @@ def cell_rows(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[Cell, d
     return [(c, by_key.get(c.key())) for c in suite_cells(spec)]
 
 
+def cell_seconds(row: dict[str, Any]) -> float:
+    """Training plus scoring seconds that one finished cell cost. A GEOM f the cell reused
+    (``shared_base``) is left out: the ``geom`` cell that trained it counts it."""
+    if row.get("shared_base") and row.get("method") == "geom":
+        return 0.0  # its f and its test scores were both computed by an earlier cell
+    fit = float(row.get("fit_seconds", 0.0))
+    if row.get("shared_base"):
+        fit -= float(row.get("base_fit_seconds", 0.0))
+    return max(fit, 0.0) + float(row.get("score_seconds", 0.0))
+
+
+def compute_seconds(pairs: list[tuple[Cell, dict[str, Any] | None]]) -> dict[str, float]:
+    """Seconds spent per method over the suite's finished cells (see :func:`cell_seconds`)."""
+    out: dict[str, float] = {}
+    for cell, row in pairs:
+        if row is not None:
+            out[cell.method] = out.get(cell.method, 0.0) + cell_seconds(row)
+    return out
+
+
 def per_class(pairs: list[tuple[Cell, dict[str, Any] | None]], select: Select) -> dict[int, float]:
     """AUROC per class of the selected cells, averaged over finished seeds (missing classes absent)."""
     values: dict[int, list[float]] = {}

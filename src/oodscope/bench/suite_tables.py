@@ -18,7 +18,7 @@ from typing import Any
 from oodscope.bench.atomic import write_text_atomic
 from oodscope.bench.cells import Cell
 from oodscope.bench.paper_values import CLASS_NAMES, DEFAULT_ROW_LABEL, DEFAULT_TAPS, TABLE2, TABLE2_ROWS, TABLE3_METHODS, table3_value
-from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, per_class, sweep
+from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, compute_seconds, per_class, sweep
 from oodscope.bench.suites import SuiteSpec
 
 MISSING = "–"
@@ -159,12 +159,37 @@ def _header(spec: SuiteSpec, pairs: list[tuple[Cell, Any]]) -> list[str]:
     return out + [""]
 
 
+def fmt_duration(seconds: float) -> str:
+    """``1 h 02 min``, ``3 min 05 s`` or ``42 s``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def compute_table(pairs: list[tuple[Cell, Any]]) -> Table:
+    """Training plus scoring time per method over the finished cells, and their total."""
+    seconds = compute_seconds(pairs)
+    table = Table(["method", "cells", "compute time"], [])
+    for m, sec in seconds.items():
+        n = sum(1 for c, r in pairs if r is not None and c.method == m)
+        table.rows.append([METHOD_NAMES.get(m, m), str(n), fmt_duration(sec)])
+    n_all = sum(r is not None for _, r in pairs)
+    table.rows.append(["total", str(n_all), fmt_duration(sum(seconds.values()))])
+    return table
+
+
 def render(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[str, str]:
     """The ``table.md`` and ``table.csv`` texts (the CSV holds the first table)."""
     tables = BUILDERS[spec.suite](spec, rows)
-    md = _header(spec, cell_rows(spec, rows))
+    pairs = cell_rows(spec, rows)
+    md = _header(spec, pairs)
     for title, table in tables:
         md += [f"## {title}", "", table.markdown(), ""]
+    md += ["## Compute time", "",
+           "Training plus scoring time of the finished cells, summed (a GEOM f shared by several cells "
+           "counts once; data loading is left out). Cells may have run in several invocations; their "
+           "commands are in run.json.", "", compute_table(pairs).markdown(), ""]
     return "\n".join(md), tables[0][1].csv()
 
 
