@@ -152,6 +152,18 @@ def test_layers_taps_are_configurable_for_the_table2_ablations(digits, fitted):
         assert det.score(x[:3]).shape == (3,)
 
 
+def test_layers_mixup_and_augmentation_options_change_training(digits, fitted):
+    geom, _ = fitted
+    x = digits[0].images[digits[0].labels == 0]
+    oe = digits[0].images[digits[0].labels == 1][:16]
+    probe = digits[1].images[:20]
+    cfg = {**TINY_LAYERS, "g_steps": 10}
+    plain = LayersDetector(**cfg).use_base(geom).fit(x, oe).score(probe)
+    for extra in ({"g_mixup": 0.5}, {"g_augment": "both"}, {"g_augment": "none"}):
+        s = LayersDetector(**cfg, **extra).use_base(geom).fit(x, oe).score(probe)
+        assert np.isfinite(s).all() and not np.allclose(s, plain), extra
+
+
 def test_mnist_end_to_end_geom_and_layers(data_root):
     """Real MNIST one-class (ID digit 1) with 16 EMNIST-letter outliers, small budget."""
     from oodscope.protocols import one_class, sample_outliers

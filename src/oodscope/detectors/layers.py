@@ -32,7 +32,7 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     **GEOM_DEFAULTS,
     "taps": ["z3", "z4", "ptrue"],  # the paper's "all" is ["z1", "z2", "z3", "z4"]; see docs/BENCHMARKS.md
     **HEAD_DEFAULTS,
-    "g_mixup": 0.3,  # fraction of each batch replaced by in-distribution/outlier mixtures with soft labels
+    "g_mixup": 0.0,  # fraction of each batch replaced by ID/outlier mixtures with soft labels (off: no gain, BENCHMARKS.md)
     "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
 }
 
