@@ -27,8 +27,8 @@ VARIANTS: list[tuple[str, dict]] = [
     ("paper's g: taps z1-z4", PAPER_G),
     ("+ outlier augmentation", {**PAPER_G, "g_augment": "outliers"}),
     ("taps z3, z4 (+ augmentation)", {**PAPER_G, "taps": ["z3", "z4"], "g_augment": "outliers"}),
-    ("+ ptrue", {**PAPER_G, "taps": ["z3", "z4", "ptrue"], "g_augment": "outliers"}),
-    ("+ mixup 0.3 (= defaults)", {}),
+    ("+ ptrue (= defaults)", {**PAPER_G, "taps": ["z3", "z4", "ptrue"], "g_augment": "outliers"}),
+    ("+ mixup 0.3", {**PAPER_G, "taps": ["z3", "z4", "ptrue"], "g_augment": "outliers", "g_mixup": 0.3}),
 ]
 
 

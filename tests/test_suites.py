@@ -154,6 +154,10 @@ def test_fig4_mean_std_over_seeds() -> None:
     assert all(t[n][2] == "–" for n in ("16", "64", "256", "1024"))
     assert len({t[n][0] for n in ("16", "64", "256", "1024")}) == 1 and t["16"][0] == stat("geom", 0, [0, 1, 2])
     assert csv_text.splitlines()[0] == "n_oe,GEOM,GEOM+,BCE,layers (ours)"
+    per = md_table(md, "Per seed: class-averaged AUROC (k/N: only k of the N classes finished)")
+    assert per["header"] == ["n_oe", "GEOM", "GEOM+", "BCE", "layers (ours)"]
+    lines = [line for line in md.split("## Per seed", 1)[1].splitlines() if line.startswith("| 2 | 64 |")]
+    assert lines and lines[0].split("|")[6].strip() == f"{per_seed[('layers', 64, 2)][0]:.2f} (1/2)"
 
 
 def test_fig5_table_rows_are_outlier_classes() -> None:
