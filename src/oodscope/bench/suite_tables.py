@@ -2,8 +2,9 @@
 
 Entries are AUROC in percent. A missing entry is ``–``. A mean over classes that lacks some
 classes is followed by ``(finished/total)``; ``mean ± std`` entries of the sweeps use only
-seeds with every class finished and say ``(n/N seeds)`` when some seeds are missing. The
-CSV holds the same cells as the markdown table.
+seeds with every class finished and say ``(n/N seeds)`` when some seeds are missing; a
+per-seed table below them shows what a half-finished seed has so far. Every table ends with
+the compute time per method. The CSV holds the cells of the first markdown table.
 """
 
 from __future__ import annotations
