@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -45,3 +47,27 @@ def test_layer_head_ablation_shapes(taps):
     head = LayerHead(shapes, width=8, hidden=16).eval()
     out = head({k: torch.rand(4, *s) for k, s in shapes.items()})
     assert out.shape == (4,) and torch.isfinite(out).all()
+
+
+def test_layer_head_runs_channels_last_with_the_same_results():
+    torch.manual_seed(0)
+    shapes = {"z1": (4, 12, 12), "z2": (6, 6, 6), "z4": (5,)}
+    head = LayerHead(shapes, width=8, hidden=16).eval()
+    assert head.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    taps = {k: torch.randn(3, *s) for k, s in shapes.items()}
+    reference = copy.deepcopy(head).to(memory_format=torch.contiguous_format)
+    reference.forward = lambda t: _plain_forward(reference, t)
+    with torch.no_grad():
+        torch.testing.assert_close(head(taps), reference(taps), rtol=1e-5, atol=1e-6)
+
+
+def _plain_forward(head: LayerHead, taps: dict) -> torch.Tensor:
+    """LayerHead's computation written out in the default memory format."""
+    h = None
+    for k, block in zip(head.spatial, head.blocks):
+        z = taps[k]
+        if h is not None:
+            z = torch.cat([h, torch.nn.functional.adaptive_avg_pool2d(z, h.shape[-2:])], dim=1)
+        h = block(z.contiguous())
+    parts = [torch.nn.functional.adaptive_max_pool2d(h, 4).flatten(1)] + [taps[k].flatten(1) for k in head.vector]
+    return head.mlp(torch.cat(parts, dim=1)).squeeze(1)
