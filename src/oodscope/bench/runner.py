@@ -68,9 +68,6 @@ def plan(config: BenchConfig, n_classes: int) -> list[Cell]:
     if unknown or not config.methods:
         raise InputError(f"unknown methods {unknown}; known: {', '.join(DETECTORS)}")
     classes = list(range(n_classes)) if config.classes is None else list(config.classes)
-    bad = [c for c in classes if not 0 <= c < n_classes]
-    if bad:
-        raise InputError(f"{config.dataset}: classes {bad} out of range; valid classes are 0..{n_classes - 1}")
     for n in config.n_oe:
         if n != OE_ALL and (not isinstance(n, int) or n < 1):
             raise InputError(f"number of outliers must be a positive integer or 'all', got {n!r}")
@@ -84,10 +81,12 @@ def plan(config: BenchConfig, n_classes: int) -> list[Cell]:
     taps_methods = frozenset(m for m in config.methods if "taps" in DETECTORS[m].defaults)
     if config.taps and not taps_methods:
         raise InputError(f"taps variants given, but none of the methods {config.methods} has a taps setting")
-    return expand_cells(
+    cells = expand_cells(
         config.dataset, list(config.methods), classes, config.oe_dataset, list(config.n_oe),
         list(config.oe_classes), list(config.seeds), config.preset, config.taps, taps_methods,
     )
+    check_cells(cells, config.dataset, n_classes)  # classes out of range
+    return cells
 
 
 def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[tuple[Any, ...], dict[str, Any]]) -> None:
@@ -111,13 +110,14 @@ def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[tupl
 def check_cells(cells: list[Cell], dataset: str, n_classes: int) -> None:
     """InputError for an explicit cell list (a suite's) naming another data set, unknown methods,
     classes out of range, or invalid outlier budgets (``n_oe`` 0 is allowed: no outliers, for ``geom``)."""
+    bad = sorted({c.id_class for c in cells if not 0 <= c.id_class < n_classes})
+    if bad:
+        raise InputError(f"{dataset}: classes {bad} out of range; valid classes are 0..{n_classes - 1}")
     for cell in cells:
         if cell.dataset != dataset:
             raise InputError(f"cell of data set {cell.dataset!r} in a run on {dataset!r}")
         if cell.method not in DETECTORS:
             raise InputError(f"unknown method {cell.method!r}; known: {', '.join(DETECTORS)}")
-        if not 0 <= cell.id_class < n_classes:
-            raise InputError(f"{cell.dataset}: class {cell.id_class} out of range; valid classes are 0..{n_classes - 1}")
         if cell.n_oe != OE_ALL and (not isinstance(cell.n_oe, int) or cell.n_oe < 0):
             raise InputError(f"number of outliers must be a non-negative integer or 'all', got {cell.n_oe!r}")
 

@@ -83,14 +83,16 @@ def class_mean(values: dict[int, float], classes: list[int]) -> ClassMean | None
     return ClassMean(float(np.mean(have)), len(have), len(classes)) if have else None
 
 
+def seed_mean(spec: SuiteSpec, pairs: list[tuple[Cell, dict[str, Any] | None]], select: Select,
+              seed: int) -> ClassMean | None:
+    """The class-averaged AUROC of the selected cells of one seed, over its finished classes."""
+    return class_mean(per_class(pairs, lambda c: c.seed == seed and select(c)), spec.classes)
+
+
 def seed_stat(spec: SuiteSpec, pairs: list[tuple[Cell, dict[str, Any] | None]], select: Select) -> SeedStat | None:
     """Mean ± std over complete seeds of the class-averaged AUROC of the selected cells."""
-    per_seed: list[float] = []
-    for s in spec.seeds:
-        chosen = [(c, r) for c, r in pairs if c.seed == s and select(c)]
-        values = per_class(chosen, lambda _: True)
-        if chosen and all(c in values for c in spec.classes):
-            per_seed.append(float(np.mean([values[c] for c in spec.classes])))
+    means = [seed_mean(spec, pairs, select, s) for s in spec.seeds]
+    per_seed = [m.mean for m in means if m is not None and m.n_classes == m.total_classes]
     if not per_seed:
         return None
     return SeedStat(float(np.mean(per_seed)), float(np.std(per_seed)), len(per_seed), len(spec.seeds))

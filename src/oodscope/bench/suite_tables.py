@@ -19,7 +19,7 @@ from typing import Any
 from oodscope.bench.atomic import write_text_atomic
 from oodscope.bench.cells import Cell
 from oodscope.bench.paper_values import CLASS_NAMES, DEFAULT_ROW_LABEL, DEFAULT_TAPS, TABLE2, TABLE2_ROWS, TABLE3_METHODS, table3_value
-from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, compute_seconds, per_class, sweep
+from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, compute_seconds, per_class, seed_mean, sweep
 from oodscope.bench.suites import SuiteSpec
 
 MISSING = "–"
@@ -141,9 +141,8 @@ def sweep_table(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, 
         for x in xs:
             line = [str(seed), str(x)]
             for m in methods:
-                values = per_class(pairs, lambda c, m=m, x=x, seed=seed: c.method == m and c.seed == seed
-                                   and (m == "geom" or getattr(c, axis) == x))
-                line.append(fmt_mean(class_mean(values, spec.classes)))
+                select = (lambda c, m=m, x=x: c.method == m and (m == "geom" or getattr(c, axis) == x))
+                line.append(fmt_mean(seed_mean(spec, pairs, select, seed)))
             by_seed.rows.append(line)
     return [("Class-averaged AUROC, mean ± std over seeds", table),
             ("Per seed: class-averaged AUROC (k/N: only k of the N classes finished)", by_seed)]
