@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from oodscope.bench.suite_run import load_spec, read_suite, rebuild_tables
+from oodscope.bench.suite_run import read_suite, rebuild_tables
+from oodscope.bench.suites import SuiteSpec
 from oodscope.figures.curves import plot_hist, plot_roc, scored_cells
 from oodscope.figures.fig3 import plot_fig3
 from oodscope.figures.sweeps import plot_sweep
@@ -15,8 +16,9 @@ def write_figures(directory: str | os.PathLike[str], data_root: str | os.PathLik
     """Draw what the directory's results allow: ``fig4.png``/``fig5.png`` (sweep suites),
     ``roc_<dataset>.png``, ``hist_<dataset>.png`` and ``fig3_class<c>.png``. Returns the paths."""
     paths: list[Path] = []
-    if read_suite(directory) is not None:
-        paths += plot_sweep(directory, load_spec(directory))
+    info = read_suite(directory)
+    if info is not None:
+        paths += plot_sweep(directory, SuiteSpec.from_json(info["spec"]))
     scored = scored_cells(directory)
     paths += plot_roc(directory, scored)
     paths += plot_hist(directory, scored)

@@ -36,16 +36,15 @@ def _rank(value: Any) -> float:
 def representatives(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, Any]]:
     """One row with a scores file per (data set, class, method label): lowest seed, then the
     largest ``n_oe``, then the most outlier classes."""
-    best: dict[tuple[str, int, str], dict[str, Any]] = {}
+    best: dict[tuple[str, int, str], tuple[tuple[float, ...], dict[str, Any]]] = {}
     for r in rows:
         if not r.get("scores_file"):
             continue
         key = (str(r["dataset"]), int(r["id_class"]), method_label(r))
         rank = (int(r["seed"]), -_rank(r["n_oe"]), -_rank(r["oe_classes"]))
-        old = best.get(key)
-        if old is None or rank < (int(old["seed"]), -_rank(old["n_oe"]), -_rank(old["oe_classes"])):
-            best[key] = r
-    return best
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, r)
+    return {key: r for key, (_, r) in best.items()}
 
 
 def data_root(directory: str | os.PathLike[str]) -> str | None:
