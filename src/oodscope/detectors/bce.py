@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
-from oodscope.detectors.training import HEAD_DEFAULTS, adam_with_drop, device_of, progress, step, sum_over_transforms
+from oodscope.detectors.training import HEAD_DEFAULTS, device_of, sum_over_transforms, train_bce_head
 from oodscope.nets import LayerHead
 from oodscope.transforms import GeometricTransforms
 from oodscope.transforms.augment import cifar_augment, random_affine
@@ -52,11 +51,10 @@ class BCEDetector(Detector):
         c = self.config
         g = torch.Generator().manual_seed(int(c["seed"]))
         torch.manual_seed(int(c["seed"]))
-        k, half, steps = len(self.transforms), int(c["g_batch"]) // 2, int(c["g_steps"])
-        opt, sched = adam_with_drop(self.head.parameters(), c["g_lr"], steps, weight_decay=c["g_weight_decay"])
-        self.head.train()
-        bar = progress(steps, "bce: training g", c["progress"])
-        for _ in range(steps):
+        k, half = len(self.transforms), int(c["g_batch"]) // 2
+        d = torch.cat([torch.zeros(half), torch.ones(half)]).to(self.device)
+
+        def draw() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
             xi = torch.randint(0, x.shape[0], (half,), generator=g)
             oi = torch.randint(0, outliers.shape[0], (half,), generator=g)
             ob = outliers[oi]
@@ -65,11 +63,9 @@ class BCEDetector(Detector):
             xi_img = x[xi] if c["augment"] == "none" else cifar_augment(x[xi], g)
             xb = self.normalize(torch.cat([xi_img, ob])).to(self.device)
             y = torch.randint(0, k, (2 * half,), generator=g).to(self.device)
-            d = torch.cat([torch.zeros(half), torch.ones(half)]).to(self.device)
-            loss = F.binary_cross_entropy_with_logits(self.head({"x": self.transforms.apply(xb, y)}), d)
-            step(opt, sched, loss, bar)
-        bar.close()
-        self.head.eval()
+            return {"x": self.transforms.apply(xb, y)}, d
+
+        train_bce_head(self.head, draw, c, "bce: training g")
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
         self.head.eval()

@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector
 from oodscope.detectors.geom import GEOM_DEFAULTS, GeomDetector
-from oodscope.detectors.training import HEAD_DEFAULTS, adam_with_drop, progress, step, sum_over_transforms
+from oodscope.detectors.training import HEAD_DEFAULTS, sum_over_transforms, train_bce_head
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms.augment import random_affine
@@ -110,13 +109,10 @@ class LayersDetector(Detector):
         c = self.config
         g = torch.Generator().manual_seed(int(c["seed"]) + 1)
         torch.manual_seed(int(c["seed"]) + 1)
-        k = len(self.base.transforms)
-        half = int(c["g_batch"]) // 2
-        steps = int(c["g_steps"])
-        opt, sched = adam_with_drop(self.head.parameters(), c["g_lr"], steps, weight_decay=c["g_weight_decay"])
-        self.head.train()
-        bar = progress(steps, "layers: training g", c["progress"])
-        for _ in range(steps):
+        k, half = len(self.base.transforms), int(c["g_batch"]) // 2
+        n_mix = int(round(c["g_mixup"] * 2 * half))
+
+        def draw() -> tuple[dict[str, torch.Tensor], torch.Tensor]:
             xi = torch.randint(0, x.shape[0], (half,), generator=g)
             oi = torch.randint(0, o.shape[0], (half,), generator=g)
             xb = torch.cat([self.base.augment(x[xi], g), o[oi]])
@@ -125,7 +121,6 @@ class LayersDetector(Detector):
             elif c["g_augment"] == "outliers":
                 xb[half:] = random_affine(xb[half:], g)
             d = torch.cat([torch.zeros(half), torch.ones(half)])
-            n_mix = int(round(c["g_mixup"] * 2 * half))
             if n_mix:
                 lam = torch.rand(n_mix, generator=g)
                 a = x[torch.randint(0, x.shape[0], (n_mix,), generator=g)]
@@ -134,11 +129,9 @@ class LayersDetector(Detector):
                 d[:n_mix] = lam
             xb, d = self.normalize(xb).to(self.device), d.to(self.device)
             y = torch.randint(0, k, (2 * half,), generator=g).to(self.device)
-            feats = self._features(self.base.transforms.apply(xb, y), y)
-            loss = F.binary_cross_entropy_with_logits(self.head(feats), d)
-            step(opt, sched, loss, bar)
-        bar.close()
-        self.head.eval()
+            return self._features(self.base.transforms.apply(xb, y), y), d
+
+        train_bce_head(self.head, draw, c, "layers: training g")
 
     # -- scoring ---------------------------------------------------------------------------
     def _score(self, x: torch.Tensor) -> np.ndarray:

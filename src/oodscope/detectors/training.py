@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from oodscope.transforms import GeometricTransforms
@@ -65,6 +66,28 @@ def step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor, bar: tqdm) -> No
     sched.step()
     bar.update(1)
     bar.set_postfix(loss=f"{loss.item():.4f}")
+
+
+def train_bce_head(
+    head: torch.nn.Module,
+    draw: Callable[[], tuple[Any, torch.Tensor]],
+    config: dict[str, Any],
+    desc: str,
+) -> None:
+    """Train g_theta with binary cross-entropy, target d=0 for in-distribution and d=1 for outliers,
+    for ``g_steps`` Adam steps on the paper's schedule (the training of ``bce`` and ``layers``).
+
+    ``draw()`` returns one batch: g_theta's input and the targets d (soft targets allowed).
+    """
+    steps = int(config["g_steps"])
+    opt, sched = adam_with_drop(head.parameters(), config["g_lr"], steps, weight_decay=config["g_weight_decay"])
+    head.train()
+    bar = progress(steps, desc, config["progress"])
+    for _ in range(steps):
+        inputs, d = draw()
+        step(opt, sched, F.binary_cross_entropy_with_logits(head(inputs), d), bar)
+    bar.close()
+    head.eval()
 
 
 @torch.no_grad()
