@@ -71,3 +71,22 @@ def _plain_forward(head: LayerHead, taps: dict) -> torch.Tensor:
         h = block(z.contiguous())
     parts = [torch.nn.functional.adaptive_max_pool2d(h, 4).flatten(1)] + [taps[k].flatten(1) for k in head.vector]
     return head.mlp(torch.cat(parts, dim=1)).squeeze(1)
+
+
+def test_layer_head_block_equals_conv_bn_relu_maxpool_in_value_and_gradient():
+    torch.manual_seed(0)
+    head = LayerHead({"z1": (3, 10, 10)}, width=8, hidden=16).train()
+    conv, bn = head.blocks[0][0], head.blocks[0][1]
+    with torch.no_grad():
+        bn.weight.copy_(torch.randn(8))  # negative scales too: ReLU must still commute with the max
+        bn.bias.copy_(torch.randn(8))
+    table1 = torch.nn.Sequential(copy.deepcopy(conv), copy.deepcopy(bn), torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+    x = torch.randn(4, 3, 10, 10)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = head.blocks[0](a), table1(b)
+    assert torch.equal(ya, yb)
+    w = torch.randn_like(ya)
+    (ya * w).sum().backward()
+    (yb * w).sum().backward()
+    assert torch.equal(a.grad, b.grad)
+    assert torch.equal(conv.weight.grad, table1[0].weight.grad)

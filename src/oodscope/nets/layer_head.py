@@ -9,6 +9,8 @@ With only vector taps (the ablations "softmax" and "z4") the head is that MLP al
 
 The conv blocks run in ``channels_last`` memory format: on the CPU this makes the head about
 1.7x faster to train and 2-4x faster to evaluate (same results up to float rounding).
+The ReLU is applied after the max-pooling: max and ReLU commute, so the output and the gradients
+are exactly those of conv-BN-ReLU-maxpool, with a quarter of the ReLU work.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class LayerHead(nn.Module):
         for k in self.spatial:
             c_in = (c if c else 0) + tap_shapes[k][0]
             self.blocks.append(
-                nn.Sequential(nn.Conv2d(c_in, width, 4, 1, 2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2))
+                nn.Sequential(nn.Conv2d(c_in, width, 4, 1, 2), nn.BatchNorm2d(width), nn.MaxPool2d(2), nn.ReLU(inplace=True))
             )
             c = width
         flat = width * 16 if self.spatial else 0
