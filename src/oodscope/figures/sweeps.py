@@ -63,5 +63,6 @@ def plot_sweep(directory: str | os.PathLike[str], spec: SuiteSpec | None = None)
     if drawn:
         ax.legend(fontsize=8)
     else:
+        ax.set_ylim(50, 100)
         ax.text(0.5, 0.5, "no seed with every class finished yet", ha="center", va="center", transform=ax.transAxes)
     return [save_png(fig, Path(directory) / f"{spec.suite}.png")]
