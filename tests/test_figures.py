@@ -62,7 +62,12 @@ def test_scores_roundtrip_without_pickle(tmp_path: Path) -> None:
         load_scores(tmp_path, {"scores_file": "scores/bad.npz"})
 
 
-def test_sweep_figures(tmp_path: Path) -> None:
+def test_sweep_figures(tmp_path: Path, monkeypatch) -> None:
+    import oodscope.figures.sweeps as sweeps
+
+    titles = []
+    real_save = sweeps.save_png
+    monkeypatch.setattr(sweeps, "save_png", lambda fig, path: titles.append(fig.axes[0].get_title()) or real_save(fig, path))
     spec4 = make_spec("fig4", "digits", "smoke", 10, oe_dataset="digits", classes=[0, 1], n_oe=[2, 4, 8])
     fake_run(tmp_path / "f4", suite_cells(spec4), spec=spec4)
     (path,) = plot_sweep(tmp_path / "f4")
@@ -72,9 +77,11 @@ def test_sweep_figures(tmp_path: Path) -> None:
     fake_run(tmp_path / "f5", [c for c in suite_cells(spec5) if c.seed == 0 or c.method == "layers"], spec=spec5)
     assert [p.name for p in plot_sweep(tmp_path / "f5")] == ["fig5.png"]
     assert_png(tmp_path / "f5" / "fig5.png", 500, 350)
+    assert "over 3 of 3 seeds" in titles[0] and "over 1–2 of 2 seeds" in titles[1]  # layers has seed 1 too
     empty = make_spec("fig4", "digits", "smoke", 10, oe_dataset="digits")
     fake_run(tmp_path / "e", [], spec=empty)
     assert_png(plot_sweep(tmp_path / "e")[0], 500, 350)  # nothing finished: an empty, labelled plot
+    assert "seeds" not in titles[2]
     spec3 = make_spec("table3", "digits", "smoke", 10, oe_dataset="digits", classes=[0])
     fake_run(tmp_path / "t3", [], spec=spec3)
     assert plot_sweep(tmp_path / "t3") == []

@@ -58,7 +58,13 @@ def plot_sweep(directory: str | os.PathLike[str], spec: SuiteSpec | None = None)
     ax.set_xlabel("number of known outliers" if spec.definition.axis == "n_oe"
                   else f"number of outlier classes ({spec.n_oe[0]} outliers)")
     ax.set_ylabel("AUROC (%), mean over classes")
-    ax.set_title(f"{spec.suite}: {spec.dataset}, outliers from {spec.oe_dataset}, preset {spec.preset}", fontsize=9)
+    title = f"{spec.suite}: {spec.dataset}, outliers from {spec.oe_dataset}, preset {spec.preset}"
+    shown = [s for points in stats.values() for s in points.values() if s is not None] + ([geom] if geom else [])
+    if shown:
+        lo, hi = min(s.n_seeds for s in shown), max(s.n_seeds for s in shown)
+        n = str(lo) if lo == hi else f"{lo}–{hi}"
+        title += f"\nmean ± std over {n} of {shown[0].total_seeds} seeds (those with every class finished)"
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     if drawn:
         ax.legend(fontsize=8)
