@@ -67,7 +67,7 @@ def plot_sweep(directory: str | os.PathLike[str], spec: SuiteSpec | None = None)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     if drawn:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=4, frameon=False)
     else:
         ax.set_ylim(50, 100)
         ax.text(0.5, 0.5, "no seed with every class finished yet", ha="center", va="center", transform=ax.transAxes)
