@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def load_scores(directory: str | os.PathLike[str], row: dict[str, Any]) -> dict[
     try:
         with np.load(path, allow_pickle=False) as data:
             out = {k: np.asarray(data[k]) for k in ("scores", "is_ood", "labels")}
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a valid scores file ({e})") from None
     if not len(out["scores"]) == len(out["is_ood"]) == len(out["labels"]):
         raise DataError(f"{path}: scores, is_ood and labels differ in length")

@@ -1,4 +1,4 @@
-"""The ``oodscope`` command line: ``demo``, ``bench``, ``fit`` and ``score``.
+"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit`` and ``score``.
 
 Every expected failure (bad data, bad input, bad model file, missing or unreadable
 paths) is reported as one line ``error: <message>`` on stderr with exit status 2.
@@ -13,6 +13,7 @@ from oodscope.cli.bench import bench
 from oodscope.cli.demo import demo
 from oodscope.cli.errors import ErrorReportingGroup
 from oodscope.cli.fit import fit
+from oodscope.cli.merge import merge
 from oodscope.cli.report import report
 from oodscope.cli.score import score
 
@@ -25,6 +26,7 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(bench)
+cli.add_command(merge)
 cli.add_command(fit)
 cli.add_command(score)
 cli.add_command(report)

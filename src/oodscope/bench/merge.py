@@ -1,0 +1,149 @@
+"""Merging benchmark directories: :func:`merge_runs`.
+
+A long grid or suite can be split over processes or machines (``--classes`` / ``--seeds``,
+one output directory each) and the finished cells gathered afterwards into one directory,
+whose tables are then rebuilt as if one run had made them. For every source row whose cell
+the destination lacks, its scores file is copied into ``DEST/scores/`` (atomically, after a
+check that it reads back) and then the row is appended to ``DEST/results.jsonl`` with
+``merged_from`` naming the source; rows of cells the destination already has are skipped.
+Everything is checked before anything is written, and both directories are locked so
+that no run is appending to either meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oodscope.atomic import write_atomic
+from oodscope.bench.cells import row_key
+from oodscope.bench.lock import directory_lock
+from oodscope.bench.results import ResultsLog
+from oodscope.bench.scores import load_scores
+from oodscope.bench.suite_run import read_suite
+from oodscope.bench.summary import write_summary
+from oodscope.errors import InputError
+
+RESULTS = "results.jsonl"
+# settings that legitimately differ between cells of one method (or do not change a result)
+_PER_CELL = frozenset({"seed", "taps", "progress", "device"})
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    """What :func:`merge_runs` did: rows added, rows skipped (cell already present), per source."""
+
+    added: dict[str, int]
+    skipped: dict[str, int]
+
+    @property
+    def total_added(self) -> int:
+        return sum(self.added.values())
+
+
+def _group(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (row.get("dataset"), row.get("method"), row.get("preset"), row.get("oe_dataset"))
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    settings = row.get("settings")
+    return {k: v for k, v in settings.items() if k not in _PER_CELL} if isinstance(settings, dict) else {}
+
+
+def _check_settings(source: Path, row: dict[str, Any], reference: dict[str, Any]) -> None:
+    """InputError if ``row`` was run with other settings than the reference row of its method."""
+    mine, theirs = _comparable(row), _comparable(reference)
+    diff = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+    if diff:
+        raise InputError(
+            f"{source}: cell {row.get('method')} class {row.get('id_class')} seed {row.get('seed')} was run "
+            f"with different settings ({', '.join(diff)}) than the same method in the destination; "
+            "their results cannot share one table"
+        )
+
+
+def _check_suites(sources: list[Path], dest: Path) -> None:
+    """InputError if a source and the destination hold different suites, data sets or presets."""
+    target = read_suite(dest)
+    if target is None:
+        return
+    for src in sources:
+        info = read_suite(src)
+        if info is None:
+            continue
+        for field in ("suite", "dataset", "preset"):
+            if info.get(field) != target.get(field):
+                raise InputError(f"{src} holds suite {info.get('suite')} on {info.get('dataset')} (preset "
+                                 f"{info.get('preset')}), {dest} holds {target.get('suite')} on "
+                                 f"{target.get('dataset')} (preset {target.get('preset')}); not merged")
+
+
+def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[str]) -> MergeReport:
+    """Copy the finished cells of ``sources`` that ``dest`` lacks into ``dest``.
+
+    Args:
+        sources: Benchmark output directories (each with a ``results.jsonl``).
+        dest: The directory to merge into; created if missing. Its ``summary.md`` is
+            rewritten; a suite's tables are rebuilt by rerunning it or ``--tables-only``.
+
+    Returns:
+        A :class:`MergeReport` of rows added and skipped per source.
+
+    Raises:
+        InputError: a source is missing, is the destination, or is locked by a running
+            benchmark; suites, data sets or presets differ; or a cell was run with settings
+            other than those of the same method elsewhere in the merge.
+        DataError: a results log or scores file is unreadable.
+    """
+    dest = Path(dest)
+    srcs = [Path(s) for s in sources]
+    if not srcs:
+        raise InputError("nothing to merge: give at least one source directory")
+    for src in srcs:
+        if not (src / RESULTS).is_file():
+            raise InputError(f"{src}: no {RESULTS}; not a benchmark directory")
+        if dest.exists() and src.resolve() == dest.resolve():
+            raise InputError(f"{src}: is the destination itself")
+    if len({s.resolve() for s in srcs}) != len(srcs):
+        raise InputError("a source directory is given twice")
+    dest.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        for d in [dest, *srcs]:
+            stack.enter_context(directory_lock(d))
+        _check_suites(srcs, dest)
+        log = ResultsLog(dest / RESULTS)
+        rows = log.load()
+        present = {row_key(r) for r in rows}
+        reference = {}
+        for r in rows:
+            reference.setdefault(_group(r), r)
+        plan: list[tuple[Path, dict[str, Any], dict[str, Any] | None]] = []
+        added = {str(s): 0 for s in srcs}
+        skipped = {str(s): 0 for s in srcs}
+        for src in srcs:
+            for row in ResultsLog(src / RESULTS).load():
+                key = row_key(row)
+                if key in present:
+                    skipped[str(src)] += 1
+                    continue
+                _check_settings(src, row, reference.setdefault(_group(row), row))
+                plan.append((src, row, load_scores(src, row)))  # DataError for a damaged file
+                present.add(key)
+                added[str(src)] += 1
+        for src, row, scores in plan:
+            rel = row.get("scores_file")
+            if rel and scores is not None:
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(src / rel, "rb") as f_in:
+                    write_atomic(target, lambda f_out, f_in=f_in: shutil.copyfileobj(f_in, f_out))
+            merged = {**row, "merged_from": str(src.resolve())}
+            log.append(merged)
+            rows.append(merged)
+        if plan:
+            write_summary(dest, rows)
+    return MergeReport(added=added, skipped=skipped)
