@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +85,10 @@ def test_merge_refuses_and_writes_nothing(tmp_path: Path) -> None:
         merge_runs([dest], dest)
     with directory_lock(a), pytest.raises(InputError, match="another benchmark is running"):
         merge_runs([a], dest)
+    (dest / "merges.json").write_text("[]")
+    with pytest.raises(DataError, match="not a merges record"):
+        merge_runs([a], dest)
+    (dest / "merges.json").unlink()
     damaged = next((a / "scores").iterdir())
     damaged.write_bytes(damaged.read_bytes()[:30])
     with pytest.raises(DataError, match="not a valid scores file"):
@@ -126,3 +132,12 @@ def test_suite_split_by_class_then_merged(tmp_path: Path) -> None:
     table = (dest / "table.md").read_text()
     assert "Finished cells: 4 of 4" in table
     assert (dest / "fig4.png").stat().st_size > 0
+    merges = json.loads((dest / "merges.json").read_text())["merges"]
+    assert [(m["source"], m["cells_added"]) for m in merges] == [(str(p.resolve()), 2) for p in parts]
+    run8 = json.loads((parts[1] / "run.json").read_text())
+    assert {"file": "run.json", "started": run8["started"], "command": run8["command"]} in merges[1]["commands"]
+    r = invoke("report", str(dest))
+    assert r.exit_code == 0, r.output
+    page = (dest / "report.html").read_text()
+    assert f"2 cells merged from <code>{parts[1].resolve()}</code>" in page
+    assert html.escape(shlex.join(run8["command"])) in page  # the command that produced the merged part

@@ -6,29 +6,34 @@ whose tables are then rebuilt as if one run had made them. For every source row 
 the destination lacks, its scores file is copied into ``DEST/scores/`` (atomically, after a
 check that it reads back) and then the row is appended to ``DEST/results.jsonl`` with
 ``merged_from`` naming the source; rows of cells the destination already has are skipped.
+``DEST/merges.json`` records each merge: the source, when, how many cells, and the commands
+that produced the source (from its ``run.json`` and ``suite.json``), which the report shows.
 Everything is checked before anything is written, and both directories are locked so
 that no run is appending to either meanwhile.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from oodscope.atomic import write_atomic
+from oodscope.atomic import write_atomic, write_json_atomic
 from oodscope.bench.cells import row_key
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.results import ResultsLog
 from oodscope.bench.scores import load_scores
 from oodscope.bench.suite_run import read_suite
 from oodscope.bench.summary import write_summary
-from oodscope.errors import InputError
+from oodscope.errors import DataError, InputError
 
 RESULTS = "results.jsonl"
+MERGES = "merges.json"
 # settings that legitimately differ between cells of one method (or do not change a result)
 _PER_CELL = frozenset({"seed", "taps", "progress", "device"})
 
@@ -82,6 +87,47 @@ def _check_suites(sources: list[Path], dest: Path) -> None:
                                  f"{target.get('dataset')} (preset {target.get('preset')}); not merged")
 
 
+def source_commands(src: Path) -> list[dict[str, Any]]:
+    """The commands recorded in ``src``'s ``suite.json`` and ``run.json`` (with their histories)
+    as ``{"file", "started", "command"}``; unreadable files are left out."""
+    out = []
+    for name in ("suite.json", "run.json"):
+        try:
+            data = json.loads((src / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        history = [h for h in data.get("history") or [] if isinstance(h, dict)]
+        for entry in [*history, data]:
+            if entry.get("command"):
+                out.append({"file": name, "started": entry.get("started"), "command": entry["command"]})
+    return out
+
+
+def _read_merges(dest: Path) -> list[Any]:
+    """The entries of ``DEST/merges.json`` (none if absent); DataError if it is not a merges record."""
+    path = dest / MERGES
+    if not path.exists():
+        return []
+    try:
+        merges = json.loads(path.read_text(encoding="utf-8"))["merges"]
+        if not isinstance(merges, list):
+            raise TypeError("'merges' is not a list")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a merges record ({e})") from None
+    return merges
+
+
+def _record(dest: Path, merges: list[Any], srcs: list[Path], added: dict[str, int], skipped: dict[str, int]) -> None:
+    """Write ``DEST/merges.json``: the earlier ``merges`` plus this merge's sources (atomically)."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    merges = merges + [{"source": str(s.resolve()), "merged_at": now, "cells_added": added[str(s)],
+                        "cells_skipped": skipped[str(s)], "commands": source_commands(s)}
+                       for s in srcs if added[str(s)]]
+    write_json_atomic(dest / MERGES, {"merges": merges})
+
+
 def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[str]) -> MergeReport:
     """Copy the finished cells of ``sources`` that ``dest`` lacks into ``dest``.
 
@@ -115,10 +161,11 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
         for d in [dest, *srcs]:
             stack.enter_context(directory_lock(d))
         _check_suites(srcs, dest)
+        earlier = _read_merges(dest)
         log = ResultsLog(dest / RESULTS)
         rows = log.load()
         present = {row_key(r) for r in rows}
-        reference = {}
+        reference: dict[tuple[Any, ...], dict[str, Any]] = {}
         for r in rows:
             reference.setdefault(_group(r), r)
         plan: list[tuple[Path, dict[str, Any], dict[str, Any] | None]] = []
@@ -146,4 +193,5 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
             rows.append(merged)
         if plan:
             write_summary(dest, rows)
+            _record(dest, earlier, srcs, added, skipped)
     return MergeReport(added=added, skipped=skipped)

@@ -32,6 +32,8 @@ class RunDir:
         partial_last_line: Whether an unparsable last line of ``results.jsonl`` was left out.
         run: ``run.json``, if present.
         suite: ``suite.json``, if present.
+        merges: ``merges.json``'s entries (cells merged in from other directories, see
+            ``oodscope merge``), if present.
         markdown: ``(file name, text)`` of every ``*.md`` file, suite tables (``table*.md``)
             first, then ``summary.md``, then the others.
         csv_tables: ``(file name, rows)`` of every ``*.csv`` without a ``.md`` twin of the same stem.
@@ -43,6 +45,7 @@ class RunDir:
     partial_last_line: bool = False
     run: dict[str, Any] | None = None
     suite: dict[str, Any] | None = None
+    merges: list[dict[str, Any]] = field(default_factory=list)
     markdown: list[tuple[str, str]] = field(default_factory=list)
     csv_tables: list[tuple[str, list[list[str]]]] = field(default_factory=list)
     figures: list[tuple[str, bytes]] = field(default_factory=list)
@@ -148,6 +151,11 @@ def read_dir(directory: str | Path) -> RunDir:
     for name in ("run", "suite"):
         if (path / f"{name}.json").exists():
             setattr(d, name, read_json_object(path / f"{name}.json"))
+    if (path / "merges.json").exists():
+        merges = read_json_object(path / "merges.json").get("merges")
+        if not isinstance(merges, list) or not all(isinstance(m, dict) for m in merges):
+            raise DataError(f"{path / 'merges.json'}: expected a list of merges")
+        d.merges = merges
     md = _files(path, ".md")
     d.markdown = sorted(((p.name, read_text(p)) for p in md), key=lambda t: _markdown_order(t[0]))
     md_stems = {p.stem for p in md}

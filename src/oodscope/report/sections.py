@@ -54,7 +54,8 @@ def figure_caption(name: str) -> str:
 
 
 def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
-    """Command lines (``<pre>`` blocks) and configuration tables from suite.json and run.json."""
+    """Command lines (``<pre>`` blocks) and configuration tables from suite.json and run.json,
+    then the sources of merged cells (merges.json) with the commands that produced them."""
     commands: list[str] = []
     tables: list[str] = []
     for label, data in (("suite.json", d.suite), ("run.json", d.run)):
@@ -73,6 +74,14 @@ def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
         details.update({k: v for k, v in data.items() if k not in (*NESTED, "command", "history", "settings")})
         if details:
             tables.append(_key_values(details, f"Configuration ({label})"))
+    for m in d.merges:  # cells gathered from other directories by `oodscope merge`
+        commands.append(f"<p class=\"meta\">{esc(m.get('cells_added'))} cells merged from "
+                        f"<code>{esc(m.get('source'))}</code> at {esc(m.get('merged_at'))}, produced by:</p>")
+        for c in m.get("commands") or []:
+            if isinstance(c, dict) and c.get("command"):
+                when = f", started {esc(c.get('started'))}" if c.get("started") else ""
+                commands.append(f"<div class=\"file\">{esc(c.get('file'))} of that directory{when}</div>"
+                                f"<pre><code>{esc(command_text(c['command']))}</code></pre>")
     return commands, tables
 
 
