@@ -200,7 +200,8 @@ def render(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[str, str]:
     md += ["## Compute time", "",
            "Training plus scoring time of the finished cells, summed (a GEOM f shared by several cells "
            "counts once; data loading is left out). Cells may have run in several invocations; their "
-           "commands are in run.json.", "", compute_table(pairs).markdown(), ""]
+           "commands are in run.json (and merges.json for cells merged in from other directories).", "",
+           compute_table(pairs).markdown(), ""]
     return "\n".join(md), tables[0][1].csv()
 
 
