@@ -53,20 +53,24 @@ def figure_caption(name: str) -> str:
     return f"{text} ({name})"
 
 
+def _command_block(label: str, started: Any, command: Any) -> str:
+    when = f", started {esc(started)}" if started else ""
+    return f"<div class=\"file\">{esc(label)}{when}</div><pre><code>{esc(command_text(command))}</code></pre>"
+
+
 def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
     """Command lines (``<pre>`` blocks) and configuration tables from suite.json and run.json,
     then the sources of merged cells (merges.json) with the commands that produced them."""
     commands: list[str] = []
     tables: list[str] = []
+    suite_commands = bool(d.suite and d.suite.get("command"))
     for label, data in (("suite.json", d.suite), ("run.json", d.run)):
         if data is None:
             continue
         history = [(h.get("started"), h.get("command")) for h in data.get("history") or [] if isinstance(h, dict)]
         for started, command in [*history, (data.get("started"), data.get("command"))]:
-            if command:
-                when = f", started {esc(started)}" if started else ""
-                commands.append(f"<div class=\"file\">{esc(label)}{when}</div>"
-                                f"<pre><code>{esc(command_text(command))}</code></pre>")
+            if command and not (label == "run.json" and suite_commands):  # a suite's run.json repeats them
+                commands.append(_command_block(label, started, command))
         details: dict[str, Any] = {}
         for nested in NESTED:  # run.json's "config", suite.json's "spec": shown key by key
             if isinstance(data.get(nested), dict):
@@ -77,11 +81,11 @@ def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
     for m in d.merges:  # cells gathered from other directories by `oodscope merge`
         commands.append(f"<p class=\"meta\">{esc(m.get('cells_added'))} cells merged from "
                         f"<code>{esc(m.get('source'))}</code> at {esc(m.get('merged_at'))}, produced by:</p>")
-        for c in m.get("commands") or []:
-            if isinstance(c, dict) and c.get("command"):
-                when = f", started {esc(c.get('started'))}" if c.get("started") else ""
-                commands.append(f"<div class=\"file\">{esc(c.get('file'))} of that directory{when}</div>"
-                                f"<pre><code>{esc(command_text(c['command']))}</code></pre>")
+        recorded = [c for c in m.get("commands") or [] if isinstance(c, dict) and c.get("command")]
+        if any(c.get("file") == "suite.json" for c in recorded):  # as above: run.json repeats them
+            recorded = [c for c in recorded if c.get("file") == "suite.json"]
+        commands += [_command_block(f"{c.get('file')} of that directory", c.get("started"), c["command"])
+                     for c in recorded]
     return commands, tables
 
 
