@@ -9,7 +9,8 @@ check that it reads back) and then the row is appended to ``DEST/results.jsonl``
 ``DEST/merges.json`` records each merge: the source, when, how many cells, and the commands
 that produced the source (from its ``run.json`` and ``suite.json``), which the report shows.
 Everything is checked before anything is written, and both directories are locked so
-that no run is appending to either meanwhile.
+that no run is appending to either meanwhile. As on a resume, a partial last line of a
+results log (left by a killed run; never a finished cell) is cut away when it is read.
 """
 
 from __future__ import annotations
