@@ -143,3 +143,14 @@ def test_suite_split_by_class_then_merged(tmp_path: Path) -> None:
     # the command that produced each part, and the final one; a suite's run.json repeats suite.json's,
     # so each invocation is shown once (here every command is pytest's own command line)
     assert page.count(f"<code>{html.escape(shlex.join(run8['command']))}</code>") == 3
+
+
+def test_merge_cli_errors_are_one_line(tmp_path: Path) -> None:
+    fake_dir(tmp_path / "a", [1], settings={"epochs": 3})
+    fake_dir(tmp_path / "dest", [0])
+    for args, fragment in (([str(tmp_path / "missing")], "no results.jsonl"),
+                           ([str(tmp_path / "a")], "different settings (epochs)")):
+        r = invoke("merge", *args, "--into", str(tmp_path / "dest"))
+        assert r.exit_code == 2, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], r.stderr
