@@ -200,6 +200,8 @@ def test_several_directories_need_out(bench_dir: Path, tmp_path: Path) -> None:
     (lambda d: ((d / "summary.md").write_text("x"), (d / "run.json").write_text("{oops")), "run.json: not valid JSON"),
     (lambda d: (d / "fig4.png").write_bytes(b"GIF89a"), "fig4.png: not a PNG"),
     (lambda d: ((d / "summary.md").write_text("x"), (d / "suite.json").mkdir()), "suite.json: cannot read"),
+    (lambda d: ((d / "summary.md").write_text("x"), (d / "merges.json").write_text('{"merges": [1]}')),
+     "merges.json: not a merges record"),
 ])
 def test_errors_name_the_directory_or_file(tmp_path: Path, setup, fragment: str) -> None:
     d = tmp_path / "run"

@@ -28,15 +28,16 @@ from oodscope.atomic import write_atomic, write_json_atomic
 from oodscope.bench.cells import row_key
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.results import ResultsLog
+from oodscope.bench.runner import UNCOMPARED, settings_diff
 from oodscope.bench.scores import load_scores
 from oodscope.bench.suite_run import read_suite
 from oodscope.bench.summary import write_summary
-from oodscope.errors import DataError, InputError
+from oodscope.errors import InputError
+from oodscope.records import MERGES, read_merges, recorded_commands
 
 RESULTS = "results.jsonl"
-MERGES = "merges.json"
-# settings that legitimately differ between cells of one method (or do not change a result)
-_PER_CELL = frozenset({"seed", "taps", "progress", "device"})
+# settings that legitimately differ between cells of one method, besides those a resume ignores
+_PER_CELL = ("seed", "taps")
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,12 @@ def _group(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row.get("dataset"), row.get("method"), row.get("preset"), row.get("oe_dataset"))
 
 
-def _comparable(row: dict[str, Any]) -> dict[str, Any]:
-    settings = row.get("settings")
-    return {k: v for k, v in settings.items() if k not in _PER_CELL} if isinstance(settings, dict) else {}
-
-
 def _check_settings(source: Path, row: dict[str, Any], reference: dict[str, Any]) -> None:
     """InputError if ``row`` was run with other settings than the reference row of its method."""
-    mine, theirs = _comparable(row), _comparable(reference)
-    diff = sorted(k for k in mine.keys() & theirs.keys() if mine[k] != theirs[k])
+    mine, theirs = row.get("settings"), reference.get("settings")
+    if not (isinstance(mine, dict) and isinstance(theirs, dict)):
+        return
+    diff = settings_diff(theirs, mine, ignore=(*UNCOMPARED, *_PER_CELL))
     if diff:
         raise InputError(
             f"{source}: cell {row.get('method')} class {row.get('id_class')} seed {row.get('seed')} was run "
@@ -97,27 +95,10 @@ def source_commands(src: Path) -> list[dict[str, Any]]:
             data = json.loads((src / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if not isinstance(data, dict):
-            continue
-        history = [h for h in data.get("history") or [] if isinstance(h, dict)]
-        for entry in [*history, data]:
-            if entry.get("command"):
-                out.append({"file": name, "started": entry.get("started"), "command": entry["command"]})
+        if isinstance(data, dict):
+            out += [{"file": name, "started": started, "command": command}
+                    for started, command in recorded_commands(data)]
     return out
-
-
-def _read_merges(dest: Path) -> list[Any]:
-    """The entries of ``DEST/merges.json`` (none if absent); DataError if it is not a merges record."""
-    path = dest / MERGES
-    if not path.exists():
-        return []
-    try:
-        merges = json.loads(path.read_text(encoding="utf-8"))["merges"]
-        if not isinstance(merges, list):
-            raise TypeError("'merges' is not a list")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a merges record ({e})") from None
-    return merges
 
 
 def _record(dest: Path, merges: list[Any], srcs: list[Path], added: dict[str, int], skipped: dict[str, int]) -> None:
@@ -162,7 +143,7 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
         for d in [dest, *srcs]:
             stack.enter_context(directory_lock(d))
         _check_suites(srcs, dest)
-        earlier = _read_merges(dest)
+        earlier = read_merges(dest)
         log = ResultsLog(dest / RESULTS)
         rows = log.load()
         present = {row_key(r) for r in rows}

@@ -39,7 +39,7 @@ from oodscope.errors import InputError
 from oodscope.protocols import sample_outliers, split_one_class
 
 Log = Callable[[str], None]
-_UNCOMPARED = ("device", "progress")
+UNCOMPARED = ("device", "progress")  # settings that do not change a result
 
 
 def _default_log(message: str) -> None:
@@ -89,6 +89,11 @@ def plan(config: BenchConfig, n_classes: int) -> list[Cell]:
     return cells
 
 
+def settings_diff(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = UNCOMPARED) -> list[str]:
+    """The sorted settings both dicts hold with different values, those in ``ignore`` aside."""
+    return sorted(k for k in old.keys() & new.keys() if k not in ignore and old[k] != new[k])
+
+
 def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[tuple[Any, ...], dict[str, Any]]) -> None:
     """InputError if a finished row of this grid was computed with settings other than the
     current ones (``device`` and ``progress`` aside; settings a row lacks are not compared):
@@ -98,8 +103,7 @@ def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[tupl
         if row is None or not isinstance(row.get("settings"), dict):
             continue
         now = {**DETECTORS[cell.method].defaults, **cell_settings(config, cell)}
-        old = row["settings"]
-        diff = sorted(k for k in old.keys() & now.keys() if k not in _UNCOMPARED and old[k] != now[k])
+        diff = settings_diff(row["settings"], now)
         if diff:
             raise InputError(
                 f"{config.directory}: finished cell {cell.label} class {cell.id_class} seed {cell.seed} "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.errors import DataError, InputError
+from oodscope.records import read_merges
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RESULTS = "results.jsonl"
@@ -151,11 +152,7 @@ def read_dir(directory: str | Path) -> RunDir:
     for name in ("run", "suite"):
         if (path / f"{name}.json").exists():
             setattr(d, name, read_json_object(path / f"{name}.json"))
-    if (path / "merges.json").exists():
-        merges = read_json_object(path / "merges.json").get("merges")
-        if not isinstance(merges, list) or not all(isinstance(m, dict) for m in merges):
-            raise DataError(f"{path / 'merges.json'}: expected a list of merges")
-        d.merges = merges
+    d.merges = read_merges(path)
     md = _files(path, ".md")
     d.markdown = sorted(((p.name, read_text(p)) for p in md), key=lambda t: _markdown_order(t[0]))
     md_stems = {p.stem for p in md}

@@ -7,6 +7,7 @@ import re
 import shlex
 from typing import Any
 
+from oodscope.records import recorded_commands
 from oodscope.report.html import esc, figure, table
 from oodscope.report.inputs import RunDir
 from oodscope.report.markdown import markdown_to_html
@@ -67,10 +68,8 @@ def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
     for label, data in (("suite.json", d.suite), ("run.json", d.run)):
         if data is None:
             continue
-        history = [(h.get("started"), h.get("command")) for h in data.get("history") or [] if isinstance(h, dict)]
-        for started, command in [*history, (data.get("started"), data.get("command"))]:
-            if command and not (label == "run.json" and suite_commands):  # a suite's run.json repeats them
-                commands.append(_command_block(label, started, command))
+        if not (label == "run.json" and suite_commands):  # a suite's run.json repeats suite.json's
+            commands += [_command_block(label, started, command) for started, command in recorded_commands(data)]
         details: dict[str, Any] = {}
         for nested in NESTED:  # run.json's "config", suite.json's "spec": shown key by key
             if isinstance(data.get(nested), dict):
