@@ -59,17 +59,22 @@ def _command_block(label: str, started: Any, command: Any) -> str:
     return f"<div class=\"file\">{esc(label)}{when}</div><pre><code>{esc(command_text(command))}</code></pre>"
 
 
+def _once(recorded: list[tuple[Any, Any, Any]]) -> list[tuple[Any, Any, Any]]:
+    """``(file, started, command)`` entries with each invocation once: a suite's run.json repeats
+    the commands of its suite.json, so where suite.json has any, run.json's are left out."""
+    if any(file == "suite.json" for file, _, _ in recorded):
+        return [r for r in recorded if r[0] == "suite.json"]
+    return recorded
+
+
 def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
     """Command lines (``<pre>`` blocks) and configuration tables from suite.json and run.json,
     then the sources of merged cells (merges.json) with the commands that produced them."""
-    commands: list[str] = []
+    records = [(label, data) for label, data in (("suite.json", d.suite), ("run.json", d.run)) if data is not None]
+    own = [(label, started, command) for label, data in records for started, command in recorded_commands(data)]
+    commands = [_command_block(label, started, command) for label, started, command in _once(own)]
     tables: list[str] = []
-    suite_commands = bool(d.suite and d.suite.get("command"))
-    for label, data in (("suite.json", d.suite), ("run.json", d.run)):
-        if data is None:
-            continue
-        if not (label == "run.json" and suite_commands):  # a suite's run.json repeats suite.json's
-            commands += [_command_block(label, started, command) for started, command in recorded_commands(data)]
+    for label, data in records:
         details: dict[str, Any] = {}
         for nested in NESTED:  # run.json's "config", suite.json's "spec": shown key by key
             if isinstance(data.get(nested), dict):
@@ -80,11 +85,10 @@ def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
     for m in d.merges:  # cells gathered from other directories by `oodscope merge`
         commands.append(f"<p class=\"meta\">{esc(m.get('cells_added'))} cells merged from "
                         f"<code>{esc(m.get('source'))}</code> at {esc(m.get('merged_at'))}, produced by:</p>")
-        recorded = [c for c in m.get("commands") or [] if isinstance(c, dict) and c.get("command")]
-        if any(c.get("file") == "suite.json" for c in recorded):  # as above: run.json repeats them
-            recorded = [c for c in recorded if c.get("file") == "suite.json"]
-        commands += [_command_block(f"{c.get('file')} of that directory", c.get("started"), c["command"])
-                     for c in recorded]
+        theirs = [(c.get("file"), c.get("started"), c["command"])
+                  for c in m.get("commands") or [] if isinstance(c, dict) and c.get("command")]
+        commands += [_command_block(f"{file} of that directory", started, command)
+                     for file, started, command in _once(theirs)]
     return commands, tables
 
 
