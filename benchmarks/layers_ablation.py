@@ -54,7 +54,7 @@ def main() -> None:
         geom = GeomDetector(seed=args.seed, progress=False).fit(split.train)
         table["geom"].append(100 * auroc(geom.score(split.test), split.is_ood))
         for name, over in variants:
-            det = LayersDetector(seed=args.seed, progress=False, **over).use_base(geom).fit(split.train, oe)
+            det = LayersDetector(seed=args.seed, progress=False, **over).fit(split.train, oe, upstream=geom)
             table[name].append(100 * auroc(det.score(split.test), split.is_ood))
             print(f"class {c} {name}: {table[name][-1]:.1f}", flush=True)
     print(f"\nseed {args.seed}, {args.n_oe} outliers\n\n| variant | " + " | ".join(f"class {c}" for c in classes) + " | mean |")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs everything (scripts/setup.sh) and runs the default test suite (slow runs excluded).
+# Installs everything, with every extra the tests exercise (scripts/setup.sh test,peers), and runs
+# the default test suite (slow runs excluded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test,peers
 export OODSCOPE_DATA="${OODSCOPE_DATA:-$(cd .. && pwd)/shared/data}"
 .venv/bin/python -m pytest -q "$@"

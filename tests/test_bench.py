@@ -1,4 +1,5 @@
-"""Tests of oodscope.bench: presets, cells, the results log, summary.md, resume after kills."""
+"""Tests of oodscope.bench: settings of cells, the results log, summary.md, resume after kills,
+the upstream cache shared by cells and processes."""
 
 from __future__ import annotations
 
@@ -16,20 +17,25 @@ import numpy as np
 import pytest
 import torch
 
-from oodscope.bench import PRESETS, BenchConfig, ResultsLog, expand_cells, preset_settings, row_key, run_bench
+from oodscope.bench import BenchConfig, RunOptions, run_bench
 from oodscope.bench.lock import directory_lock
-from oodscope.detectors import DETECTORS, GeomDetector, LayersDetector, create
+from oodscope.bench.presets import cell_settings
+from oodscope.detectors import registry, settings_for
+from oodscope.detectors.geom_net import GeomNet
+from oodscope.detectors.layers import LayersDetector
 from oodscope.errors import DataError, InputError
+from oodscope.protocols import Cell, DataStore, MethodInfo, OneClass
+from oodscope.results import ResultsLog, field, metric, row_key
 
 torch.set_num_threads(1)
 
-KEY_FIELDS = ("dataset", "method", "id_class", "n_oe", "oe_classes", "oe_dataset", "seed", "preset", "taps_variant")
 
-
-def tiny_config(out: Path, **kw) -> BenchConfig:
+def tiny_config(out: Path, cache: Path | None = None, **kw) -> BenchConfig:
     """digits (bundled), two classes, smoke preset, outliers from the other digits."""
-    base = dict(out=out, dataset="digits", oe_dataset="digits", methods=["geom", "layers"], classes=[0, 1],
-                n_oe=[4], preset="smoke", progress=False, overrides={"batch_size": 64})
+    protocol = kw.pop("protocol", OneClass("digits", kw.pop("classes", (0, 1)), "digits", (4,)))
+    run = RunOptions(progress=False, cache_dir=cache, disk_cache=cache is not None)
+    base = dict(out=out, protocol=protocol, methods=["geom", "layers"], preset="smoke", run=run,
+                overrides={"batch_size": 64})
     base.update(kw)
     return BenchConfig(**base)
 
@@ -38,7 +44,7 @@ def tiny_config(out: Path, **kw) -> BenchConfig:
 def fit_counter(monkeypatch: pytest.MonkeyPatch) -> Counter:
     """Counts trainings of GEOM's f and of layers' head."""
     calls: Counter = Counter()
-    train_f, train_g = GeomDetector.train_backbone, LayersDetector._train_head
+    train_f, train_g = GeomNet._fit, LayersDetector._train_head
 
     def counted_f(self, *a, **k):
         calls["f"] += 1
@@ -48,58 +54,53 @@ def fit_counter(monkeypatch: pytest.MonkeyPatch) -> Counter:
         calls["g"] += 1
         return train_g(self, *a, **k)
 
-    monkeypatch.setattr(GeomDetector, "train_backbone", counted_f)
+    monkeypatch.setattr(GeomNet, "_fit", counted_f)
     monkeypatch.setattr(LayersDetector, "_train_head", counted_g)
     return calls
 
 
-def keys(path: Path) -> list[tuple]:
-    return [row_key(json.loads(line)) for line in path.read_text().splitlines()]
+def keys(path: Path) -> list[str]:
+    return [row_key(r) for r in ResultsLog(path).rows()]
 
 
-# -- presets ------------------------------------------------------------------------------------
-def test_presets_filter_by_method_defaults() -> None:
-    assert "g_steps" not in preset_settings("smoke", "geom")
-    assert preset_settings("smoke", "layers")["g_steps"] == 5
-    assert preset_settings("smoke", "geom")["widths"] == [8, 8, 8]
-    paper = preset_settings("paper", "layers")
-    assert paper["backbone"] == "wrn" and paper["transforms"] == "geom72" and paper["device"] == "cuda"
-    assert paper["g_steps"] == 5000 and "g_steps" not in preset_settings("paper", "geom")
-    assert preset_settings("paper", "geom", device="cpu")["device"] == "cpu"
-    assert preset_settings("cpu", "geom") == {}
-    with pytest.raises(InputError, match="unknown preset"):
-        preset_settings("fast", "geom")
-    with pytest.raises(InputError, match="unknown method"):
-        preset_settings("cpu", "nope")
+# -- settings of a cell ---------------------------------------------------------------------------
+def test_cell_settings_apply_preset_variant_seed_and_augmentation() -> None:
+    cell = OneClass("cifar10", (3,), "cifar100").cell("layers", 3, 2, "smoke", 16, "all", (("taps", ("z4",)),))
+    s = cell_settings(cell, "cpu", {"g_steps": 7, "epochs": 2}, progress=False)
+    assert s["taps"] == ["z4"] and s["seed"] == 2 and s["g_steps"] == 7 and s["epochs"] == 2
+    assert s["widths"] == [8, 8, 8] and s["augment"] == "cifar" and s["device"] == "cpu" and s["progress"] is False
+    geom = cell_settings(OneClass("mnist").cell("geom", 0, 0, "cpu", 16, "all"), None, {"g_steps": 7}, True)
+    assert "g_steps" not in geom and geom["augment"] == "none"  # only settings the method knows
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_every_preset_accepted_by_every_method(preset: str) -> None:
-    for method in DETECTORS:
-        create(method, **preset_settings(preset, method))  # raises on unknown settings
+def test_every_preset_accepted_by_every_method() -> None:
+    for method, cls in registry().items():
+        for preset in ("cpu", "paper", "smoke", "demo"):
+            cls(**settings_for(method, preset))  # raises on unknown settings or bad values
 
 
 def test_presets_do_not_leak_mutations() -> None:
-    s = preset_settings("smoke", "geom")
+    s = settings_for("geom", "smoke")
     s["widths"].append(99)
-    assert preset_settings("smoke", "geom")["widths"] == [8, 8, 8]
+    assert settings_for("geom", "smoke")["widths"] == [8, 8, 8]
 
 
-# -- cells ----------------------------------------------------------------------------------------
-def test_expand_cells_grid_and_grouping() -> None:
-    cells = expand_cells("mnist", ["geom", "layers"], [0, 1, 2], "emnist-letters", [16, "all"], ["all", 3], [0, 1],
-                         "cpu", taps_variants=[("z4",), ("z1", "z2")], taps_methods=frozenset({"layers"}))
+def test_one_class_grid_and_grouping() -> None:
+    protocol = OneClass("mnist", (0, 1, 2), "emnist-letters", (16, "all"), ("all", 3))
+    methods = [MethodInfo("geom", False, frozenset({"epochs"})), MethodInfo("layers", True, frozenset({"taps"}))]
+    cells = protocol.cells(methods, [0, 1], "cpu", DataStore(), [{"taps": ["z4"]}, {"taps": ["z1", "z2"]}])
     assert len(cells) == 3 * 2 * 2 * 2 * (1 + 2)
     assert len({c.key() for c in cells}) == len(cells)
     seen, previous = set(), None
     for c in cells:  # each group's cells are contiguous
-        if c.group != previous:
-            assert c.group not in seen
-            seen.add(c.group)
-            previous = c.group
+        group = protocol.group(c)
+        if group != previous:
+            assert group not in seen
+            seen.add(group)
+            previous = group
     assert {c.label for c in cells} == {"geom", "layers[z4]", "layers[z1+z2]"}
     cell = cells[5]
-    assert row_key(json.loads(json.dumps(cell.fields()))) == cell.key()
+    assert row_key(json.loads(json.dumps(cell.row_fields()))) == cell.key()
 
 
 # -- results log ---------------------------------------------------------------------------------
@@ -117,6 +118,9 @@ def test_results_log_repairs_partial_line(tmp_path: Path) -> None:
     log.path.write_text('{"a": 1}\nnot json\n')
     with pytest.raises(DataError, match="line 2"):
         log.load()
+    log.path.write_text('{"schema": 7, "method": "x"}\n')
+    with pytest.raises(DataError, match="row 1.*schema version 7"):
+        log.rows()
 
 
 # -- running and resuming ------------------------------------------------------------------------
@@ -130,15 +134,19 @@ def test_run_resume_after_truncation(tmp_path: Path, fit_counter: Counter) -> No
     assert len(lines) == 4
     for line in lines:
         row = json.loads(line)
-        for field in (*KEY_FIELDS, "auroc", "aupr_in", "aupr_out", "fpr95", "fit_seconds", "score_seconds",
-                      "n_train", "n_test", "settings", "oodscope_version", "timestamp"):
-            assert field in row, field
-        assert 0 <= row["auroc"] <= 100
+        for name in ("schema", "protocol", "dataset", "method", "variant", "seed", "preset", "protocol_fields",
+                     "metrics", "fit_seconds", "score_seconds", "upstream", "n_train", "n_test", "settings",
+                     "oodscope_version", "timestamp", "scores_file"):
+            assert name in row, name
+        assert row["schema"] == 2 and row["protocol"] == "one-class"
+        assert set(row["protocol_fields"]) == {"id_class", "n_oe", "oe_classes", "oe_dataset"}
+        assert set(row["metrics"]) == {"auroc", "aupr_in", "aupr_out", "fpr95"} and 0 <= row["metrics"]["auroc"] <= 100
         assert row["n_test"] == 599 and row["n_outliers"] == 4
     geom0, layers0 = (json.loads(x) for x in lines[:2])
-    assert layers0["shared_base"] is True
-    assert layers0["base_fit_seconds"] == pytest.approx(geom0["fit_seconds"])
-    assert layers0["fit_seconds"] >= layers0["base_fit_seconds"]
+    assert geom0["upstream"]["kind"] == layers0["upstream"]["kind"] == "geom-f"
+    assert geom0["upstream"]["key"] == layers0["upstream"]["key"]
+    assert (geom0["upstream"]["reused"], layers0["upstream"]["reused"]) == (False, True)
+    assert layers0["fit_seconds"] >= layers0["upstream"]["fit_seconds"] == geom0["upstream"]["fit_seconds"]
     assert layers0["settings"]["g_steps"] == 5 and "g_steps" not in geom0["settings"]
 
     # kill simulation: the last row is lost and the one before it is cut mid-line
@@ -149,8 +157,7 @@ def test_run_resume_after_truncation(tmp_path: Path, fit_counter: Counter) -> No
     new_lines = results.read_text().splitlines(keepends=True)
     assert new_lines[:2] == lines[:2]  # finished rows untouched
     assert len(new_lines) == 4 and len(rows) == 4
-    assert Counter(keys(results)) == Counter({c.key(): 1 for c in expand_cells(
-        "digits", ["geom", "layers"], [0, 1], "digits", [4], ["all"], [0], "smoke")})
+    assert Counter(keys(results)) == Counter(row_key(json.loads(x)) for x in lines)
 
     # nothing left to do: no training at all
     fit_counter.clear()
@@ -159,11 +166,33 @@ def test_run_resume_after_truncation(tmp_path: Path, fit_counter: Counter) -> No
     assert len(results.read_text().splitlines()) == 4
     run_info = json.loads((out / "run.json").read_text())
     assert run_info["cells"] == 4 and run_info["finished_at_start"] == 4
+    assert run_info["config"]["protocol"]["protocol"] == "one-class"
+
+
+def test_disk_cache_shares_f_across_runs_with_identical_results(tmp_path: Path, fit_counter: Counter) -> None:
+    cache = tmp_path / "cache"
+    first = run_bench(tiny_config(tmp_path / "a", cache, methods=["geom"]))
+    assert fit_counter["f"] == 2 and len(list((cache / "geom-f").iterdir())) == 2
+    fit_counter.clear()
+    second = run_bench(tiny_config(tmp_path / "b", cache, methods=["geom", "layers"]))  # another process would do the same
+    assert fit_counter == Counter({"g": 2})  # f read from disk, not retrained
+    by_key = {row_key(r): r for r in second}
+    for r in first:
+        again = by_key[row_key(r)]
+        assert again["metrics"] == r["metrics"] and again["upstream"]["reused"] is True
+        assert again["upstream"]["fit_seconds"] == r["upstream"]["fit_seconds"]
+    # a damaged cache entry is trained again, not trusted
+    weights = next((cache / "geom-f").iterdir()) / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"xxxxxxxx")
+    fit_counter.clear()
+    third = run_bench(tiny_config(tmp_path / "c", cache, methods=["geom"]))
+    assert fit_counter["f"] == 1
+    assert [r["metrics"] for r in third] == [r["metrics"] for r in first]
 
 
 def test_summary_table_matches_rows(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    rows = run_bench(tiny_config(out, seeds=[0, 1], classes=[2], methods=["geom"]))
+    rows = run_bench(tiny_config(out, seeds=[0, 1], classes=(2,), methods=["geom"]))
     text = (out / "summary.md").read_text()
     assert "Finished cells: 2 of 2" in text
     table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
@@ -171,7 +200,7 @@ def test_summary_table_matches_rows(tmp_path: Path) -> None:
     assert header == ["class", "geom"]
     body = {c.strip("| ").split("|")[0].strip(): [float(v) for v in c.strip("|").split("|")[1:]]
             for c in table[1:3]}
-    expected = np.mean([r["auroc"] for r in rows])
+    expected = np.mean([metric(r, "auroc") for r in rows])
     assert body["2"][0] == pytest.approx(expected, abs=0.006)
     assert body["mean"][0] == pytest.approx(expected, abs=0.006)
     assert not list(out.glob(".summary.md.*"))  # no temp files left behind
@@ -179,44 +208,38 @@ def test_summary_table_matches_rows(tmp_path: Path) -> None:
 
 def test_second_grid_in_same_directory(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run_bench(tiny_config(out, methods=["geom"], classes=[3]))
-    rows = run_bench(tiny_config(out, methods=["geom"], classes=[4]))
-    assert [r["id_class"] for r in rows] == [4]
+    run_bench(tiny_config(out, methods=["geom"], classes=(3,)))
+    rows = run_bench(tiny_config(out, methods=["geom"], classes=(4,)))
+    assert [field(r, "id_class") for r in rows] == [4]
     text = (out / "summary.md").read_text()
     assert "Finished cells: 1 of 1 (2 rows in results.jsonl in all)" in text
     assert "\n| 3 | " in text and "\n| 4 | " in text
     run_info = json.loads((out / "run.json").read_text())
-    assert run_info["config"]["classes"] == [4]
+    assert run_info["config"]["protocol"]["classes"] == [4]
     assert len(run_info["history"]) == 1 and run_info["history"][0]["finished_at_start"] == 0
-
-
-def test_summary_methods_as_columns(tmp_path: Path) -> None:
-    from oodscope.bench.summary import auroc_table
-
-    rows = [{"method": m, "id_class": c, "auroc": a, "taps_variant": t}
-            for m, c, a, t in [("geom", 0, 90.0, None), ("layers", 0, 95.0, None), ("geom", 1, 80.0, None),
-                               ("layers", 0, 70.0, ["z4"])]]
-    lines = auroc_table(rows).splitlines()
-    assert lines[0] == "| class | geom | layers | layers[z4] |"
-    assert lines[2] == "| 0 | 90.00 | 95.00 | 70.00 |"
-    assert lines[3] == "| 1 | 80.00 | - | - |"
-    assert lines[4] == "| mean | 85.00 | 95.00 | 70.00 |"
 
 
 def test_resume_refuses_changed_settings(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run_bench(tiny_config(out, methods=["geom"], classes=[0]))
+    run_bench(tiny_config(out, methods=["geom"], classes=(0,)))
     with pytest.raises(InputError, match="different settings.*epochs|epochs.*different"):
-        run_bench(tiny_config(out, methods=["geom"], classes=[0], overrides={"batch_size": 64, "epochs": 2}))
+        run_bench(tiny_config(out, methods=["geom"], classes=(0,), overrides={"batch_size": 64, "epochs": 2}))
 
 
 def test_bad_grid_rejected(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="0..9"):
-        run_bench(tiny_config(tmp_path / "a", classes=[10]))
-    with pytest.raises(InputError, match="unknown methods"):
+        run_bench(tiny_config(tmp_path / "a", classes=(10,)))
+    with pytest.raises(InputError, match="unknown method"):
         run_bench(tiny_config(tmp_path / "b", methods=["nope"]))
     with pytest.raises(InputError, match="not known"):
         run_bench(tiny_config(tmp_path / "c", overrides={"epoch": 1}))
+    with pytest.raises(InputError, match="'backbone' must be one of small, wrn"):
+        run_bench(tiny_config(tmp_path / "d", overrides={"backbone": "foo"}))
+    with pytest.raises(InputError, match="msp: need the labels.*multi-class"):
+        run_bench(tiny_config(tmp_path / "e", methods=["msp"]))
+    with pytest.raises(InputError, match="variant settings"):
+        run_bench(tiny_config(tmp_path / "f", variants=[{"nonsense": 1}]))
+    assert not (tmp_path / "a" / "results.jsonl").exists()
 
 
 def test_directory_lock(tmp_path: Path) -> None:
@@ -232,7 +255,7 @@ def test_kill_at_random_moment_then_resume(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("oodscope")
     args = [str(exe), "bench", "--dataset", "digits", "--oe", "digits", "--classes", "0-4", "--methods",
             "geom,layers", "--n-oe", "4", "--preset", "smoke", "--out", str(out), "--no-progress",
-            "--threads", "1", "--set", "progress=false", "--set", "batch_size=64"]
+            "--threads", "1", "--set", "progress=false", "--set", "batch_size=64", "--cache", str(tmp_path / "cache")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     results = out / "results.jsonl"
@@ -252,8 +275,7 @@ def test_kill_at_random_moment_then_resume(tmp_path: Path) -> None:
     assert n_before >= 1
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
-    counts = Counter(row_key(r) for r in rows)
+    counts = Counter(keys(results))
     assert len(counts) == 10 and set(counts.values()) == {1}
     complete = before[: before.rfind(b"\n") + 1]
     assert results.read_bytes().startswith(complete)  # rows finished before the kill kept as they were
@@ -262,3 +284,11 @@ def test_kill_at_random_moment_then_resume(tmp_path: Path) -> None:
     summary = (out / "summary.md").read_text()
     assert "Finished cells: 10 of 10" in summary
     assert re.search(r"^\| mean \| [0-9.]+ \| [0-9.]+ \|$", summary, re.M)
+
+
+def test_cells_of_a_suite_must_belong_to_the_protocol(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "x")
+    wrong = Cell("one-class", "mnist", "geom", 0, "smoke", (("id_class", 0), ("n_oe", 0), ("oe_classes", "all"),
+                                                            ("oe_dataset", "digits")))
+    with pytest.raises(InputError, match="one-class on 'mnist' in a one-class run on 'digits'"):
+        run_bench(config, cells=[wrong])

@@ -49,8 +49,8 @@ def test_cifar10_table3_suite_end_to_end(tmp_path):
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["method"] for r in rows) == ["bce", "geom", "geom+", "layers"]
     assert all(r["settings"]["augment"] == "cifar" for r in rows)
-    assert {r["oe_dataset"] for r in rows if r["method"] != "geom"} == {"cifar100"}
-    assert all(0 <= r["auroc"] <= 100 for r in rows)
+    assert {r["protocol_fields"]["oe_dataset"] for r in rows} == {"cifar100"}
+    assert all(0 <= r["metrics"]["auroc"] <= 100 for r in rows)
     table = (out / "table.md").read_text()
     paper_names = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     row = [line for line in table.splitlines() if line.startswith(f"| {paper_names[c]} |")]

@@ -17,9 +17,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import on_ci
+
+from oodscope.bench.demo import demo_methods
 from oodscope.cli import cli
-from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_settings, parse_size, parse_taps
-from oodscope.detectors import DETECTORS
+from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_settings, parse_size, parse_variants
 from oodscope.errors import InputError
 
 torch.set_num_threads(1)
@@ -85,9 +87,11 @@ def test_parsing_helpers() -> None:
     assert parse_budgets("16,all") == [16, "all"]
     with pytest.raises(InputError):
         parse_budgets("0")
-    assert parse_settings(["epochs=3", "widths=[8, 8, 8]", "backbone=small"]) == {
-        "epochs": 3, "widths": [8, 8, 8], "backbone": "small"}
-    assert parse_taps(["z4", "z1+z2"]) == [("z4",), ("z1", "z2")]
+    assert parse_settings(["epochs=3", "widths=[8, 8, 8]", "backbone=small", "taps=z3+z4", "amp=false"]) == {
+        "epochs": 3, "widths": [8, 8, 8], "backbone": "small", "taps": ["z3", "z4"], "amp": False}
+    assert parse_variants(["taps=z4", "taps=z1+z2,g_steps=10", "widths=[8,8,8],epochs=1"], ["layers"]) == [
+        {"taps": ["z4"]}, {"taps": ["z1", "z2"], "g_steps": 10}, {"widths": [8, 8, 8], "epochs": 1}]
+    assert parse_variants([]) is None
     assert parse_size("28x32") == (28, 32) and parse_size("8") == (8, 8)
 
 
@@ -178,21 +182,82 @@ def test_bench_command(tmp_path: Path) -> None:
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert [(x["method"], x["id_class"], x["n_oe"], x["oe_classes"]) for x in rows] == [("geom", 4, 2, "all")]
+    assert [(x["method"], x["protocol_fields"]) for x in rows] == [
+        ("geom", {"id_class": 4, "n_oe": 2, "oe_classes": "all", "oe_dataset": "digits"})]
     assert "| 4 |" in r.stdout and "| mean |" in r.stdout
     run = json.loads((out / "run.json").read_text())
-    assert run["config"]["classes"] == [4] and run["settings"]["geom"]["epochs"] == 1
+    assert run["config"]["protocol"]["classes"] == [4] and run["settings"]["geom"]["epochs"] == 1
     r = invoke(*args)
     assert r.exit_code == 0 and "already finished" in r.stderr
 
 
-def test_bench_errors(tmp_path: Path) -> None:
-    base = ["bench", "--dataset", "digits", "--oe", "digits", "--out", str(tmp_path / "b"), "--no-progress", *SMOKE]
-    assert_one_line_error(invoke(*base, "--classes", "a-b"), "--classes")
-    assert_one_line_error(invoke(*base, "--classes", "12"), "0..9")
-    assert_one_line_error(invoke(*base, "--methods", "geom,nope"), "nope")
-    assert_one_line_error(invoke(*base, "--n-oe", "-3"), "--n-oe")
-    assert_one_line_error(invoke(*base, "--dataset", "nosuchset"), "nosuchset")
+BAD_BENCH_OPTIONS = [
+    (["--classes", "a-b"], ["--classes"]),
+    (["--classes", "5-2"], ["--classes", "5-2"]),
+    (["--classes", "12"], ["0..9"]),
+    (["--seeds", "x"], ["--seeds"]),
+    (["--methods", "geom,nope"], ["unknown method 'nope'"]),
+    (["--methods", ","], ["--methods"]),
+    (["--n-oe", "-3"], ["--n-oe"]),
+    (["--n-oe", "0"], ["--n-oe"]),
+    (["--oe-classes", "zero"], ["--oe-classes"]),
+    (["--dataset", "nosuchset"], ["nosuchset"]),
+    (["--set", "backbone=foo"], ["'backbone' must be one of small, wrn"]),
+    (["--set", "epochs=many"], ["'epochs' must be a int"]),
+    (["--set", "epochs"], ["--set", "key=value"]),
+    (["--set", "=3"], ["--set", "key=value"]),
+    (["--set", "epoch=1"], ["['epoch']", "not known"]),
+    (["--set", "transforms=rot5"], ["'transforms' must be one of"]),
+    (["--variant", "taps"], ["--variant", "key=value"]),
+    (["--variant", "nosuch=1"], ["variant settings ['nosuch']"]),
+    (["--variant", "taps=z9"], ["taps must be a non-empty subset"]),
+    (["--preset", "fast"], ["--preset", "fast"]),
+    (["--protocol", "nope"], ["--protocol", "nope"]),
+    (["--threads", "0"], ["--threads"]),
+    (["--frobnicate"], ["--frobnicate"]),
+    (["--methods", "msp"], ["msp", "multi-class"]),
+    (["--protocol", "split-mnist", "--dataset", "mnist"], ["--dataset does not apply"]),
+    (["--protocol", "split-mnist", "--classes", "0"], ["--classes does not apply"]),
+    (["--protocol", "split-mnist", "--oe", "mnist"], ["share", "--oe"]),
+    (["--protocol", "mnist-vs-letters"], ["name one with --oe"]),
+]
+
+
+@pytest.mark.parametrize("extra, fragments", BAD_BENCH_OPTIONS, ids=[" ".join(a) for a, _ in BAD_BENCH_OPTIONS])
+def test_every_wrong_bench_option_is_one_line(tmp_path: Path, extra: list[str], fragments: list[str]) -> None:
+    """Each wrong value: exit status 2, one line on stderr naming it, no traceback, nothing written."""
+    out = tmp_path / "b"
+    base = ["bench", "--out", str(out), "--no-progress", "--preset", "smoke", "--threads", "1"]
+    if "--protocol" not in extra:  # one-class on the bundled digits unless the case says otherwise
+        base += ["--oe", "digits"] + ([] if "--dataset" in extra else ["--dataset", "digits"])
+    assert_one_line_error(invoke(*base, *extra), *fragments)
+    assert not (out / "results.jsonl").exists()
+
+
+def test_other_wrong_options_are_one_line(folders: Path, tmp_path: Path) -> None:
+    train = ["fit", "--method", "geom", "--train", str(folders / "train"), "--out", str(tmp_path / "m"), *SMOKE]
+    assert_one_line_error(invoke(*train, "--accept", "2"), "--accept")
+    assert_one_line_error(invoke(*train, "--size", "0x3"), "--size")
+    assert_one_line_error(invoke(*train, "--set", "backbone=foo"), "'backbone' must be one of small, wrn")
+    assert_one_line_error(invoke("fit", "--method", "nope", "--train", "x", "--out", "y"), "--method", "nope")
+    assert_one_line_error(invoke("fit", "--method", "msp", "--train", str(folders / "train"), "--out",
+                                 str(tmp_path / "m"), *SMOKE), "msp", "sub-folder per class")
+    assert_one_line_error(invoke("score"), "Missing argument")
+    assert_one_line_error(invoke("report"), "Missing argument")
+    assert_one_line_error(invoke("nosuchcommand"), "nosuchcommand")
+    assert_one_line_error(invoke("bench", "--suite", "table9", "--out", str(tmp_path / "x")), "--suite", "table9")
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_method_without_its_package_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oodscope.detectors.base import Requires
+    from oodscope.detectors.knn import KNNDetector
+
+    monkeypatch.setattr(KNNDetector, "requires", Requires(inputs="features", package="no_such_pyod", extra="peers"))
+    r = invoke("bench", "--dataset", "digits", "--oe", "digits", "--methods", "knn", "--out", str(tmp_path / "b"),
+               "--no-progress")
+    assert_one_line_error(r, "knn needs the package 'no_such_pyod'", "pip install 'oodscope[peers]'")
+    assert "knn" not in demo_methods()
 
 
 # -- the real console script ------------------------------------------------------------------------------
@@ -205,11 +270,15 @@ def test_demo_console_script() -> None:
     out = done.stdout
     assert "(c+1) % 10" in out and "removed from the test set" in out
     header = next(line for line in out.splitlines() if line.startswith("class"))
-    assert header.split()[1:] == list(DETECTORS)
+    methods = demo_methods()
+    assert header.split()[1:] == methods and methods[:4] == ["geom", "geom+", "bce", "layers"]
+    assert "msp" not in methods  # it needs class labels
+    if on_ci():  # CI installs the peers extra
+        assert {"knn", "iforest", "ocsvm", "ecod"} <= set(methods)
     for label in ("0", "mean"):
         line = next(x for x in out.splitlines() if x.split() and x.split()[0] == label)
         values = [float(v) for v in line.split()[1:]]
-        assert len(values) == len(DETECTORS) and all(50 <= v <= 100 for v in values), line
+        assert len(values) == len(methods) and all(0 <= v <= 100 for v in values), line
     assert re.search(r"finished in \d+ s", out)
 
 
@@ -219,3 +288,20 @@ def test_console_script_error_exit_status(tmp_path: Path) -> None:
                           text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_progress_in_a_log_is_a_few_lines(folders: Path, tmp_path: Path) -> None:
+    """With stderr sent to a file (not a terminal), training progress is a handful of whole lines,
+    not one carriage-return update per step."""
+    exe = Path(sys.executable).with_name("oodscope")
+    log = tmp_path / "fit.log"
+    with open(log, "w") as f:
+        done = subprocess.run([str(exe), "fit", "--method", "geom", "--train", str(folders / "train"), "--out",
+                               str(tmp_path / "m"), "--preset", "smoke", "--set", "epochs=40", "--threads", "1"],
+                              stderr=f, stdout=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 0
+    text = log.read_text()
+    assert "\r" not in text
+    lines = [x for x in text.splitlines() if x.startswith("geom: training f")]
+    assert [x.split(": ", 2)[2].split(" ")[0] for x in lines] == ["started,", "25%", "50%", "75%", "done,"]
+    assert "loss=" in lines[-1]

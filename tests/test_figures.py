@@ -11,31 +11,38 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from oodscope.bench import BenchConfig, ResultsLog, load_scores, make_spec, suite_cells
-from oodscope.bench.cells import Cell
-from oodscope.bench.scores import save_scores
-from oodscope.bench.suite_run import record_suite
+from helpers import one_class_cell, result_row
+
+from oodscope.bench import suite_cells
+from oodscope.bench.suite_files import record_suite
+from oodscope.bench.suites import make_spec as _make_spec
 from oodscope.cli import cli
 from oodscope.data import load
 from oodscope.errors import DataError
 from oodscope.figures import fig3_selection, plot_fig3, plot_sweep, rebuild_outputs, write_figures, youden_threshold
 from oodscope.metrics import auroc
+from oodscope.protocols import Cell
+from oodscope.results import ResultsLog, load_scores, save_scores
 
 LABELS = load("digits", "test").labels
+
+
+def make_spec(*args, **kw):
+    return _make_spec(*args, unsupervised=["geom"], **kw)
 
 
 def fake_run(directory: Path, cells: list[Cell], suite: bool = True, spec=None, seed: int = 0) -> None:
     """Rows (AUROC from synthetic scores) and score files for ``cells``, as a finished run leaves them."""
     directory.mkdir(parents=True, exist_ok=True)
     if suite:
-        record_suite(spec, BenchConfig(out=directory, command=["test"]))
+        record_suite(spec, directory, None, None, {}, ["test"])
     rng = np.random.default_rng(seed)
     log = ResultsLog(directory / "results.jsonl")
     for cell in cells:
-        is_ood = LABELS != cell.id_class
+        is_ood = LABELS != cell["id_class"]
         scores = is_ood * rng.uniform(0.5, 2.0) + rng.normal(size=len(LABELS))
-        rel = save_scores(directory, cell, scores, is_ood, LABELS)
-        log.append({**cell.fields(), "auroc": 100 * auroc(scores, is_ood), "scores_file": rel})
+        rel = save_scores(directory, cell.row_fields(), scores, is_ood, LABELS)
+        log.append({**result_row(cell, auroc=100 * auroc(scores, is_ood)), "scores_file": rel})
 
 
 def assert_png(path: Path, min_w: int = 200, min_h: int = 150) -> None:
@@ -49,8 +56,8 @@ def test_agg_backend() -> None:
 
 
 def test_scores_roundtrip_without_pickle(tmp_path: Path) -> None:
-    cell = Cell("digits", "geom+", 3, 16, "all", "digits", 1, "smoke", ("z1", "z2"))
-    rel = save_scores(tmp_path, cell, np.arange(4.0), [0, 1, 1, 0], np.array([3, 1, 2, 3]))
+    cell = one_class_cell("geom+", 3, 16, seed=1, variant={"taps": ["z1", "z2"]})
+    rel = save_scores(tmp_path, cell.row_fields(), np.arange(4.0), [0, 1, 1, 0], np.array([3, 1, 2, 3]))
     assert rel.startswith("scores/") and rel.endswith(".npz") and "+" not in rel
     a = load_scores(tmp_path, {"scores_file": rel})
     assert a["scores"].dtype == np.float32 and a["is_ood"].dtype == bool and a["labels"].dtype == np.int64
@@ -100,8 +107,7 @@ def test_suite_figures_roc_hist_fig3(tmp_path: Path) -> None:
 
 
 def test_figures_of_plain_grid_and_tables_only(tmp_path: Path) -> None:
-    cells = [Cell("digits", m, c, 4, "all", "digits", 0, "smoke", t)
-             for c in (1, 2) for m, t in (("geom", None), ("layers", ("z4",)))]
+    cells = [one_class_cell(m, c, variant=t) for c in (1, 2) for m, t in (("geom", None), ("layers", {"taps": ["z4"]}))]
     fake_run(tmp_path, cells, suite=False)
     assert sorted(p.name for p in write_figures(tmp_path)) == ["hist_digits.png", "roc_digits.png"]
     r = CliRunner().invoke(cli, ["bench", "--tables-only", "--out", str(tmp_path)], catch_exceptions=False)
@@ -122,12 +128,12 @@ def test_fig3_selection_and_thresholds() -> None:
 
 
 def test_fig3_skips_mismatched_test_set(tmp_path: Path) -> None:
-    cells = [Cell("digits", m, 0, 4, "all", "digits", 0, "smoke") for m in ("geom", "layers")]
+    cells = [one_class_cell(m, 0) for m in ("geom", "layers")]
     tmp_path.mkdir(exist_ok=True)
     log = ResultsLog(tmp_path / "results.jsonl")
     for cell in cells:  # scores of another test set: 10 images
-        rel = save_scores(tmp_path, cell, np.arange(10.0), np.arange(10) % 2 == 0, np.arange(10))
-        log.append({**cell.fields(), "auroc": 50.0, "scores_file": rel})
+        rel = save_scores(tmp_path, cell.row_fields(), np.arange(10.0), np.arange(10) % 2 == 0, np.arange(10))
+        log.append({**result_row(cell, auroc=50.0), "scores_file": rel})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert plot_fig3(tmp_path) == []

@@ -12,13 +12,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from oodscope.bench import ResultsLog, load_scores, make_spec, row_key
-from oodscope.bench.cells import Cell
+from helpers import one_class_cell, result_row
+
+from oodscope.bench import make_spec
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.merge import merge_runs
-from oodscope.bench.scores import save_scores
 from oodscope.cli import cli
 from oodscope.errors import DataError, InputError
+from oodscope.results import ResultsLog, field, load_scores, row_key, save_scores
 
 torch.set_num_threads(1)
 
@@ -30,7 +31,7 @@ def invoke(*args: str):
 
 
 def rows_of(directory: Path) -> list[dict]:
-    return ResultsLog(directory / "results.jsonl").load()
+    return ResultsLog(directory / "results.jsonl").rows()
 
 
 def fake_dir(directory: Path, classes: list[int], settings: dict | None = None, method: str = "layers") -> list[dict]:
@@ -40,11 +41,12 @@ def fake_dir(directory: Path, classes: list[int], settings: dict | None = None, 
     rows = []
     rng = np.random.default_rng(len(classes))
     for c in classes:
-        cell = Cell("digits", method, c, 4, "all", "digits", 0, "smoke", None)
+        cell = one_class_cell(method, c)
         is_ood = np.arange(20) % 2 == 1
-        row = {**cell.fields(), "auroc": 90.0 + c, "aupr_in": 80.0, "aupr_out": 85.0, "fpr95": 30.0,
+        row = {**result_row(cell, auroc=90.0 + c, aupr_in=80.0, aupr_out=85.0, fpr95=30.0),
                "fit_seconds": 1.0, "score_seconds": 0.1, "settings": {"epochs": 1, "seed": 0, **(settings or {})},
-               "scores_file": save_scores(directory, cell, rng.normal(size=20), is_ood, is_ood.astype(np.int64))}
+               "scores_file": save_scores(directory, cell.row_fields(), rng.normal(size=20), is_ood,
+                                          is_ood.astype(np.int64))}
         log.append(row)
         rows.append(row)
     return rows
@@ -57,7 +59,7 @@ def test_merge_copies_rows_and_scores_once(tmp_path: Path) -> None:
     report = merge_runs([a, b], dest)
     assert report.added == {str(a): 2, str(b): 1} and report.skipped == {str(a): 0, str(b): 1}
     merged = rows_of(dest)
-    assert [r["id_class"] for r in merged] == [0, 1, 2]
+    assert [field(r, "id_class") for r in merged] == [0, 1, 2]
     assert [r["merged_from"] for r in merged] == [str(a.resolve())] * 2 + [str(b.resolve())]
     for got, want, src in zip(merged, [rows_a[0], rows_a[1], rows_b[1]], [a, a, b]):
         assert {k: v for k, v in got.items() if k != "merged_from"} == want
@@ -101,7 +103,7 @@ def test_merge_refuses_another_suite(tmp_path: Path) -> None:
     fake_dir(a, [1])
     fake_dir(dest, [0])
     for d, suite in ((a, "fig5"), (dest, "fig4")):
-        spec = make_spec(suite, "digits", "smoke", 10, oe_dataset="digits")
+        spec = make_spec(suite, "digits", "smoke", 10, oe_dataset="digits", unsupervised=["geom"])
         info = {"suite": suite, "dataset": "digits", "preset": "smoke", "spec": spec.to_json()}
         (d / "suite.json").write_text(json.dumps(info))
     with pytest.raises(InputError, match="holds suite fig5"):
@@ -128,7 +130,7 @@ def test_suite_split_by_class_then_merged(tmp_path: Path) -> None:
     merged = {row_key(x): x for x in rows_of(dest)}
     for part in parts:
         for x in rows_of(part):
-            assert merged[row_key(x)]["auroc"] == x["auroc"]
+            assert merged[row_key(x)]["metrics"] == x["metrics"]
     table = (dest / "table.md").read_text()
     assert "Finished cells: 4 of 4" in table
     assert (dest / "fig4.png").stat().st_size > 0

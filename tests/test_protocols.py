@@ -7,8 +7,17 @@ import pytest
 import torch
 
 from oodscope.data import ImageSet, convert, load
-from oodscope.errors import DataError
-from oodscope.protocols import normalization_stats, one_class, sample_outliers, split_one_class
+from oodscope.errors import DataError, InputError
+from oodscope.protocols import (
+    DataStore,
+    MethodInfo,
+    OneClass,
+    make_protocol,
+    normalization_stats,
+    one_class,
+    sample_outliers,
+    split_one_class,
+)
 
 torch.set_num_threads(1)
 
@@ -120,3 +129,57 @@ def test_normalization_stats_match_detector() -> None:
     mean, std = normalization_stats(train)
     np.testing.assert_allclose(det.fitted["mean"], mean, rtol=1e-5)
     np.testing.assert_allclose(det.fitted["std"], std, rtol=1e-4)
+
+
+# -- protocol objects ------------------------------------------------------------------------------
+METHODS = [MethodInfo("msp", False, frozenset({"temperature"}), needs_labels=True),
+           MethodInfo("layers", True, frozenset({"taps"}))]
+
+
+@pytest.fixture(scope="module")
+def store(data_root) -> DataStore:
+    return DataStore(data_root, download=False)
+
+
+def test_split_mnist_task(store: DataStore) -> None:
+    """ID: digits 0-5 with a fixed validation split; test: every MNIST test digit, 6-9 OOD."""
+    protocol = make_protocol("split-mnist")
+    cells = protocol.cells(METHODS, [0, 1], "smoke", store)
+    assert [(c.method, c.seed, c["n_oe"], c["oe_dataset"]) for c in cells] == [
+        ("msp", 0, 0, None), ("layers", 0, 16, "emnist-letters"), ("msp", 1, 0, None), ("layers", 1, 16, "emnist-letters")]
+    task = protocol.task(cells[1], store)
+    mnist_train, mnist_test = store.get("mnist", "train"), store.get("mnist", "test")
+    n_id = int(np.isin(mnist_train.labels, range(6)).sum())
+    assert len(task.train) + len(task.validation) == n_id and len(task.validation) == round(0.1 * n_id)
+    assert set(np.unique(task.train.labels)) == set(range(6)) and task.train.classes == [str(d) for d in range(6)]
+    assert len(task.test) == len(mnist_test) and task.is_ood.sum() == np.isin(mnist_test.labels, range(6, 10)).sum()
+    assert np.array_equal(task.test_class == -1, task.is_ood)
+    assert np.array_equal(np.sort(task.saved_labels), np.sort(mnist_test.labels))
+    assert len(task.outliers) == 16 and task.outliers.name == "emnist-letters"
+    again = protocol.task(cells[3], store)  # another seed: same validation split, other outliers
+    assert np.array_equal(again.validation.images, task.validation.images)
+    assert not np.array_equal(again.outliers.images, task.outliers.images)
+
+
+def test_mnist_vs_letters_task(store: DataStore) -> None:
+    protocol = make_protocol("mnist-vs-letters")
+    (cell,) = protocol.cells(METHODS[:1], [0], "smoke", store)
+    task = protocol.task(cell, store)
+    assert len(task.train) + len(task.validation) == 60000 and len(task.test) == 10000 + 20800
+    assert task.is_ood.sum() == 20800 and task.test.images.shape[1:] == (1, 28, 28)
+    assert task.outliers is None and (task.test_class[~task.is_ood] >= 0).all()
+    with pytest.raises(InputError, match="name one with --oe"):
+        protocol.cells(METHODS, [0], "smoke", store)  # letters would be the OOD test set too
+    with pytest.raises(InputError, match="share"):
+        make_protocol("split-mnist", oe_dataset="mnist").cells(METHODS, [0], "smoke", store)
+
+
+def test_protocol_options_and_methods_are_checked() -> None:
+    with pytest.raises(InputError, match="unknown protocol"):
+        make_protocol("two-class")
+    with pytest.raises(InputError, match="--classes does not apply"):
+        make_protocol("split-mnist", classes=(0,))
+    with pytest.raises(InputError, match="msp: need the labels"):
+        OneClass("digits").cells(METHODS, [0], "cpu", DataStore())
+    with pytest.raises(InputError, match="number of outliers"):
+        OneClass("digits", n_oe=(0,))

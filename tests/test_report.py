@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,17 +20,20 @@ from click.testing import CliRunner
 from PIL import Image
 
 import oodscope
+from conftest import on_ci
 from oodscope.cli import cli
 from oodscope.errors import DataError, InputError, OodscopeError
 from oodscope.report import read_dir, write_report
-from oodscope.report.markdown import markdown_to_html
 from oodscope.report.sections import figure_caption
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v1"
 
 MAGENTA = (255, 0, 255)
 CHROMIUM_TIMEOUT = 60
 
 
 def _row(method: str, cls: int, auroc: float, seed: int = 0, **extra) -> dict:
+    """A results row as oodscope wrote them before the schema was versioned (schema 1)."""
     return {
         "dataset": "mnist", "method": method, "taps_variant": None, "id_class": cls, "n_oe": 16,
         "oe_classes": "all", "oe_dataset": "emnist-letters", "seed": seed, "preset": "cpu",
@@ -43,13 +47,10 @@ def _png(path: Path, size: tuple[int, int], color: tuple[int, int, int]) -> None
     Image.new("RGB", size, color).save(path)
 
 
-TABLE_MD = """\
-# Table 2: MNIST, 16 outliers
+NOTES_MD = """\
+# What we tried
 
-| method | ours | paper |
-|---|---:|---:|
-| geom | 94.61 | 98.1 |
-| layers <script>alert(1)</script> | 98.74 | 99.3 |
+The layers <script>alert(1)</script> run used 16 outliers.
 """
 
 SUMMARY_MD = """\
@@ -69,14 +70,15 @@ Finished cells: 4 of 4.
 @pytest.fixture()
 def bench_dir(tmp_path: Path) -> Path:
     """A hand-made benchmark directory: 5 rows (one a repeated cell) plus a partial last line,
-    table.md, summary.md, run.json with a history, and two PNG figures."""
+    a summary.md (which the report does not repeat: it renders the rows), notes.md, run.json with
+    a history, and two PNG figures."""
     d = tmp_path / "mnist-cpu"
     d.mkdir()
     rows = [_row("geom", 0, 80.0), _row("layers", 0, 97.0), _row("geom", 1, 90.0), _row("layers", 1, 99.0),
             _row("geom", 0, 10.0)]  # a repeated cell: the first row counts
     text = "".join(json.dumps(r) + "\n" for r in rows) + '{"dataset": "mnist", "meth'
     (d / "results.jsonl").write_text(text)
-    (d / "table.md").write_text(TABLE_MD)
+    (d / "notes.md").write_text(NOTES_MD)
     (d / "summary.md").write_text(SUMMARY_MD)
     (d / "run.json").write_text(json.dumps({
         "command": ["oodscope", "bench", "--out", "runs/x y"], "started": "2026-01-02T00:00:00+00:00",
@@ -121,8 +123,9 @@ def test_report_has_tables_figures_and_provenance(bench_dir: Path) -> None:
     assert out == bench_dir / "report.html"
     page = parse(out)
     text = " ".join(page.text)
-    # table.md 1, summary.md 1, results 2 (AUROC by class, metrics), run.json config 1, settings 1
-    assert page.count("table") == 6
+    # results 2 (AUROC by class, metrics), run.json config 1, settings 1: each table once
+    assert page.count("table") == 4
+    assert page.count("details") == 2  # how it was produced, notes: folded
     images = page.attrs("img")
     assert len(images) == 2
     sizes = set()
@@ -139,10 +142,11 @@ def test_report_has_tables_figures_and_provenance(bench_dir: Path) -> None:
             value = attrs.get(key) or ""
             assert not re.match(r"\s*(https?:)?//", value), value
     assert page.count("script") == 0 and page.count("link") == 0
-    assert "<script>alert(1)</script>" in text  # escaped text from table.md, not a tag
+    assert "<script>alert(1)</script>" in text  # escaped text from notes.md, not a tag
     assert "Figure 4 (fig4.png)" in text and "ROC curves: layers class 1 (roc_layers_class1.png)" in text
     assert "oodscope bench --out 'runs/x y'" in text and "oodscope bench --first" in text
-    assert "98.1" in text and "99.3" in text  # the suite table's paper column
+    html = out.read_text()
+    assert html.index("AUROC (%) per in-distribution class") < html.index("<img") < html.index("How it was produced")
     assert f"oodscope {oodscope.__version__}" in text and "Generated 20" in text
     assert "left out" in text  # the partial last line is mentioned
     # results table: class 0 geom is 80.00 (the repeated cell's second row ignored), mean 85.00
@@ -157,7 +161,7 @@ def test_results_table_values(bench_dir: Path) -> None:
     auroc = auroc[: auroc.index("</table>")]
     cells = re.findall(r"<td[^>]*>([^<]*)</td>", auroc)
     assert cells == ["0", "80.00", "97.00", "1", "90.00", "99.00", "mean", "85.00", "98.00"]
-    metrics = html[html.index("Mean over cells"):]
+    metrics = html[html.index("mean over cells; seconds per cell"):]
     metrics = re.findall(r"<td[^>]*>([^<]*)</td>", metrics[: metrics.index("</table>")])
     assert metrics[:10] == ["geom", "2", "1", "85.00", "75.00", "99.00", "15.00", "2.5", "0.5", "layers"]
 
@@ -196,12 +200,14 @@ def test_several_directories_need_out(bench_dir: Path, tmp_path: Path) -> None:
     (lambda d: (d / "run.json").write_text("{}"), "nothing to report"),
     (lambda d: (d / "results.jsonl").write_text('{"a": 1\n{"method": "geom"}\n'), "results.jsonl, line 1"),
     (lambda d: (d / "results.jsonl").write_text('[1, 2]\n'), "expected a JSON object"),
-    (lambda d: (d / "summary.md").write_bytes(b"| a |\n\xff\xfe"), "summary.md: not UTF-8"),
-    (lambda d: ((d / "summary.md").write_text("x"), (d / "run.json").write_text("{oops")), "run.json: not valid JSON"),
+    (lambda d: (d / "summary.md").write_text("tables oodscope wrote are rendered from the results"), "nothing to report"),
+    (lambda d: (d / "notes.md").write_bytes(b"| a |\n\xff\xfe"), "notes.md: not UTF-8"),
+    (lambda d: ((d / "notes.md").write_text("x"), (d / "run.json").write_text("{oops")), "run.json: not valid JSON"),
     (lambda d: (d / "fig4.png").write_bytes(b"GIF89a"), "fig4.png: not a PNG"),
-    (lambda d: ((d / "summary.md").write_text("x"), (d / "suite.json").mkdir()), "suite.json: cannot read"),
-    (lambda d: ((d / "summary.md").write_text("x"), (d / "merges.json").write_text('{"merges": [1]}')),
+    (lambda d: ((d / "notes.md").write_text("x"), (d / "suite.json").mkdir()), "suite.json: cannot read"),
+    (lambda d: ((d / "notes.md").write_text("x"), (d / "merges.json").write_text('{"merges": [1]}')),
      "merges.json: not a merges record"),
+    (lambda d: (d / "results.jsonl").write_text('{"schema": 9, "method": "geom"}\n'), "line 1: results row of unknown schema"),
 ])
 def test_errors_name_the_directory_or_file(tmp_path: Path, setup, fragment: str) -> None:
     d = tmp_path / "run"
@@ -236,11 +242,46 @@ def test_csv_table_used_without_markdown_twin(tmp_path: Path) -> None:
     assert "oodscope bench --suite table2 --first" in text and "oodscope bench --suite table2" in text
 
 
-def test_markdown_converter() -> None:
-    html = markdown_to_html("# T\n\ntext `a<b` **bold**\n\n- item\n\n| x | y |\n|:---|---:|\n| 1 \\| 2 | <i> |\n", 2)
-    assert "<h3>T</h3>" in html and "<code>a&lt;b</code>" in html and "<strong>bold</strong>" in html
-    assert "<li>item</li>" in html and "<td>1 | 2</td>" in html and '<td class="r">&lt;i&gt;</td>' in html
-    assert '<th class="r">y</th>' in html
+def test_report_on_a_plain_bench_directory_draws_roc_and_histograms(tmp_path: Path) -> None:
+    """`oodscope bench` without a suite writes no figures; the report draws them from the saved
+    scores (without writing into the directory) and embeds them."""
+    out = tmp_path / "grid"
+    r = CliRunner().invoke(cli, ["bench", "--dataset", "digits", "--oe", "digits", "--classes", "0,1", "--methods",
+                                 "geom,layers", "--n-oe", "4", "--preset", "smoke", "--set", "batch_size=64",
+                                 "--no-progress", "--threads", "1", "--out", str(out)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert not list(out.glob("*.png"))
+    before = sorted(p.name for p in out.iterdir())
+    page = parse(write_report([out]))
+    text = " ".join(page.text)
+    assert "ROC curves: digits (roc_digits.png) (drawn for this report" in text
+    assert "Score histograms: digits (hist_digits.png) (drawn for this report" in text
+    sizes = [Image.open(io.BytesIO(base64.b64decode(a["src"].split(",", 1)[1]))).size for a in page.attrs("img")]
+    assert len(sizes) == 2 and all(w > 300 and h > 200 for w, h in sizes)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before, "report.html"])  # nothing else written
+
+
+def test_report_of_directories_written_before_the_schema(tmp_path: Path) -> None:
+    """Run directories written by the earlier oodscope (tests/fixtures/v1: a grid with taps variants,
+    a fig4 suite merged from two parts) still report: their tables, the sweep figure and the
+    curves drawn from their scores, their commands and merges."""
+    out = write_report([FIXTURES / "grid", FIXTURES / "suite"], tmp_path / "old.html")
+    page = parse(out)
+    text = " ".join(page.text)
+    assert "layers[z3+z4+ptrue]" in text and "Fig. 4: AUROC vs number of known outliers" in text
+    assert "Figure 4 (fig4.png) (drawn for this report" in text
+    assert text.count("ROC curves: digits (roc_digits.png)") == 2
+    assert "14 cells merged from" in text
+    suite_rows = read_dir(FIXTURES / "suite").rows
+    assert len(suite_rows) == 28 and all(r["schema"] == 2 and r["protocol"] == "one-class" for r in suite_rows)
+
+
+def test_import_report_loads_no_torch() -> None:
+    code = ("import sys, oodscope.report, oodscope.results, oodscope.figures, oodscope.bench.merge, "
+            "oodscope.bench.suite_tables; print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_figure_captions() -> None:
@@ -274,16 +315,12 @@ def test_cli_report_errors(tmp_path: Path, args: list[str], fragment: str) -> No
 
 # --- headless Chromium render check -------------------------------------------------------
 
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """The Chromium binary; skipped when absent outside CI, a failure when absent under CI."""
     path = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
     if path is None:
-        if _on_ci():
+        if on_ci():
             pytest.fail("CI is set but chromium is not installed (.ci/run installs the Debian package)")
         pytest.skip("/usr/bin/chromium not installed (apt-get install chromium); CI is not set")
     return path

@@ -1,50 +1,52 @@
-"""Reproducible, resumable benchmarks of the detectors under the one-class protocol.
+"""Reproducible, resumable benchmarks of the detectors under any protocol.
 
 Public API::
 
-    from oodscope.bench import BenchConfig, run_bench, PRESETS, preset_settings
-    rows = run_bench(BenchConfig(out="runs/mnist", dataset="mnist", methods=["geom", "layers"]))
+    from oodscope.bench import BenchConfig, RunOptions, run_bench
+    from oodscope.protocols import OneClass, MultiClass
+    rows = run_bench(BenchConfig(out="runs/mnist", protocol=OneClass("mnist"), methods=["geom", "layers"]))
 
-Output directory: ``results.jsonl`` (one row per finished cell, append-only, resumable),
-``summary.md`` (AUROC per class and method), ``run.json`` (command and settings) and
-``scores/`` (each cell's test scores, see :mod:`oodscope.bench.scores`).
+Output directory: ``results.jsonl`` (one row per finished cell, append-only, resumable; schema
+in :mod:`oodscope.results.schema`), ``summary.md``, ``run.json`` (command and settings) and
+``scores/`` (each cell's test scores).
 
 Suites (:mod:`oodscope.bench.suites`) reproduce the paper's Tables 2-3 and Figs. 4-5::
 
-    spec = make_spec("table3", "mnist", "cpu", n_classes=10)
+    spec = make_spec("table3", "mnist", "cpu", n_classes=10, unsupervised=["geom"])
     run_suite(spec, BenchConfig(out="runs/table3"))   # also writes table.md, table.csv, suite.json
+
+The names below load lazily, so the torch-free parts (suites, tables, merge, records) can be
+imported without torch.
 """
 
-from oodscope.bench.cells import OE_ALL, Cell, expand_cells, row_key
-from oodscope.bench.config import BenchConfig
-from oodscope.bench.presets import PRESETS, preset_settings
-from oodscope.bench.results import ResultsLog
-from oodscope.bench.runner import cell_settings, run_bench
-from oodscope.bench.scores import load_scores
-from oodscope.bench.suite_run import load_spec, read_suite, rebuild_tables, run_suite
-from oodscope.bench.suites import SUITES, SuiteSpec, make_spec, suite_cells
-from oodscope.bench.summary import render_summary, write_summary
+from __future__ import annotations
 
-__all__ = [
-    "OE_ALL",
-    "PRESETS",
-    "SUITES",
-    "BenchConfig",
-    "Cell",
-    "ResultsLog",
-    "SuiteSpec",
-    "cell_settings",
-    "expand_cells",
-    "load_scores",
-    "load_spec",
-    "make_spec",
-    "preset_settings",
-    "read_suite",
-    "rebuild_tables",
-    "render_summary",
-    "row_key",
-    "run_bench",
-    "run_suite",
-    "suite_cells",
-    "write_summary",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BenchConfig": "config",
+    "RunOptions": "config",
+    "run_bench": "runner",
+    "plan": "runner",
+    "run_suite": "suite_run",
+    "load_spec": "suite_files",
+    "read_suite": "suite_files",
+    "rebuild_tables": "suite_files",
+    "SUITES": "suites",
+    "SuiteSpec": "suites",
+    "make_spec": "suites",
+    "suite_cells": "suites",
+    "merge_runs": "merge",
+    "write_summary": "summary",
+    "run_demo": "demo",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``name`` from its module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -1,4 +1,5 @@
-"""What a benchmark run is asked to do: :class:`BenchConfig`."""
+"""What a benchmark run is asked to do: :class:`BenchConfig`, with its run options grouped in
+:class:`RunOptions` and the protocol's own parameters in its protocol object."""
 
 from __future__ import annotations
 
@@ -7,7 +8,36 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oodscope.bench.cells import OE_ALL
+from oodscope.protocols import OneClass, Protocol
+
+
+@dataclass
+class RunOptions:
+    """How a run executes, not what it computes (none of these changes a result's key).
+
+    Attributes:
+        device: Overrides the preset's device when set (cpu, cuda, cuda:N, auto).
+        data_root: Data root (see :func:`oodscope.data.resolve_root`).
+        download: Whether missing data files may be downloaded.
+        progress: Show progress (bars on a terminal, a few lines in a log).
+        cache_dir: Directory of the upstream-network cache; None = the default
+            (``$OODSCOPE_CACHE`` or ``~/.cache/oodscope/networks``).
+        disk_cache: Keep trained upstream networks on disk (False: in memory only).
+    """
+
+    device: str | None = None
+    data_root: str | os.PathLike[str] | None = None
+    download: bool = True
+    progress: bool = True
+    cache_dir: str | os.PathLike[str] | None = None
+    disk_cache: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as JSON-able values (paths as strings)."""
+        d = asdict(self)
+        for k in ("data_root", "cache_dir"):
+            d[k] = None if d[k] is None else str(d[k])
+        return d
 
 
 @dataclass
@@ -15,40 +45,26 @@ class BenchConfig:
     """The grid of a benchmark and where it goes.
 
     Attributes:
-        out: Directory for ``results.jsonl``, ``summary.md`` and ``run.json``.
-        dataset: In-distribution data set (one-class protocol on each class).
+        out: Directory for ``results.jsonl``, ``summary.md``, ``run.json`` and ``scores/``.
+        protocol: The evaluation protocol and its parameters (:class:`~oodscope.protocols.OneClass`,
+            :class:`~oodscope.protocols.MultiClass`).
         methods: Detector methods, in table order.
-        classes: In-distribution classes; None = every class of ``dataset``.
-        oe_dataset: Auxiliary data set (its train split) the known outliers come from. If it is
-            ``dataset`` itself, the in-distribution class is excluded from the sample.
-        n_oe: Outlier budgets (ints, or ``"all"`` for the whole auxiliary set).
-        oe_classes: Numbers of auxiliary classes the outliers are drawn from (or ``"all"``).
-        seeds: Seeds; each seeds the detector and the outlier sample.
-        preset: Name in :data:`oodscope.bench.presets.PRESETS`.
-        device: Overrides the preset's device when set.
-        data_root: Data root (see :func:`oodscope.data.resolve_root`).
-        download: Whether missing data files may be downloaded.
-        taps: Variants of the ``taps`` setting; each gives its own cells for methods with taps.
+        seeds: Seeds; each seeds the detector and the protocol's random choices (outlier sample).
+        preset: Settings preset (``cpu``, ``paper``, ``smoke``, ``demo``).
+        variants: Setting variants; each gives its own cells for the methods having those settings.
         overrides: Extra detector settings applied after the preset (only to methods knowing them).
-        progress: Show progress bars (cells, and the detectors' training).
+        run: How the run executes (:class:`RunOptions`).
         command: The command line, recorded in ``run.json``.
     """
 
     out: str | os.PathLike[str]
-    dataset: str = "mnist"
+    protocol: Protocol = field(default_factory=OneClass)
     methods: list[str] = field(default_factory=lambda: ["geom", "layers"])
-    classes: list[int] | None = None
-    oe_dataset: str = "emnist-letters"
-    n_oe: list[int | str] = field(default_factory=lambda: [16])
-    oe_classes: list[int | str] = field(default_factory=lambda: [OE_ALL])
     seeds: list[int] = field(default_factory=lambda: [0])
     preset: str = "cpu"
-    device: str | None = None
-    data_root: str | os.PathLike[str] | None = None
-    download: bool = True
-    taps: list[tuple[str, ...]] | None = None
+    variants: list[dict[str, Any]] | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
-    progress: bool = True
+    run: RunOptions = field(default_factory=RunOptions)
     command: list[str] | None = None
 
     @property
@@ -57,9 +73,7 @@ class BenchConfig:
         return Path(self.out)
 
     def to_json(self) -> dict[str, Any]:
-        """The configuration as JSON-able values (paths as strings)."""
-        d = asdict(self)
-        d["out"] = str(self.out)
-        d["data_root"] = None if self.data_root is None else str(self.data_root)
-        d["taps"] = None if self.taps is None else [list(t) for t in self.taps]
-        return d
+        """The configuration as JSON-able values."""
+        return {"out": str(self.out), "protocol": self.protocol.to_json(), "methods": list(self.methods),
+                "seeds": list(self.seeds), "preset": self.preset, "variants": self.variants,
+                "overrides": self.overrides, "run": self.run.to_json()}

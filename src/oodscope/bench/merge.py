@@ -25,19 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.atomic import write_atomic, write_json_atomic
-from oodscope.bench.cells import row_key
+from oodscope.bench.consistency import UNCOMPARED, settings_diff
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.results import ResultsLog
-from oodscope.bench.runner import UNCOMPARED, settings_diff
-from oodscope.bench.scores import load_scores
-from oodscope.bench.suite_run import read_suite
+from oodscope.bench.suite_files import read_suite
 from oodscope.bench.summary import write_summary
 from oodscope.errors import InputError
-from oodscope.records import MERGES, read_merges, recorded_commands
+from oodscope.results import MERGES, ResultsLog, field, load_scores, normalize, normalize_rows, read_merges, recorded_commands, row_key
 
 RESULTS = "results.jsonl"
-# settings that legitimately differ between cells of one method, besides those a resume ignores
-_PER_CELL = ("seed", "taps")
 
 
 @dataclass(frozen=True)
@@ -53,18 +48,21 @@ class MergeReport:
 
 
 def _group(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (row.get("dataset"), row.get("method"), row.get("preset"), row.get("oe_dataset"))
+    return (row["protocol"], row["dataset"], row["method"], row["preset"], field(row, "oe_dataset"))
 
 
 def _check_settings(source: Path, row: dict[str, Any], reference: dict[str, Any]) -> None:
-    """InputError if ``row`` was run with other settings than the reference row of its method."""
+    """InputError if ``row`` was run with other settings than the reference row of its method
+    (the seed and the settings of either row's variant legitimately differ)."""
     mine, theirs = row.get("settings"), reference.get("settings")
     if not (isinstance(mine, dict) and isinstance(theirs, dict)):
         return
-    diff = settings_diff(theirs, mine, ignore=(*UNCOMPARED, *_PER_CELL))
+    per_cell = ("seed", *(row.get("variant") or {}), *(reference.get("variant") or {}))
+    diff = settings_diff(theirs, mine, ignore=(*UNCOMPARED, *per_cell))
     if diff:
+        where = " ".join(f"{k} {v}" for k, v in row["protocol_fields"].items())
         raise InputError(
-            f"{source}: cell {row.get('method')} class {row.get('id_class')} seed {row.get('seed')} was run "
+            f"{source}: cell {row['method']} {where} seed {row['seed']} was run "
             f"with different settings ({', '.join(diff)}) than the same method in the destination; "
             "their results cannot share one table"
         )
@@ -145,7 +143,7 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
         _check_suites(srcs, dest)
         earlier = read_merges(dest)
         log = ResultsLog(dest / RESULTS)
-        rows = log.load()
+        rows = log.rows()
         present = {row_key(r) for r in rows}
         reference: dict[tuple[Any, ...], dict[str, Any]] = {}
         for r in rows:
@@ -154,13 +152,14 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
         added = {str(s): 0 for s in srcs}
         skipped = {str(s): 0 for s in srcs}
         for src in srcs:
-            for row in ResultsLog(src / RESULTS).load():
+            raw_rows = ResultsLog(src / RESULTS).load()
+            for raw, row in zip(raw_rows, normalize_rows(raw_rows, src / RESULTS)):
                 key = row_key(row)
                 if key in present:
                     skipped[str(src)] += 1
                     continue
                 _check_settings(src, row, reference.setdefault(_group(row), row))
-                plan.append((src, row, load_scores(src, row)))  # DataError for a damaged file
+                plan.append((src, raw, load_scores(src, row)))  # DataError for a damaged file
                 present.add(key)
                 added[str(src)] += 1
         for src, row, scores in plan:
@@ -171,8 +170,8 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
                 with open(src / rel, "rb") as f_in:
                     write_atomic(target, lambda f_out, f_in=f_in: shutil.copyfileobj(f_in, f_out))
             merged = {**row, "merged_from": str(src.resolve())}
-            log.append(merged)
-            rows.append(merged)
+            log.append(merged)  # as the source wrote it: its schema version is kept
+            rows.append(normalize(merged))
         if plan:
             write_summary(dest, rows)
             _record(dest, earlier, srcs, added, skipped)

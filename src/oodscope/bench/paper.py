@@ -1,26 +1,49 @@
-"""AUROC values (percent) reported by Okamoto et al. (2021), Tables 2 and 3, for comparison.
+"""The experiments of Okamoto, Suzuki & Matsuo (2021) as data: which methods and variants each of
+its tables and figures compares, their display names, and the AUROC values (percent) the paper
+reports in Tables 2 and 3, for comparison.
 
-The paper gives no numbers for its Figs. 4 and 5 in the text, so none are listed here.
-Its CIFAR-10 results used 80 Million Tiny Images as the outlier set (now withdrawn);
-oodscope's suites use CIFAR-100 instead, so those comparisons are indicative only.
+This is the one place outside the detectors' own files that names methods: it describes the
+paper, and the suites (:mod:`oodscope.bench.suites`) and figures read it. The paper gives no
+numbers for its Figs. 4 and 5 in the text, so none are listed here. Its CIFAR-10 results used
+80 Million Tiny Images as the outlier set (now withdrawn); oodscope's suites use CIFAR-100
+instead, so those comparisons are indicative only.
 """
 
 from __future__ import annotations
 
-# Table 2 rows, in the paper's order: (row label, layers taps variant or None for GEOM).
-TABLE2_ROWS: list[tuple[str, tuple[str, ...] | None]] = [
-    ("GEOM", None),
-    ("OURS(softmax)", ("softmax",)),
-    ("OURS(z4)", ("z4",)),
-    ("OURS(z3)", ("z3",)),
-    ("OURS(z2)", ("z2",)),
-    ("OURS(z1)", ("z1",)),
-    ("OURS(z1..z4)", ("z1", "z2", "z3", "z4")),
+from typing import Any
+
+Variant = dict[str, Any] | None
+
+# The methods of Table 3 and Figs. 4-5, in the paper's column order, and of Table 2.
+COMPARED = ["geom", "geom+", "bce", "layers"]
+TABLE2_METHODS = ["geom", "layers"]
+
+# The command line's defaults: the paper's method, and a grid of it beside its baseline GEOM.
+OURS = "layers"
+DEFAULT_GRID = ["geom", "layers"]
+
+# How tables and figures name and colour them.
+METHOD_NAMES = {"geom": "GEOM", "geom+": "GEOM+", "bce": "BCE", "layers": "layers (ours)"}
+METHOD_COLOURS = {"geom": "tab:gray", "geom+": "tab:orange", "bce": "tab:purple", "layers": "tab:green"}
+
+# Table 2 rows, in the paper's order: (row label, method, variant).
+TABLE2_ROWS: list[tuple[str, str, Variant]] = [
+    ("GEOM", "geom", None),
+    ("OURS(softmax)", "layers", {"taps": ["softmax"]}),
+    ("OURS(z4)", "layers", {"taps": ["z4"]}),
+    ("OURS(z3)", "layers", {"taps": ["z3"]}),
+    ("OURS(z2)", "layers", {"taps": ["z2"]}),
+    ("OURS(z1)", "layers", {"taps": ["z1"]}),
+    ("OURS(z1..z4)", "layers", {"taps": ["z1", "z2", "z3", "z4"]}),
 ]
 
 # oodscope's default taps of ``layers``, shown as an extra last row of Table 2.
-DEFAULT_TAPS: tuple[str, ...] = ("z3", "z4", "ptrue")
-DEFAULT_ROW_LABEL = "oodscope default layers (z3+z4+ptrue)"
+DEFAULT_ROW: tuple[str, str, Variant] = ("oodscope default layers (z3+z4+ptrue)", "layers", {"taps": ["z3", "z4", "ptrue"]})
+
+# The paper's Fig. 3: images the first method rejects, titled with the verdict of the second
+# (the first label found of those listed: default taps, then the paper's z1..z4).
+FIG3_PAIR: tuple[str, tuple[str, ...]] = ("geom", ("layers", "layers[z1+z2+z3+z4]"))
 
 # Table 2: mean AUROC over the 10 classes, per row label.
 TABLE2: dict[str, dict[str, float]] = {
@@ -34,8 +57,9 @@ TABLE2: dict[str, dict[str, float]] = {
     },
 }
 
-# Table 3 columns: oodscope method -> the paper's column name.
+# Table 3 columns: oodscope method -> the paper's column name, and ours as the table names it.
 TABLE3_METHODS: list[tuple[str, str]] = [("geom", "GEOM"), ("geom+", "GEOM+"), ("bce", "BCE"), ("layers", "ours")]
+TABLE3_OURS = ("layers", "ours (layers)")
 
 # Table 3: per-class AUROC, columns GEOM, GEOM+, BCE, ours; the last entry is the paper's mean.
 TABLE3: dict[str, dict[int | str, tuple[float, float, float, float]]] = {

@@ -1,92 +1,72 @@
-"""Named detector settings for benchmarks and the demo: ``PRESETS`` and :func:`preset_settings`.
+"""The settings of a benchmark cell: its method's preset, the run's device and overrides, the
+cell's variant, the data set's training augmentation, the cell's seed and the progress flag.
 
-``PRESETS[name]`` maps a method to settings overrides on top of that method's
-``defaults``. The key ``"*"`` holds settings meant for every method; each method
-receives only the ``"*"`` settings it accepts (its ``defaults`` keys), so
-``g_steps`` reaches ``layers`` but not ``geom``. Method-named entries are applied
-after ``"*"`` and must name settings the method knows.
-
-* ``cpu``: the detectors' defaults, which are the CPU settings.
-* ``paper``: Okamoto et al. (2021): WRN-16-4, dropout 0.3, the 72 GEOM transformations,
-  20 epochs, batch 128, Adam 1e-3, 5000 steps for g, on CUDA.
-* ``smoke``: tiny and fast, for tests.
-* ``demo``: sized for scikit-learn's 8x8 digits (``oodscope demo``).
+Presets live beside each detector (``presets``, see :mod:`oodscope.detectors.base`); this
+module only applies them to cells and describes the methods to the protocols.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from oodscope.detectors import DETECTORS
+from oodscope.detectors import detector_class, settings_for
+from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
-
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "cpu": {"*": {}, "geom": {}, "layers": {}},
-    "paper": {
-        "*": {
-            "backbone": "wrn",
-            "depth": 16,
-            "width": 4,
-            "dropout": 0.3,
-            "transforms": "geom72",
-            "epochs": 20,
-            "batch_size": 128,
-            "lr": 1e-3,
-            "g_steps": 5000,
-            "device": "cuda",
-        },
-        # the paper's g_theta: all four taps, no outlier augmentation or mixup
-        "layers": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none"},
-    },
-    "smoke": {"*": {"widths": [8, 8, 8], "epochs": 1, "g_steps": 5, "transforms": "rot4"}},
-    "demo": {
-        "*": {
-            "widths": [16, 32, 64],
-            "epochs": 60,
-            "batch_size": 64,
-            "transforms": "flip-rot4",
-            "g_steps": 200,
-            "g_batch": 64,
-            "head_hidden": 256,
-        },
-    },
-}
-
+from oodscope.protocols import Cell, MethodInfo
 
 # Training augmentation of in-distribution images per data set: Okamoto et al. (2021, section 4.1)
 # augment CIFAR-10 only (crop-and-resize, colour jitter, grayscale, Gaussian blur), not MNIST.
+# It reaches every method with an "augment" setting of these values.
 DATASET_AUGMENT: dict[str, str] = {"cifar10": "cifar", "cifar100": "cifar"}
 
 
-def preset_settings(
-    preset: str,
-    method: str,
-    device: str | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The settings ``method`` gets under ``preset``: ``"*"`` filtered to the method's
-    ``defaults`` keys, then the method's own entry, then ``device`` (if given), then
-    ``overrides`` (also filtered to keys the method knows).
+def method_infos(methods: list[str]) -> list[MethodInfo]:
+    """What the protocols need to know of each method.
 
     Raises:
-        InputError: unknown preset or method, or a method entry naming an unknown setting.
+        InputError: no method, an unknown method, or one that cannot run here (missing package).
     """
-    if preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    if method not in DETECTORS:
-        raise InputError(f"unknown method {method!r}; known: {', '.join(DETECTORS)}")
-    known = DETECTORS[method].defaults
-    entry = PRESETS[preset]
-    out = {k: copy.deepcopy(v) for k, v in entry.get("*", {}).items() if k in known}
-    own = entry.get(method, {})
-    unknown = sorted(set(own) - set(known))
-    if unknown:
-        raise InputError(f"preset {preset!r}: method {method!r} has no settings {unknown}")
-    out.update(copy.deepcopy(own))
-    if device is not None and "device" in known:
-        out["device"] = device
-    for k, v in (overrides or {}).items():
-        if k in known:
-            out[k] = copy.deepcopy(v)
+    if not methods:
+        raise InputError("no method given")
+    out = []
+    for m in methods:
+        cls = detector_class(m)
+        reason = cls.unavailable()
+        if reason:
+            raise InputError(reason)
+        out.append(MethodInfo(m, cls.requires.outliers, frozenset(cls.defaults), cls.requires.labels))
     return out
+
+
+def check_grid_settings(methods: list[str], overrides: dict[str, Any], variants: list[dict[str, Any]] | None) -> None:
+    """InputError for an override or variant setting that none of ``methods`` has, or a value of
+    the wrong type for one that has it."""
+    classes = [detector_class(m) for m in methods]
+    known = set().union(*(c.defaults for c in classes))
+    for what, names in (("settings", overrides), *(("variant settings", v) for v in variants or [])):
+        stray = sorted(set(names) - known)
+        if stray:
+            raise InputError(f"{what} {stray} are not known to any of the methods {methods}")
+    for cls in classes:
+        for values in (overrides, *(variants or [])):
+            cls(**{k: v for k, v in values.items() if k in cls.defaults})
+
+
+def cell_settings(cell: Cell, device: str | None, overrides: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """The detector settings of ``cell`` (see the module docstring).
+
+    Raises:
+        InputError: unknown preset or method.
+    """
+    if cell.preset not in PRESET_NAMES:
+        raise InputError(f"unknown preset {cell.preset!r}; known: {', '.join(PRESET_NAMES)}")
+    s = settings_for(cell.method, cell.preset, device, overrides)
+    known = detector_class(cell.method).defaults
+    s.update(cell.variant_settings or {})
+    if "augment" in known and "augment" not in overrides:
+        s["augment"] = DATASET_AUGMENT.get(cell.dataset, "none")
+    if "seed" in known:
+        s["seed"] = cell.seed
+    if "progress" in known:
+        s["progress"] = progress
+    return s

@@ -1,19 +1,20 @@
 """Numbers behind the suite tables and figures: per-class AUROC and per-seed class averages.
 
-Results rows are matched to a suite's cells by key (:func:`oodscope.bench.cells.row_key`);
-rows of other grids in the same directory are ignored.
+Results rows (normalised, :mod:`oodscope.results`) are matched to a suite's cells by key;
+rows of other grids in the same directory are ignored. This module loads no torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from oodscope.bench.cells import Cell, row_key
 from oodscope.bench.suites import Budget, SuiteSpec, suite_cells
+from oodscope.protocols import Cell
+from oodscope.results import field, first_per_cell, metric
 
 Select = Callable[[Cell], bool]
 
@@ -40,31 +41,45 @@ class ClassMean:
     total_classes: int
 
 
+def with_unsupervised(spec: SuiteSpec, rows: list[dict[str, Any]]) -> SuiteSpec:
+    """``spec``, with its methods without outliers read off the rows (those with an ``n_oe`` 0 cell)
+    when the suite record predates keeping them."""
+    if spec.unsupervised is not None:
+        return spec
+    found = {r["method"] for r in rows if field(r, "n_oe") == 0}
+    return replace(spec, unsupervised=[m for m in spec.methods if m in found])
+
+
 def cell_rows(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[Cell, dict[str, Any] | None]]:
     """Each cell of the suite with its finished row (the first in the log) or None."""
-    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in rows:
-        by_key.setdefault(row_key(r), r)
-    return [(c, by_key.get(c.key())) for c in suite_cells(spec)]
+    by_key = first_per_cell(rows)
+    return [(c, by_key.get(c.key())) for c in suite_cells(with_unsupervised(spec, rows))]
 
 
 def cell_seconds(row: dict[str, Any]) -> float:
-    """Training plus scoring seconds that one finished cell cost. A GEOM f the cell reused
-    (``shared_base``) is left out: the ``geom`` cell that trained it counts it."""
-    if row.get("shared_base") and row.get("method") == "geom":
-        return 0.0  # its f and its test scores were both computed by an earlier cell
+    """Training plus scoring seconds that one finished cell added, its upstream network's
+    training left out (:func:`compute_seconds` counts each upstream once)."""
     fit = float(row.get("fit_seconds", 0.0))
-    if row.get("shared_base"):
-        fit -= float(row.get("base_fit_seconds", 0.0))
+    up = row.get("upstream")
+    if isinstance(up, dict):
+        fit -= float(up.get("fit_seconds", 0.0))
     return max(fit, 0.0) + float(row.get("score_seconds", 0.0))
 
 
 def compute_seconds(pairs: list[tuple[Cell, dict[str, Any] | None]]) -> dict[str, float]:
-    """Seconds spent per method over the suite's finished cells (see :func:`cell_seconds`)."""
+    """Seconds spent per method over the suite's finished cells: each cell's own work (see
+    :func:`cell_seconds`), plus each upstream network's training once, counted for the first
+    method that used it."""
     out: dict[str, float] = {}
+    seen: set[str] = set()
     for cell, row in pairs:
-        if row is not None:
-            out[cell.method] = out.get(cell.method, 0.0) + cell_seconds(row)
+        if row is None:
+            continue
+        out[cell.method] = out.get(cell.method, 0.0) + cell_seconds(row)
+        up = row.get("upstream")
+        if isinstance(up, dict) and str(up.get("key")) not in seen:
+            seen.add(str(up.get("key")))
+            out[cell.method] += float(up.get("fit_seconds", 0.0))
     return out
 
 
@@ -72,8 +87,9 @@ def per_class(pairs: list[tuple[Cell, dict[str, Any] | None]], select: Select) -
     """AUROC per class of the selected cells, averaged over finished seeds (missing classes absent)."""
     values: dict[int, list[float]] = {}
     for cell, row in pairs:
-        if row is not None and select(cell):
-            values.setdefault(cell.id_class, []).append(float(row["auroc"]))
+        v = None if row is None else metric(row, "auroc")
+        if v is not None and select(cell):
+            values.setdefault(cell["id_class"], []).append(v)
     return {c: float(np.mean(v)) for c, v in values.items()}
 
 
@@ -98,18 +114,21 @@ def seed_stat(spec: SuiteSpec, pairs: list[tuple[Cell, dict[str, Any] | None]], 
     return SeedStat(float(np.mean(per_seed)), float(np.std(per_seed)), len(per_seed), len(spec.seeds))
 
 
-def sweep(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[dict[str, dict[Budget, SeedStat | None]], SeedStat | None]:
-    """For a sweep suite (``fig4``/``fig5``): ``{method: {x: stat}}`` for each semi-supervised
-    method and each value x of the swept budget, and ``geom``'s stat (None when not run)."""
+def sweep(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[dict[str, dict[Budget, SeedStat | None]], dict[str, SeedStat | None]]:
+    """For a sweep suite (``fig4``/``fig5``): ``{method: {x: stat}}`` for each method with outliers
+    and each value x of the swept budget, and ``{method: stat}`` for each method without (one
+    value for every x)."""
     axis = spec.definition.axis
     if axis is None:
         raise ValueError(f"suite {spec.suite} sweeps nothing")
+    spec = with_unsupervised(spec, rows)
     pairs = cell_rows(spec, rows)
     xs = spec.n_oe if axis == "n_oe" else spec.oe_classes
     out: dict[str, dict[Budget, SeedStat | None]] = {}
+    flat: dict[str, SeedStat | None] = {}
     for m in spec.methods:
-        if m == "geom":
-            continue
-        out[m] = {x: seed_stat(spec, pairs, lambda c, m=m, x=x: c.method == m and getattr(c, axis) == x) for x in xs}
-    geom = seed_stat(spec, pairs, lambda c: c.method == "geom") if "geom" in spec.methods else None
-    return out, geom
+        if m in (spec.unsupervised or []):
+            flat[m] = seed_stat(spec, pairs, lambda c, m=m: c.method == m)
+        else:
+            out[m] = {x: seed_stat(spec, pairs, lambda c, m=m, x=x: c.method == m and c[axis] == x) for x in xs}
+    return out, flat

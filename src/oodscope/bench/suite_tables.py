@@ -9,43 +9,16 @@ the compute time per method. The CSV holds the cells of the first markdown table
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oodscope.bench.atomic import write_text_atomic
-from oodscope.bench.cells import Cell
-from oodscope.bench.paper_values import CLASS_NAMES, DEFAULT_ROW_LABEL, DEFAULT_TAPS, TABLE2, TABLE2_ROWS, TABLE3_METHODS, table3_value
-from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, compute_seconds, per_class, seed_mean, sweep
+from oodscope.atomic import write_text_atomic
+from oodscope.bench.paper import CLASS_NAMES, DEFAULT_ROW, METHOD_NAMES, TABLE2, TABLE2_ROWS, TABLE3_METHODS, TABLE3_OURS, table3_value
+from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, compute_seconds, per_class, seed_mean, sweep, with_unsupervised
 from oodscope.bench.suites import SuiteSpec
-
-MISSING = "–"
-METHOD_NAMES = {"geom": "GEOM", "geom+": "GEOM+", "bce": "BCE", "layers": "layers (ours)"}
-
-
-@dataclass
-class Table:
-    """A header and rows of text cells, rendered as markdown or CSV."""
-
-    header: list[str]
-    rows: list[list[str]]
-
-    def markdown(self) -> str:
-        """GitHub markdown: first column left-aligned, the others right-aligned."""
-        lines = ["| " + " | ".join(self.header) + " |", "|---|" + "---:|" * (len(self.header) - 1)]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
-        return "\n".join(lines)
-
-    def csv(self) -> str:
-        """The same cells as CSV."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(self.header)
-        writer.writerows(self.rows)
-        return buf.getvalue()
+from oodscope.protocols import Cell
+from oodscope.results import MISSING, Table, label
 
 
 def fmt(value: float | None) -> str:
@@ -79,12 +52,10 @@ def class_name(dataset: str, c: int) -> str:
 
 
 def _table2_selectors(spec: SuiteSpec) -> list[tuple[str, Any]]:
-    rows = [(label, taps) for label, taps in TABLE2_ROWS] + [(DEFAULT_ROW_LABEL, DEFAULT_TAPS)]
     out = []
-    for label, taps in rows:
-        method = "geom" if taps is None else "layers"
+    for title, method, variant in [*TABLE2_ROWS, DEFAULT_ROW]:
         if method in spec.methods:
-            out.append((label, lambda c, m=method, t=taps: c.method == m and (m == "geom" or c.taps == t)))
+            out.append((title, lambda c, want=label(method, variant): c.label == want))
     return out
 
 
@@ -94,12 +65,12 @@ def table2(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, Table
     paper = TABLE2.get(spec.dataset, {})
     selectors = _table2_selectors(spec)
     main = Table(["method", f"{spec.dataset} (oodscope)", f"{spec.dataset} (paper)"], [])
-    detail = Table(["class", *[label for label, _ in selectors]], [])
-    values = {label: per_class(pairs, sel) for label, sel in selectors}
-    for label, _ in selectors:
-        main.rows.append([label, fmt_mean(class_mean(values[label], spec.classes)), fmt_paper(paper.get(label))])
+    detail = Table(["class", *[title for title, _ in selectors]], [])
+    values = {title: per_class(pairs, sel) for title, sel in selectors}
+    for title, _ in selectors:
+        main.rows.append([title, fmt_mean(class_mean(values[title], spec.classes)), fmt_paper(paper.get(title))])
     for c in spec.classes:
-        detail.rows.append([class_name(spec.dataset, c), *[fmt(values[label].get(c)) for label, _ in selectors]])
+        detail.rows.append([class_name(spec.dataset, c), *[fmt(values[title].get(c)) for title, _ in selectors]])
     return [("Mean AUROC over classes", main), ("Per class", detail)]
 
 
@@ -110,7 +81,7 @@ def table3(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, Table
     methods = [m for m in spec.methods if m in names]
     header = ["class"]
     for m in methods:
-        header += [names[m] if m != "layers" else "ours (layers)", f"{names[m]} (paper)"]
+        header += [TABLE3_OURS[1] if m == TABLE3_OURS[0] else names[m], f"{names[m]} (paper)"]
     table = Table(header, [])
     values = {m: per_class(pairs, lambda cell, m=m: cell.method == m) for m in methods}
     for c in spec.classes:
@@ -127,21 +98,22 @@ def table3(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, Table
 
 def sweep_table(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, Table]]:
     """Rows: the swept budget; columns: methods; entries mean ± std over seeds of the class mean."""
-    stats, geom = sweep(spec, rows)
+    spec = with_unsupervised(spec, rows)
+    stats, flat = sweep(spec, rows)
     axis = spec.definition.axis
     first = "n_oe" if axis == "n_oe" else "outlier classes (k)"
     methods = list(spec.methods)
     table = Table([first, *[METHOD_NAMES.get(m, m) for m in methods]], [])
     xs = spec.n_oe if axis == "n_oe" else spec.oe_classes
     for x in xs:
-        table.rows.append([str(x), *[fmt_stat(geom if m == "geom" else stats[m][x]) for m in methods]])
+        table.rows.append([str(x), *[fmt_stat(flat[m] if m in flat else stats[m][x]) for m in methods]])
     pairs = cell_rows(spec, rows)
     by_seed = Table(["seed", first, *[METHOD_NAMES.get(m, m) for m in methods]], [])
     for seed in spec.seeds:
         for x in xs:
             line = [str(seed), str(x)]
             for m in methods:
-                select = (lambda c, m=m, x=x: c.method == m and (m == "geom" or getattr(c, axis) == x))
+                select = (lambda c, m=m, x=x: c.method == m and (m in flat or c[axis] == x))
                 line.append(fmt_mean(seed_mean(spec, pairs, select, seed)))
             by_seed.rows.append(line)
     return [("Class-averaged AUROC, mean ± std over seeds", table),
@@ -151,12 +123,11 @@ def sweep_table(spec: SuiteSpec, rows: list[dict[str, Any]]) -> list[tuple[str, 
 BUILDERS = {"table2": table2, "table3": table3, "fig4": sweep_table, "fig5": sweep_table}
 
 
-def _header(spec: SuiteSpec, pairs: list[tuple[Cell, Any]]) -> list[str]:
+def _notes(spec: SuiteSpec, pairs: list[tuple[Cell, Any]]) -> list[str]:
+    """The lines under a suite table's title: what ran, how much is finished, caveats."""
     done = sum(r is not None for _, r in pairs)
     budget = f"n_oe {', '.join(map(str, spec.n_oe))}; outlier classes {', '.join(map(str, spec.oe_classes))}"
     out = [
-        f"# {spec.definition.title}",
-        "",
         f"Data set {spec.dataset}, outliers from {spec.oe_dataset} ({budget}), preset {spec.preset}, "
         f"classes {', '.join(map(str, spec.classes))}, seeds {', '.join(map(str, spec.seeds))}.",
         f"Finished cells: {done} of {len(pairs)}. Entries are AUROC in percent; {MISSING} = not (yet) available.",
@@ -165,9 +136,10 @@ def _header(spec: SuiteSpec, pairs: list[tuple[Cell, Any]]) -> list[str]:
         out.append("The paper used 80 Million Tiny Images as outliers (withdrawn); these runs use "
                    f"{spec.oe_dataset}, so the paper's CIFAR-10 values are indicative only.")
     if spec.definition.axis is not None:
-        out.append("geom uses no outliers: one value, repeated on every row. The paper gives no numbers "
-                   "for this figure, so there is no paper column.")
-    return out + [""]
+        flat = ", ".join(spec.unsupervised or [])
+        out.append((f"{flat} uses no outliers: one value, repeated on every row. " if flat else "")
+                   + "The paper gives no numbers for this figure, so there is no paper column.")
+    return out
 
 
 def fmt_duration(seconds: float) -> str:
@@ -190,18 +162,28 @@ def compute_table(pairs: list[tuple[Cell, Any]]) -> Table:
     return table
 
 
+COMPUTE_NOTE = ("Training plus scoring time of the finished cells, summed (a network shared by several cells, "
+                "such as GEOM's f, counts once; data loading is left out). Cells may have run in several "
+                "invocations; their commands are in run.json (and merges.json for cells merged in from other "
+                "directories).")
+
+
+def sections(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[str, list[str], list[tuple[str, Table]]]:
+    """A suite's title, the notes under it, and its ``(heading, table)`` sections, the compute
+    time last (its table's caption explains it): what ``table.md`` and the report show."""
+    spec = with_unsupervised(spec, rows)
+    pairs = cell_rows(spec, rows)
+    compute = compute_table(pairs)
+    compute.caption = COMPUTE_NOTE
+    return spec.definition.title, _notes(spec, pairs), [*BUILDERS[spec.suite](spec, rows), ("Compute time", compute)]
+
+
 def render(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[str, str]:
     """The ``table.md`` and ``table.csv`` texts (the CSV holds the first table)."""
-    tables = BUILDERS[spec.suite](spec, rows)
-    pairs = cell_rows(spec, rows)
-    md = _header(spec, pairs)
-    for title, table in tables:
-        md += [f"## {title}", "", table.markdown(), ""]
-    md += ["## Compute time", "",
-           "Training plus scoring time of the finished cells, summed (a GEOM f shared by several cells "
-           "counts once; data loading is left out). Cells may have run in several invocations; their "
-           "commands are in run.json (and merges.json for cells merged in from other directories).", "",
-           compute_table(pairs).markdown(), ""]
+    title, notes, tables = sections(spec, rows)
+    md = [f"# {title}", "", *notes, ""]
+    for heading, table in tables:
+        md += [f"## {heading}", ""] + ([table.caption, ""] if table.caption else []) + [table.markdown(), ""]
     return "\n".join(md), tables[0][1].csv()
 
 

@@ -1,8 +1,9 @@
 """Benchmark suites reproducing the paper's experiments: Tables 2 and 3, Figs. 4 and 5.
 
-A suite is a fixed list of :class:`~oodscope.bench.cells.Cell` objects (run by
+A suite is a fixed list of one-class :class:`~oodscope.protocols.Cell` objects (run by
 :func:`oodscope.bench.runner.run_bench` like any grid, so results and resume are the same)
-plus a table builder (:mod:`oodscope.bench.suite_tables`).
+plus a table builder (:mod:`oodscope.bench.suite_tables`). Which methods each compares comes
+from :mod:`oodscope.bench.paper`.
 
 * ``table2``: ``layers`` with taps softmax / z4 / z3 / z2 / z1 / z1..z4, plus oodscope's
   default taps (z3+z4+ptrue) and ``geom``; the whole outlier set; seed 0.
@@ -10,10 +11,12 @@ plus a table builder (:mod:`oodscope.bench.suite_tables`).
 * ``fig4``: outlier budgets 16, 64, 256, 1024 x seeds 0-2 for ``geom+``, ``bce``, ``layers``.
 * ``fig5``: 500 outliers drawn from 1, 2, 5, 10 or all outlier classes x seeds 0-2.
 
-``geom`` uses no outliers, so each suite has one ``geom`` cell per (class, seed), with
-``n_oe = 0``, never one per budget. Cells run seed by seed, class by class, so ``geom``'s
-trained f is shared with every ``layers`` cell of its (class, seed) and a seed's results
-are complete before the next seed starts.
+A method that uses no outliers (recorded in the spec as ``unsupervised``) gets one cell per
+(class, seed), with ``n_oe = 0``, never one per budget. Cells run seed by seed, class by class,
+so an upstream network (GEOM's f) is shared by every cell of its (class, seed) and a seed's
+results are complete before the next seed starts.
+
+This module loads no torch.
 """
 
 from __future__ import annotations
@@ -22,16 +25,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from oodscope.bench.cells import OE_ALL, Cell
-from oodscope.bench.paper_values import DEFAULT_TAPS, TABLE2_ROWS
+from oodscope.bench.paper import COMPARED, DEFAULT_ROW, TABLE2_METHODS, TABLE2_ROWS
 from oodscope.errors import InputError
+from oodscope.protocols import OE_ALL, Cell, OneClass, freeze
 
 Budget = int | str
 
 # the paper's outlier sets; 80 Million Tiny Images has been withdrawn, so CIFAR-100 replaces it
 DEFAULT_OE: dict[str, str] = {"mnist": "emnist-letters", "cifar10": "cifar100"}
-KNOWN_CLASS_COUNTS: dict[str, int] = {"mnist": 10, "cifar10": 10, "digits": 10, "cifar100": 100}
-SEMI = ["geom+", "bce", "layers"]
+KNOWN_CLASS_COUNTS: dict[str, int] = {"mnist": 10, "cifar10": 10, "digits": 10, "cifar100": 100, "emnist-letters": 26}
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,13 @@ class SuiteDef:
     Attributes:
         name: Suite name (``--suite``).
         title: One-line description for tables.
-        methods: Methods in table order (``geom`` gets one cell per class and seed).
+        methods: Methods in table order.
         n_oe: Default outlier budgets.
         oe_classes: Default numbers of outlier classes.
         seeds: Default seeds.
         axis: The swept budget (``"n_oe"`` or ``"oe_classes"``), or None for a table suite;
             the other budget must hold a single value.
-        taps: Taps variants of ``layers`` (one cell each), or None for the preset's.
+        variants: Per method, its variants (one cell each) instead of the preset's settings.
     """
 
     name: str
@@ -57,19 +59,24 @@ class SuiteDef:
     oe_classes: list[Budget]
     seeds: list[int]
     axis: str | None = None
-    taps: list[tuple[str, ...]] | None = None
+    variants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _table2_variants() -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for _, method, variant in [*TABLE2_ROWS, DEFAULT_ROW]:
+        if variant is not None:
+            out.setdefault(method, []).append(variant)
+    return out
 
 
 SUITES: dict[str, SuiteDef] = {
-    "table2": SuiteDef(
-        "table2", "Table 2: AUROC of layers with different features (taps)", ["geom", "layers"],
-        [OE_ALL], [OE_ALL], [0],
-        taps=[t for _, t in TABLE2_ROWS if t is not None] + [DEFAULT_TAPS],
-    ),
-    "table3": SuiteDef("table3", "Table 3: per-class AUROC of the detectors", ["geom", *SEMI], [OE_ALL], [OE_ALL], [0]),
-    "fig4": SuiteDef("fig4", "Fig. 4: AUROC vs number of known outliers", ["geom", *SEMI],
+    "table2": SuiteDef("table2", "Table 2: AUROC of layers with different features (taps)", TABLE2_METHODS,
+                       [OE_ALL], [OE_ALL], [0], variants=_table2_variants()),
+    "table3": SuiteDef("table3", "Table 3: per-class AUROC of the detectors", COMPARED, [OE_ALL], [OE_ALL], [0]),
+    "fig4": SuiteDef("fig4", "Fig. 4: AUROC vs number of known outliers", COMPARED,
                      [16, 64, 256, 1024], [OE_ALL], [0, 1, 2], axis="n_oe"),
-    "fig5": SuiteDef("fig5", "Fig. 5: AUROC vs number of outlier classes (500 outliers)", ["geom", *SEMI],
+    "fig5": SuiteDef("fig5", "Fig. 5: AUROC vs number of outlier classes (500 outliers)", COMPARED,
                      [500], [1, 2, 5, 10, OE_ALL], [0, 1, 2], axis="oe_classes"),
 }
 
@@ -78,7 +85,9 @@ SUITES: dict[str, SuiteDef] = {
 class SuiteSpec:
     """A suite resolved for one run: everything needed to list its cells again later.
 
-    Attributes mirror :class:`SuiteDef`, with the user's overrides applied.
+    Attributes mirror :class:`SuiteDef`, with the user's overrides applied; ``unsupervised``
+    lists the methods that use no outliers (None in suite records written before it was kept:
+    then it is read off the results, see :func:`oodscope.bench.suite_stats.cell_rows`).
     """
 
     suite: str
@@ -90,11 +99,16 @@ class SuiteSpec:
     n_oe: list[Budget]
     oe_classes: list[Budget]
     methods: list[str] = field(default_factory=list)
+    unsupervised: list[str] | None = None
 
     @property
     def definition(self) -> SuiteDef:
         """The suite's :class:`SuiteDef`."""
         return SUITES[self.suite]
+
+    def protocol(self) -> OneClass:
+        """The one-class protocol the suite's cells belong to."""
+        return OneClass(self.dataset, tuple(self.classes), self.oe_dataset)
 
     def to_json(self) -> dict[str, Any]:
         """The spec as JSON-able values."""
@@ -127,9 +141,11 @@ def make_spec(
     n_oe: list[Budget] | None = None,
     oe_classes: list[Budget] | None = None,
     methods: list[str] | None = None,
+    unsupervised: list[str] | None = None,
 ) -> SuiteSpec:
     """Resolve suite ``suite`` for ``dataset``; every argument given overrides the suite's default
-    (``methods`` must be a subset of the suite's methods).
+    (``methods`` must be a subset of the suite's methods). ``unsupervised``: the methods that use
+    no outliers (one cell per class and seed).
 
     Raises:
         InputError: unknown suite, no default outlier set for ``dataset``, a method outside the
@@ -152,6 +168,7 @@ def make_spec(
         n_oe=list(d.n_oe if n_oe is None else n_oe),
         oe_classes=list(d.oe_classes if oe_classes is None else oe_classes),
         methods=chosen,
+        unsupervised=[m for m in chosen if m in (unsupervised or [])],
     )
     for name, values in (("n_oe", spec.n_oe), ("oe_classes", spec.oe_classes)):
         if d.axis != name and len(values) != 1:
@@ -166,25 +183,21 @@ def make_spec(
     return spec
 
 
-def geom_cell(spec: SuiteSpec, id_class: int, seed: int) -> Cell:
-    """The single ``geom`` cell of (class, seed): no outliers (``n_oe = 0``)."""
-    return Cell(spec.dataset, "geom", id_class, 0, OE_ALL, spec.oe_dataset, seed, spec.preset)
-
-
 def suite_cells(spec: SuiteSpec) -> list[Cell]:
-    """Every cell of the suite, seed-major, then class; ``geom`` first in each (class, seed)."""
-    d = spec.definition
+    """Every cell of the suite, seed-major, then class; methods without outliers first in each
+    (class, seed)."""
+    d, protocol = spec.definition, spec.protocol()
+    unsupervised = spec.unsupervised or []
     cells: list[Cell] = []
     for s in spec.seeds:
         for c in spec.classes:
-            if "geom" in spec.methods:
-                cells.append(geom_cell(spec, c, s))
+            cells += [protocol.cell(m, c, s, spec.preset, 0, OE_ALL) for m in spec.methods if m in unsupervised]
             for n in spec.n_oe:
                 for k in spec.oe_classes:
                     for m in spec.methods:
-                        if m == "geom":
+                        if m in unsupervised:
                             continue
-                        variants: list[tuple[str, ...] | None] = list(d.taps) if d.taps and m == "layers" else [None]
-                        for t in variants:
-                            cells.append(Cell(spec.dataset, m, c, n, k, spec.oe_dataset, s, spec.preset, t))
+                        for v in d.variants.get(m) or [None]:
+                            variant = () if v is None else tuple(sorted((key, freeze(x)) for key, x in v.items()))
+                            cells.append(protocol.cell(m, c, s, spec.preset, n, k, variant))
     return cells

@@ -1,22 +1,105 @@
-"""``oodscope bench``: a resumable one-class benchmark grid, or one of the paper's suites."""
+"""``oodscope bench``: a resumable benchmark grid under a protocol, or one of the paper's suites."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from oodscope.bench import BenchConfig, run_bench
-from oodscope.bench.presets import PRESETS
-from oodscope.bench.suite_run import read_suite, run_suite
+from oodscope.bench import BenchConfig, RunOptions, run_bench
+from oodscope.bench.paper import DEFAULT_GRID
+from oodscope.bench.suite_files import read_suite
 from oodscope.bench.suites import SUITES, make_spec, n_classes_of
 from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
-from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_methods, parse_settings, parse_taps
+from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_methods, parse_settings, parse_variants
+from oodscope.detectors import registry
+from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
+from oodscope.protocols import OneClass, Protocol, make_protocol, protocol_names
 
+F = Callable[..., Any]
 # defaults of a plain grid (without --suite); a suite has its own
-GRID_DEFAULTS = {"methods": "geom,layers", "oe_dataset": "emnist-letters", "n_oe": "16", "oe_classes": "all", "seeds": "0"}
+GRID_DEFAULTS = {"methods": ",".join(DEFAULT_GRID), "dataset": "mnist", "oe_dataset": "emnist-letters", "n_oe": "16",
+                 "oe_classes": "all", "seeds": "0"}
+
+
+def _stack(*options: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return apply
+
+
+protocol_options = _stack(
+    click.option("--protocol", type=click.Choice(protocol_names()), default=OneClass.name, show_default=True,
+                 help="one-class: each class of --dataset in turn; mnist-vs-letters, split-mnist: multi-class, "
+                      "a classifier of the in-distribution classes."),
+    click.option("--dataset", default=None, help="In-distribution data set of the one-class protocol [grid: mnist]."),
+    click.option("--classes", default=None, help="In-distribution classes (one-class), e.g. 0-9, 0,8 or 2 (default: all)."),
+    click.option("--oe", "oe_dataset", default=None,
+                 help="Data set of the known outliers (its train split) [one-class: emnist-letters; suite: emnist-letters "
+                      "for mnist, cifar100 for cifar10; split-mnist: emnist-letters]."),
+    click.option("--n-oe", default=None, help="Number(s) of known outliers, comma-separated; 'all' = the whole set [16]."),
+    click.option("--oe-classes", default=None, help="Number(s) of outlier classes to draw from (one-class), or 'all' [all]."),
+)
+
+grid_options = _stack(
+    click.option("--methods", default=None,
+                 help=f"Comma-separated detector methods [grid: {','.join(DEFAULT_GRID)}; suite: a subset of its methods]. "
+                      "Known: " + ", ".join(registry()) + "."),
+    click.option("--seeds", default=None, help="Seeds, e.g. 0 or 0,1,2 or 0-4 [grid: 0]."),
+    click.option("--preset", type=click.Choice(PRESET_NAMES), default="cpu", show_default=True, help="Detector settings preset."),
+    set_option(),
+    click.option("--variant", "variants", multiple=True, metavar="KEY=VALUE[,KEY=VALUE]",
+                 help="A variant of the settings, one cell each for the methods having them (repeatable), "
+                      "e.g. --variant taps=z4 --variant taps=z1+z2+z3+z4."),
+)
+
+run_options = _stack(
+    device_option(),
+    click.option("--data-root", type=click.Path(file_okay=False), default=None,
+                 help="Data root (default: $OODSCOPE_DATA or ~/.cache/oodscope)."),
+    click.option("--cache", "cache_dir", type=click.Path(file_okay=False), default=None,
+                 help="Directory of trained shared networks (GEOM's f, classifiers), reused across runs "
+                      "(default: $OODSCOPE_CACHE or ~/.cache/oodscope/networks)."),
+    click.option("--disk-cache/--no-disk-cache", default=True, show_default=True,
+                 help="Keep trained shared networks on disk (--no-disk-cache: only within this run)."),
+    click.option("--download/--no-download", default=True, show_default=True, help="Download missing data files."),
+    click.option("--progress/--no-progress", default=True, show_default=True,
+                 help="Show progress on stderr (bars on a terminal, a few lines in a log)."),
+    threads_option(),
+)
+
+
+def build_protocol(opts: dict[str, Any]) -> Protocol:
+    """The protocol of a plain grid from the protocol options.
+
+    Raises:
+        InputError: an option that does not apply to the protocol, or a bad value.
+    """
+    name = opts["protocol"]
+    budgets = lambda key, flag: None if opts[key] is None else tuple(parse_budgets(opts[key], flag))  # noqa: E731
+    if name != OneClass.name:
+        return make_protocol(name, dataset=opts["dataset"], classes=opts["classes"], oe_dataset=opts["oe_dataset"],
+                             n_oe=budgets("n_oe", "--n-oe"), oe_classes=opts["oe_classes"])
+    return make_protocol(
+        name,
+        dataset=opts["dataset"] or GRID_DEFAULTS["dataset"],
+        classes=None if opts["classes"] is None else tuple(parse_int_list(opts["classes"], "--classes")),
+        oe_dataset=opts["oe_dataset"] or GRID_DEFAULTS["oe_dataset"],
+        n_oe=tuple(parse_budgets(opts["n_oe"] or GRID_DEFAULTS["n_oe"], "--n-oe")),
+        oe_classes=tuple(parse_budgets(opts["oe_classes"] or GRID_DEFAULTS["oe_classes"], "--oe-classes")),
+    )
+
+
+def build_run(opts: dict[str, Any]) -> RunOptions:
+    """The run options."""
+    return RunOptions(device=opts["device"], data_root=opts["data_root"], download=opts["download"],
+                      progress=opts["progress"], cache_dir=opts["cache_dir"], disk_cache=opts["disk_cache"])
 
 
 @click.command()
@@ -24,60 +107,36 @@ GRID_DEFAULTS = {"methods": "geom,layers", "oe_dataset": "emnist-letters", "n_oe
               help="Run one of the paper's experiments (table2, table3, fig4, fig5) instead of a plain grid; "
                    "writes table.md, table.csv, suite.json and figures to OUT.")
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from results.jsonl, without training.")
-@click.option("--dataset", default="mnist", show_default=True, help="In-distribution data set.")
-@click.option("--methods", default=None, help="Comma-separated detector methods [grid: geom,layers; suite: a subset of its methods].")
-@click.option("--classes", default=None, help="In-distribution classes, e.g. 0-9, 0,8 or 2 (default: all).")
-@click.option("--oe", "oe_dataset", default=None,
-              help="Data set of the known outliers (its train split) [grid: emnist-letters; suite: emnist-letters "
-                   "for mnist, cifar100 for cifar10].")
-@click.option("--n-oe", default=None, help="Number(s) of known outliers, comma-separated; 'all' = the whole set [grid: 16].")
-@click.option("--oe-classes", default=None, help="Number(s) of outlier classes to draw from, comma-separated, or 'all' [grid: all].")
-@click.option("--seeds", default=None, help="Seeds, e.g. 0 or 0,1,2 or 0-4 [grid: 0].")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="cpu", show_default=True, help="Detector settings preset.")
-@device_option()
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Data root (default: $OODSCOPE_DATA or ~/.cache/oodscope).")
+@protocol_options
+@grid_options
+@run_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory; rerun with the same one to resume.")
-@click.option("--taps", "taps", multiple=True, help="Taps variant for methods with taps, e.g. z4 or z1+z2+z3+z4 (repeatable; one cell each).")
-@set_option()
-@click.option("--download/--no-download", default=True, show_default=True, help="Download missing data files.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-@threads_option()
-def bench(suite: str | None, tables_only: bool, dataset: str, methods: str | None, classes: str | None,
-          oe_dataset: str | None, n_oe: str | None, oe_classes: str | None, seeds: str | None, preset: str,
-          device: str | None, data_root: str | None, out: str, taps: tuple[str, ...], settings: tuple[str, ...],
-          download: bool, progress: bool, threads: int | None) -> None:
-    """Run or resume a one-class benchmark grid, or a suite (--suite).
+def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
+    """Run or resume a benchmark grid, or a suite (--suite).
 
     Results go to OUT/results.jsonl (one row per finished cell), OUT/summary.md,
     OUT/run.json and OUT/scores/ (each cell's test scores). Rerunning with the same OUT
     skips finished cells. A suite also writes OUT/table.md, OUT/table.csv, OUT/suite.json
     and PNG figures; --tables-only redraws them from what is finished.
     """
-    apply_threads(threads)
+    apply_threads(opts["threads"])
     command = ["oodscope", *sys.argv[1:]] if sys.argv else None
     if tables_only:
-        _tables_only(Path(out), suite, data_root)
+        _tables_only(Path(out), suite, opts["data_root"])
         return
     if suite is not None:
-        _run_suite(suite, dataset, methods, classes, oe_dataset, n_oe, oe_classes, seeds, preset, device,
-                   data_root, out, taps, settings, download, progress, command)
+        _run_suite(suite, out, opts, command)
         return
+    methods = parse_methods(opts["methods"] or GRID_DEFAULTS["methods"])
     config = BenchConfig(
         out=out,
-        dataset=dataset,
-        methods=parse_methods(methods or GRID_DEFAULTS["methods"]),
-        classes=None if classes is None else parse_int_list(classes, "--classes"),
-        oe_dataset=oe_dataset or GRID_DEFAULTS["oe_dataset"],
-        n_oe=parse_budgets(n_oe or GRID_DEFAULTS["n_oe"], "--n-oe"),
-        oe_classes=parse_budgets(oe_classes or GRID_DEFAULTS["oe_classes"], "--oe-classes"),
-        seeds=parse_int_list(seeds or GRID_DEFAULTS["seeds"], "--seeds"),
-        preset=preset,
-        device=device,
-        data_root=data_root,
-        download=download,
-        taps=parse_taps(taps),
-        overrides=parse_settings(settings),
-        progress=progress,
+        protocol=build_protocol(opts),
+        methods=methods,
+        seeds=parse_int_list(opts["seeds"] or GRID_DEFAULTS["seeds"], "--seeds"),
+        preset=opts["preset"],
+        variants=parse_variants(opts["variants"], methods),
+        overrides=parse_settings(opts["settings"], methods),
+        run=build_run(opts),
         command=command,
     )
     run_bench(config)
@@ -85,26 +144,29 @@ def bench(suite: str | None, tables_only: bool, dataset: str, methods: str | Non
     click.echo(f"results: {config.directory / 'results.jsonl'}\nsummary: {config.directory / 'summary.md'}")
 
 
-def _run_suite(suite: str, dataset: str, methods: str | None, classes: str | None, oe_dataset: str | None,
-               n_oe: str | None, oe_classes: str | None, seeds: str | None, preset: str, device: str | None,
-               data_root: str | None, out: str, taps: tuple[str, ...], settings: tuple[str, ...], download: bool,
-               progress: bool, command: list[str] | None) -> None:
+def _run_suite(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:
     """Resolve the suite with the given overrides, run it, draw its figures, print its table."""
+    from oodscope.bench.suite_run import run_suite
     from oodscope.figures import write_figures  # matplotlib only when a suite needs it
 
-    if taps:
-        raise InputError("--taps cannot be combined with --suite (the suite sets its own taps)")
+    if opts["protocol"] != OneClass.name:
+        raise InputError(f"--suite {suite} is a one-class experiment; it cannot run under --protocol {opts['protocol']}")
+    if opts["variants"]:
+        raise InputError("--variant cannot be combined with --suite (the suite sets its own variants)")
+    dataset = opts["dataset"] or GRID_DEFAULTS["dataset"]
+    methods = None if opts["methods"] is None else parse_methods(opts["methods"])
     spec = make_spec(
-        suite, dataset, preset, n_classes_of(dataset, data_root, download),
-        oe_dataset=oe_dataset,
-        classes=None if classes is None else parse_int_list(classes, "--classes"),
-        seeds=None if seeds is None else parse_int_list(seeds, "--seeds"),
-        n_oe=None if n_oe is None else parse_budgets(n_oe, "--n-oe"),
-        oe_classes=None if oe_classes is None else parse_budgets(oe_classes, "--oe-classes"),
-        methods=None if methods is None else parse_methods(methods),
+        suite, dataset, opts["preset"], n_classes_of(dataset, opts["data_root"], opts["download"]),
+        oe_dataset=opts["oe_dataset"],
+        classes=None if opts["classes"] is None else parse_int_list(opts["classes"], "--classes"),
+        seeds=None if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds"),
+        n_oe=None if opts["n_oe"] is None else parse_budgets(opts["n_oe"], "--n-oe"),
+        oe_classes=None if opts["oe_classes"] is None else parse_budgets(opts["oe_classes"], "--oe-classes"),
+        methods=methods,
+        unsupervised=[m for m, cls in registry().items() if not cls.requires.outliers],
     )
-    config = BenchConfig(out=out, device=device, data_root=data_root, download=download,
-                         overrides=parse_settings(settings), progress=progress, command=command)
+    config = BenchConfig(out=out, overrides=parse_settings(opts["settings"], spec.methods), run=build_run(opts),
+                         command=command)
     run_suite(spec, config)
     paths = write_figures(config.directory)
     click.echo((config.directory / "table.md").read_text(encoding="utf-8"))

@@ -35,5 +35,6 @@ def set_option() -> Callable[[F], F]:
     """``--set KEY=VALUE`` (repeatable): detector settings on top of the preset."""
     return click.option(
         "--set", "settings", multiple=True, metavar="KEY=VALUE",
-        help="Detector setting on top of the preset (repeatable; VALUE read as JSON if possible), e.g. --set epochs=3.",
+        help="Detector setting on top of the preset (repeatable; VALUE read as the setting's type: "
+             "numbers, true/false, a list as a+b or JSON), e.g. --set epochs=3 --set taps=z3+z4.",
     )

@@ -6,19 +6,18 @@ import time
 
 import click
 
-from oodscope.bench.demo import DemoResult, run_demo
-from oodscope.bench.presets import preset_settings
+from oodscope.bench.demo import DemoResult, demo_methods, run_demo
 from oodscope.cli.common import apply_threads, threads_option
 from oodscope.cli.parsing import parse_int_list
-from oodscope.detectors import DETECTORS
+from oodscope.detectors import settings_for
 
 HEADER = """\
 oodscope demo: one-class out-of-distribution detection on scikit-learn's 8x8 digits
 (bundled, no download). For each digit c: train on the ~120 training images of c; the
 test split's other digits are OOD. Every method is given {n} training images of digit
-(c+1) % 10 as known outliers (methods without outlier exposure, such as geom, ignore
-them); that digit is removed from the test set for all methods, so the test OOD images
-never contain the class the outliers came from.
+(c+1) % 10 as known outliers (methods without outlier exposure ignore them); that digit
+is removed from the test set for all methods, so the test OOD images never contain the class
+the outliers came from.
 Methods: {methods}. Settings (preset "demo"):
 {preset}"""
 
@@ -27,8 +26,8 @@ def describe_settings(methods: list[str]) -> str:
     """One indented line per method listing its ``demo`` preset settings."""
     lines = []
     for m in methods:
-        items = " ".join(f"{k}={v}".replace(" ", "") for k, v in preset_settings("demo", m).items())
-        lines.append(f"  {m}: {items}")
+        items = " ".join(f"{k}={v}".replace(" ", "") for k, v in settings_for(m, "demo").items())
+        lines.append(f"  {m}: {items or '(defaults)'}")
     return "\n".join(lines)
 
 
@@ -59,11 +58,11 @@ def demo(data_root: str | None, classes: str | None, n_outliers: int, seed: int,
     """
     apply_threads(threads)
     chosen = None if classes is None else parse_int_list(classes, "--classes")
-    methods = list(DETECTORS)
+    methods = demo_methods()
     click.echo(HEADER.format(n=n_outliers, methods=", ".join(methods), preset=describe_settings(methods)))
     start = time.perf_counter()
     result = run_demo(chosen, methods, n_outliers, seed, data_root, progress)
     click.echo("\nAUROC (%), higher is better. secs: training + scoring time per method (a method "
-               "reusing GEOM's trained f, like layers, includes f's training)\n")
+               "reading a shared network, such as GEOM's f, includes that network's training)\n")
     click.echo(format_table(result))
     click.echo(f"\nfinished in {time.perf_counter() - start:.0f} s")

@@ -1,11 +1,17 @@
-"""Parsing command-line values: class lists and ranges, budgets with ``all``, method lists, ``key=value`` settings."""
+"""Parsing command-line values: class lists and ranges, budgets with ``all``, method lists,
+``key=value`` settings and variants. Every wrong value is an InputError naming the option."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from oodscope.detectors import registry
+from oodscope.detectors.settings import coerce
 from oodscope.errors import InputError
+
+_NEXT_SETTING = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")
 
 ALL = "all"
 
@@ -67,30 +73,46 @@ def parse_methods(text: str) -> list[str]:
     return out
 
 
-def parse_settings(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
-    """``["epochs=3", "widths=[8,8,8]", "backbone=small"]`` -> a dict; values are read as
-    JSON when possible, else kept as strings."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--set: expected key=value, got {item!r}")
+def _default(key: str, methods: list[str] | None) -> Any:
+    """The default of setting ``key`` in the first of ``methods`` (all detectors if None) that has it."""
+    classes = registry()
+    for m in methods if methods is not None else list(classes):
+        if m in classes and key in classes[m].defaults:
+            return classes[m].defaults[key]
+    return None
+
+
+def _setting(item: str, what: str, methods: list[str] | None) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise InputError(f"{what}: expected key=value, got {item!r}")
+    default = _default(key, methods)
+    if default is None:
         try:
-            out[key.strip()] = json.loads(raw)
+            return key, json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
+            return key, raw
+    return key, coerce(default, raw.strip())
 
 
-def parse_taps(items: tuple[str, ...] | list[str]) -> list[tuple[str, ...]] | None:
-    """``--taps`` values (each a ``+``- or comma-separated list of taps) -> variants, or None."""
-    variants = []
+def parse_settings(items: tuple[str, ...] | list[str], methods: list[str] | None = None) -> dict[str, Any]:
+    """``["epochs=3", "widths=[8,8,8]", "taps=z3+z4"]`` -> a dict. A value is read as the type of
+    the setting's default in ``methods`` (a list from ``a+b``, numbers, booleans); otherwise as
+    JSON when possible, else as a string."""
+    return dict(_setting(item, "--set", methods) for item in items)
+
+
+def parse_variants(items: tuple[str, ...] | list[str], methods: list[str] | None = None) -> list[dict[str, Any]] | None:
+    """``--variant`` values, each ``key=value[,key=value...]`` (values read as by
+    :func:`parse_settings`; ``taps=z1+z2``), as one dict of settings each, or None."""
+    out = []
     for item in items:
-        taps = tuple(t.strip() for t in item.replace("+", ",").split(",") if t.strip())
-        if not taps:
-            raise InputError(f"--taps: empty variant {item!r}")
-        variants.append(taps)
-    return variants or None
+        parts = [p for p in _NEXT_SETTING.split(item) if p.strip()]
+        if not parts:
+            raise InputError(f"--variant: empty variant {item!r}")
+        out.append(dict(_setting(p.strip(), "--variant", methods) for p in parts))
+    return out or None
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

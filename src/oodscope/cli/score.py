@@ -1,76 +1,15 @@
-"""``oodscope score``: score image files with a saved model and write a CSV of verdicts."""
+"""``oodscope score``: score image files with a saved model and write a CSV of verdicts
+(:func:`oodscope.pipeline.score_paths`)."""
 
 from __future__ import annotations
-
-import csv
-import io
-import os
-from pathlib import Path
 
 import click
 import numpy as np
 
-from oodscope.bench.atomic import write_text_atomic
+from oodscope.atomic import write_text_atomic
 from oodscope.cli.common import apply_threads, threads_option
-from oodscope.data import convert
-from oodscope.data.decode import decode_image
-from oodscope.data.folder import IMAGE_SUFFIXES
-from oodscope.detectors import Detector, load
-from oodscope.errors import DataError
-
-BATCH = 256
-
-
-def collect_files(paths: tuple[str, ...] | list[str]) -> list[Path]:
-    """Image files named directly, plus the images found in named folders (recursively,
-    sorted, hidden names skipped). Order: as given, each folder's files sorted.
-
-    Raises:
-        DataError: a path does not exist, or a folder holds no images.
-    """
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*")
-                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            )
-            if not found:
-                raise DataError(f"{p}: no images (.png/.jpg/.jpeg) found in folder")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise DataError(f"{p}: no such file or folder")
-    return files
-
-
-def read_for_model(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """One image file as uint8 ``(channels, H, W)`` at the model's size."""
-    array = decode_image(path)
-    chw = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return convert(np.ascontiguousarray(chw)[None], size, channels)[0]
-
-
-def score_files(detector: Detector, files: list[Path]) -> np.ndarray:
-    """Scores of ``files`` (all are decoded first, so an unreadable file fails before any output)."""
-    size = tuple(int(s) for s in detector.fitted["size"])
-    channels = int(detector.fitted["channels"])
-    images = np.stack([read_for_model(f, size, channels) for f in files])
-    return np.concatenate([detector.score(images[i : i + BATCH]) for i in range(0, len(images), BATCH)])
-
-
-def to_csv(files: list[Path], scores: np.ndarray, threshold: float | None) -> str:
-    """CSV text with header ``file,score,verdict``; verdict ``ood`` if score > threshold else ``in``
-    (empty when the model has no threshold)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "score", "verdict"])
-    for f, s in zip(files, scores):
-        verdict = "" if threshold is None else ("ood" if s > threshold else "in")
-        writer.writerow([os.fspath(f), repr(float(s)), verdict])
-    return buf.getvalue()
+from oodscope.detectors import load
+from oodscope.pipeline import score_paths, scores_csv
 
 
 @click.command()
@@ -86,11 +25,10 @@ def score(model: str, images: tuple[str, ...], out: str | None, threads: int | N
     """
     apply_threads(threads)
     detector = load(model)
-    files = collect_files(images)
-    scores = score_files(detector, files)
+    files, scores = score_paths(detector, images)
     if detector.threshold is None:
         click.echo("note: the model has no threshold; the verdict column is left empty", err=True)
-    text = to_csv(files, scores, detector.threshold)
+    text = scores_csv(files, scores, detector.threshold)
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -1,51 +1,50 @@
-"""Detectors: one method per file, all with fit / score (higher = more OOD) / save / load."""
+"""Detectors: one method per file, all with fit / score (higher = more OOD) / save / load.
+
+Each detector registers itself (``@register``) in the file that defines it; importing this
+package imports every module in it, so a new detector is one new file here. Use
+:func:`registry` to list them, :func:`create` to build one by name and :func:`load` to read a
+saved one (safetensors + JSON, checksummed, never unpickled).
+"""
 
 from __future__ import annotations
 
-import os
-from typing import Any
+import importlib
+import pkgutil
 
-import torch
-
-from oodscope.detectors.base import Detector, read_model
-from oodscope.detectors.bce import BCEDetector
-from oodscope.detectors.geom import GeomDetector
-from oodscope.detectors.geom_plus import GeomPlusDetector
-from oodscope.detectors.layers import LayersDetector
-from oodscope.errors import InputError, ModelFileError
-
-DETECTORS: dict[str, type[Detector]] = {
-    cls.method: cls for cls in (GeomDetector, GeomPlusDetector, BCEDetector, LayersDetector)
-}
+from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.detectors.registry import create, detector_class, load, register, registry, settings_for
+from oodscope.detectors.upstream import Upstream, UpstreamCache, UpstreamInfo, default_cache_dir
 
 
-def create(method: str, **config: Any) -> Detector:
-    if method not in DETECTORS:
-        raise InputError(f"unknown method {method!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[method](**config)
+def _discover() -> None:
+    """Import every module of this package, so that each detector registers itself."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
-def load(path: str | os.PathLike, device: str | None = None) -> Detector:
-    """Load a detector saved with ``Detector.save``; verifies the weights' checksum, never unpickles.
+_discover()
 
-    ``device`` (e.g. "cpu") overrides the device the model was trained on; a model trained on a
-    GPU loads on the CPU when no GPU is present.
-    """
-    meta, weights = read_model(path)
-    config = meta.get("config")
-    if isinstance(config, dict):
-        saved = str(config.get("device", "cpu"))
-        if device is None and saved.startswith("cuda") and not torch.cuda.is_available():
-            device = "cpu"
-        if device is not None:
-            config["device"] = device
-    cls = DETECTORS.get(meta["method"])
-    if cls is None:
-        raise ModelFileError(f"{path}: unknown method {meta['method']!r} in model config")
-    try:
-        return cls._from_meta(meta, weights, os.fspath(path))
-    except InputError as e:
-        raise ModelFileError(f"{path}: invalid model config ({e})") from None
+from oodscope.detectors.bce import BCEDetector  # noqa: E402
+from oodscope.detectors.geom import GeomDetector  # noqa: E402
+from oodscope.detectors.geom_plus import GeomPlusDetector  # noqa: E402
+from oodscope.detectors.layers import LayersDetector  # noqa: E402
 
-
-__all__ = ["DETECTORS", "BCEDetector", "Detector", "GeomDetector", "GeomPlusDetector", "LayersDetector", "create", "load"]
+__all__ = [
+    "BCEDetector",
+    "Detector",
+    "FitData",
+    "GeomDetector",
+    "GeomPlusDetector",
+    "LayersDetector",
+    "Requires",
+    "Upstream",
+    "UpstreamCache",
+    "UpstreamInfo",
+    "create",
+    "default_cache_dir",
+    "detector_class",
+    "load",
+    "register",
+    "registry",
+    "settings_for",
+]

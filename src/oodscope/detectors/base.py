@@ -1,90 +1,231 @@
-"""The detector interface shared by every method, and its safe file format.
+"""The detector contract every method follows, and what a detector declares it needs.
 
-``fit(train, outliers=None) -> self``; ``score(x) -> np.ndarray`` with higher = more
-out-of-distribution; ``save(path)`` / ``load(path)``. A saved detector is a directory holding
-``weights.safetensors`` and ``config.json``; the JSON records the method, its settings, what
-was learnt at fit time (image shape, threshold) and the SHA-256 of the weights file, so a
-tampered or truncated weights file is refused. Nothing is ever unpickled. The directory is
-written under a temporary name and renamed into place, so a crash leaves no half-written model.
+``fit(train, outliers=None, *, labels=None, validation=None, upstream=None) -> self``;
+``score(x) -> np.ndarray`` with higher = more out-of-distribution; ``outputs(x)`` gives the
+score and, for detectors reading a classifier, its ``logits``; ``save(path)`` and
+:func:`oodscope.detectors.load`.
+
+A detector class declares, beside its ``method`` name, settings ``defaults`` and ``presets``:
+
+* ``requires`` (:class:`Requires`): whether it needs known outliers, class labels, a shared
+  upstream network (GEOM's f, a classifier) and whether it reads images or flattened
+  pixels / feature vectors; and an optional package it needs;
+* ``presets``: ``cpu``, ``paper``, ``smoke`` and ``demo`` settings (overrides of ``defaults``).
+
+Nothing outside a detector's own file names it: the benchmark, the command line and the
+demo read these declarations. A saved detector is a model directory (see
+:mod:`oodscope.detectors.model_files`): its config, what was learnt at fit time (image shape,
+normalisation, the upstream's facts), the threshold, and the weights of its networks.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import importlib.util
 import os
-import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-from oodscope.errors import InputError, ModelFileError
-from oodscope.detectors.inputs import as_images, check_like
+from oodscope.detectors.inputs import as_features, as_images, as_labels, check_like
+from oodscope.detectors.model_files import load_modules, write_model
+from oodscope.detectors.settings import check_settings, settings_key
+from oodscope.detectors.upstream import Upstream, image_stats, normalize_with
+from oodscope.errors import InputError
 
 FORMAT = "oodscope-detector"
-FORMAT_VERSION = 1
-WEIGHTS = "weights.safetensors"
-CONFIG = "config.json"
+PRESET_NAMES = ("cpu", "paper", "smoke", "demo")
+IMAGE_FACTS = ("channels", "size", "mean", "std")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+@dataclass(frozen=True)
+class Requires:
+    """What a detector needs to be fitted, and what it reads.
+
+    Attributes:
+        outliers: Known outlier images (outlier exposure) are required at fit time.
+        labels: Class labels of the in-distribution images are required (it trains a classifier).
+        upstream: The class of a shared trained network it reads (GEOM's f, a classifier): trained
+            by the detector itself unless one is passed to ``fit``.
+        inputs: ``"images"`` (N, C, H, W) or ``"features"`` (flattened pixels or feature vectors).
+        package: An importable package it needs beyond oodscope's own dependencies.
+        extra: The pip extra of oodscope that installs ``package``.
+    """
+
+    outliers: bool = False
+    labels: bool = False
+    upstream: type[Upstream] | None = None
+    inputs: str = "images"
+    package: str | None = None
+    extra: str | None = None
+
+    def describe(self) -> str:
+        """What fitting needs, in words."""
+        parts = ["in-distribution images" if self.inputs == "images" else "in-distribution images or feature vectors"]
+        if self.labels:
+            parts.append("their class labels")
+        if self.outliers:
+            parts.append("known outliers")
+        if self.upstream is not None:
+            parts.append(f"reads a {self.upstream.kind} network (shared, or trained by the detector)")
+        return ", ".join(parts)
+
+
+@dataclass
+class FitData:
+    """The checked inputs of ``fit``: images as float tensors in [0, 1] (or features as float
+    arrays), labels as int64 tensors of class indices."""
+
+    x: Any
+    outliers: Any = None
+    labels: torch.Tensor | None = None
+    validation: Any = None
+    validation_labels: torch.Tensor | None = None
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) of images given to a features detector
+
+
+def _labels_of(data: Any) -> np.ndarray | None:
+    labels = getattr(data, "labels", None)
+    return None if labels is None else np.asarray(labels)
 
 
 class Detector:
-    """Base class. Subclasses set ``method``, ``defaults`` and implement ``_fit``, ``_score``,
-    ``_build`` (create untrained modules from ``self.fitted``) and ``_modules``."""
+    """Base class. Subclasses set ``method``, ``requires``, ``defaults``, ``presets`` (and
+    ``choices`` for string settings with fixed values) and implement ``_fit`` and ``_score``
+    (or ``_outputs``); detectors with networks also ``_build`` (untrained modules from
+    ``self.fitted``) and ``_modules``."""
 
     method: ClassVar[str] = ""
-    uses_outliers: ClassVar[bool] = False  # True for semi-supervised (outlier exposure) methods
+    requires: ClassVar[Requires] = Requires()
     defaults: ClassVar[dict[str, Any]] = {}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    order: ClassVar[int] = 100  # position in listings (demo columns, --help)
 
     def __init__(self, **config: Any) -> None:
-        unknown = set(config) - set(self.defaults)
-        if unknown:
-            raise InputError(f"{self.method}: unknown settings {sorted(unknown)}; known: {sorted(self.defaults)}")
-        self.config: dict[str, Any] = {**self.defaults, **config}
+        self.config: dict[str, Any] = check_settings(self.method, self.defaults, config, self.choices)
+        self._check_config()
         self.fitted: dict[str, Any] | None = None  # JSON-able facts learnt at fit time
         self.threshold: float | None = None
+        self.upstream: Upstream | None = None
 
-    # -- interface -------------------------------------------------------------------------
-    def fit(self, train: Any, outliers: Any = None) -> "Detector":
-        x = as_images(train, "training images")
-        o = None if outliers is None else as_images(outliers, "outlier images")
-        if o is None and self.uses_outliers:
-            raise InputError(f"{self.method}: needs outlier images (outlier exposure); pass outliers=")
-        if o is not None:
-            check_like(o, x.shape[1], tuple(x.shape[-2:]), "outlier images")
-        mean = x.mean(dim=(0, 2, 3))
-        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-        self.fitted = {
-            "channels": int(x.shape[1]),
-            "size": [int(x.shape[2]), int(x.shape[3])],
-            "mean": mean.tolist(),
-            "std": std.tolist(),
-        }
-        # seed before the networks are built, so initial weights depend on the seed alone
-        torch.manual_seed(int(self.config.get("seed", 0)))
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this detector cannot run here (a missing package), or None."""
+        pkg = cls.requires.package
+        if pkg and importlib.util.find_spec(pkg) is None:
+            how = f"pip install 'oodscope[{cls.requires.extra}]'" if cls.requires.extra else f"pip install {pkg}"
+            return f"{cls.method} needs the package {pkg!r}, which is not installed: {how}"
+        return None
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, train: Any, outliers: Any = None, *, labels: Any = None, validation: Any = None,
+            validation_labels: Any = None, upstream: Upstream | Detector | None = None) -> Detector:
+        """Fit on in-distribution ``train`` (an ImageSet, array or tensor).
+
+        Args:
+            outliers: Known outlier images (used by detectors that require them, ignored otherwise).
+            labels: Class labels of ``train`` (taken from an ImageSet's labels when not given);
+                used by detectors that require labels.
+            validation: Held-out in-distribution images (and ``validation_labels``), for
+                detectors and networks that use them.
+            upstream: An already trained network of the kind this detector reads (or a fitted
+                detector reading one): reused instead of training one.
+
+        Raises:
+            InputError: a missing requirement, inconsistent inputs or an upstream of other settings.
+        """
+        reason = self.unavailable()
+        if reason:
+            raise InputError(reason)
+        data = self._fit_data(train, outliers, labels, validation, validation_labels)
+        self.fitted = self._facts(data)
+        if self.requires.upstream is not None:
+            self.upstream = self._take_upstream(upstream, data)
+            self.fitted["upstream"] = self.upstream.fitted
+        torch.manual_seed(int(self.config.get("seed", 0)))  # initial weights depend on the seed alone
         self._build()
-        self._fit(x, o)
+        self._fit(data)
         return self
 
-    def score(self, x: Any) -> np.ndarray:
+    def _fit_data(self, train: Any, outliers: Any, labels: Any, validation: Any, validation_labels: Any) -> FitData:
+        convert = self._convert_fit
+        if self.requires.inputs == "features":
+            x, shape = as_features(train, "training images")
+        else:
+            x, shape = as_images(train, "training images"), None
+        o = None  # outliers are converted only for a detector that uses them
+        if self.requires.outliers:
+            if outliers is None or (hasattr(outliers, "__len__") and len(outliers) == 0):
+                raise InputError(f"{self.method}: needs outlier images (outlier exposure); pass outliers=")
+            o = convert(outliers, "outlier images")
+            if self.requires.inputs == "images":
+                check_like(o, x.shape[1], tuple(x.shape[-2:]), "outlier images")
+        data = FitData(x, o, image_shape=shape)
+        if validation is not None and (not hasattr(validation, "__len__") or len(validation)):
+            data.validation = convert(validation, "validation images")
+        if self.requires.labels:
+            given = labels if labels is not None else _labels_of(train)
+            if given is None:
+                raise InputError(f"{self.method}: needs the class labels of the training images; pass labels=")
+            data.labels = as_labels(given, len(x), "training labels")
+            if data.validation is not None:
+                vl = validation_labels if validation_labels is not None else _labels_of(validation)
+                data.validation_labels = None if vl is None else torch.as_tensor(np.asarray(vl), dtype=torch.int64)
+        return data
+
+    def _convert_fit(self, x: Any, what: str) -> Any:
+        if self.requires.inputs == "features":
+            return as_features(x, what)[0]
+        return as_images(x, what)
+
+    def _facts(self, data: FitData) -> dict[str, Any]:
+        if self.requires.inputs == "features":
+            shape = data.image_shape
+            return {"dim": int(data.x.shape[1]), **({} if shape is None else {"channels": shape[0], "size": list(shape[1:])})}
+        return image_stats(data.x)
+
+    def _take_upstream(self, given: Upstream | Detector | None, data: FitData) -> Upstream:
+        cls = self.requires.upstream
+        want = cls.settings_from(self.config)
+        if isinstance(given, Detector):
+            given = given.upstream
+        if given is None:
+            return cls(**want).fit(data.x, data.labels, data.validation, data.validation_labels)
+        if not isinstance(given, cls) or given.fitted is None:
+            raise InputError(f"{self.method}: upstream must be a trained {cls.kind} network")
+        if settings_key(given.settings) != settings_key(cls(**want).settings):
+            raise InputError(f"{self.method}: the given {cls.kind} network was trained with different settings")
+        if [given.fitted["channels"], given.fitted["size"]] != [int(data.x.shape[1]), list(data.x.shape[-2:])]:
+            raise InputError(f"{self.method}: the given {cls.kind} network was trained on images of another shape")
+        return given
+
+    # -- scoring ---------------------------------------------------------------------------
+    def outputs(self, x: Any) -> dict[str, np.ndarray]:
+        """``{"score": ...}`` (float64, higher = more OOD) plus what else the detector computes on
+        the way, e.g. ``"logits"`` of the classifier it reads."""
         if self.fitted is None:
             raise InputError(f"{self.method}: detector is not fitted; call fit() or load() first")
+        out = self._outputs(self._score_input(x))
+        out["score"] = np.asarray(out["score"], dtype=np.float64)
+        return out
+
+    def score(self, x: Any) -> np.ndarray:
+        """One score per input, higher = more out-of-distribution."""
+        return self.outputs(x)["score"]
+
+    def _score_input(self, x: Any) -> Any:
+        if self.requires.inputs == "features":
+            f, _ = as_features(x, "inputs to score")
+            if f.shape[1] != self.fitted["dim"]:
+                raise InputError(f"inputs to score: detector was fitted on {self.fitted['dim']} features "
+                                 f"(pixels), got {f.shape[1]}")
+            return f
         t = as_images(x, "images to score")
         check_like(t, self.fitted["channels"], tuple(self.fitted["size"]), "images to score")
-        s = self._score(t)
-        return s.astype(np.float64)
+        return t
 
     def predict(self, x: Any) -> np.ndarray:
         """True where the input is rejected as out-of-distribution (score above the saved threshold)."""
@@ -93,104 +234,69 @@ class Detector:
         return self.score(x) > self.threshold
 
     def set_threshold(self, value: float) -> None:
+        """Inputs scoring above ``value`` are rejected by :meth:`predict`."""
         self.threshold = float(value)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.fitted["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.fitted["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        """Per-channel normalisation with the statistics of the training images."""
+        return normalize_with(self.fitted, x)
 
     # -- subclass hooks --------------------------------------------------------------------
+    def _check_config(self) -> None:
+        """Check settings beyond their types and choices (InputError)."""
+
     def _build(self) -> None:
+        """Create the (untrained) modules from ``self.fitted``."""
+
+    def _fit(self, data: FitData) -> None:
         raise NotImplementedError
 
-    def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
-        raise NotImplementedError
+    def _outputs(self, x: Any) -> dict[str, np.ndarray]:
+        return {"score": self._score(x)}
 
-    def _score(self, x: torch.Tensor) -> np.ndarray:
+    def _score(self, x: Any) -> np.ndarray:
         raise NotImplementedError
 
     def _modules(self) -> dict[str, torch.nn.Module]:
-        raise NotImplementedError
+        """The detector's own networks by weight-name prefix (the upstream's are added)."""
+        return {}
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors to save besides the networks' weights (names ``<prefix>.<name>``)."""
+        return {}
+
+    def _restore(self, weights: dict[str, torch.Tensor], path: str) -> None:
+        """Load the saved tensors into the modules built from the saved facts."""
+        load_modules(self.all_modules(), weights, path)
+
+    def all_modules(self) -> dict[str, torch.nn.Module]:
+        """The upstream's networks and the detector's own, by weight-name prefix."""
+        up = self.upstream.modules() if self.upstream is not None else {}
+        return {**up, **self._modules()}
 
     # -- persistence -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for prefix, module in self._modules().items():
-            for k, v in module.state_dict().items():
-                out[f"{prefix}.{k}"] = v.detach().cpu().contiguous()
+        """Every tensor a saved detector holds."""
+        out = {f"{p}.{k}": v for p, m in self.all_modules().items() for k, v in m.state_dict().items()}
+        out.update(self._tensors())
         return out
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the fitted detector as a model directory at ``path`` (atomically)."""
         if self.fitted is None:
             raise InputError(f"{self.method}: cannot save a detector that has not been fitted")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
-            save_file(self.state_dict(), str(tmp / WEIGHTS))
-            meta = {
-                "format": FORMAT,
-                "version": FORMAT_VERSION,
-                "method": self.method,
-                "config": self.config,
-                "fitted": self.fitted,
-                "threshold": self.threshold,
-                "weights_sha256": _sha256(tmp / WEIGHTS),
-            }
-            (tmp / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return path
+        meta = {"method": self.method, "config": self.config, "fitted": self.fitted, "threshold": self.threshold}
+        return write_model(path, FORMAT, meta, self.state_dict())
 
     @classmethod
-    def _from_meta(cls, meta: dict[str, Any], weights: dict[str, torch.Tensor], path: Path) -> "Detector":
+    def from_saved(cls, meta: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Detector:
+        """A detector from a verified model directory's config and tensors."""
         det = cls(**meta["config"])
         det.fitted = meta["fitted"]
         det.threshold = meta.get("threshold")
+        if cls.requires.upstream is not None:
+            facts = det.fitted.get("upstream") or {k: det.fitted[k] for k in IMAGE_FACTS}  # older files: same facts
+            det.upstream = cls.requires.upstream(**cls.requires.upstream.settings_from(det.config)).restore(facts)
         det._build()
-        modules = det._modules()
-        for prefix, module in modules.items():
-            sub = {k[len(prefix) + 1 :]: v for k, v in weights.items() if k.startswith(prefix + ".")}
-            try:
-                module.load_state_dict(sub, strict=True)
-            except RuntimeError as e:
-                raise ModelFileError(f"{path}: weights do not match the saved configuration ({str(e).splitlines()[0]})") from None
-        extra = [k for k in weights if k.split(".", 1)[0] not in modules]
-        if extra:
-            raise ModelFileError(f"{path}: unexpected tensors in weights file: {extra[:3]}")
+        det._restore(weights, path)
         return det
-
-
-def read_model(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read and verify a saved detector's config and weights; never unpickles."""
-    path = Path(path)
-    cfg, wts = path / CONFIG, path / WEIGHTS
-    if not path.is_dir() or not cfg.is_file() or not wts.is_file():
-        raise ModelFileError(f"{path}: not a saved oodscope model (expected a directory with {CONFIG} and {WEIGHTS})")
-    try:
-        meta = json.loads(cfg.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{cfg}: unreadable model config ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{cfg}: not an oodscope model config")
-    if meta.get("version") != FORMAT_VERSION:
-        raise ModelFileError(f"{cfg}: unsupported model format version {meta.get('version')!r}")
-    for key in ("method", "config", "fitted", "weights_sha256"):
-        if key not in meta:
-            raise ModelFileError(f"{cfg}: model config lacks {key!r}")
-    if _sha256(wts) != meta["weights_sha256"]:
-        raise ModelFileError(f"{wts}: checksum does not match the one recorded in {CONFIG}: the weights file was modified or corrupted")
-    try:
-        weights = load_file(str(wts), device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelFileError(f"{wts}: unreadable weights file ({e})") from None
-    return meta, weights

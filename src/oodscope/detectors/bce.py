@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodscope.detectors.base import Detector
-from oodscope.detectors.training import HEAD_DEFAULTS, device_of, sum_over_transforms, train_bce_head
+from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.detectors.registry import register
+from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, device_of, merge_presets, sum_over_transforms, train_bce_head
 from oodscope.nets import LayerHead
-from oodscope.transforms import GeometricTransforms
+from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms
 from oodscope.transforms.augment import cifar_augment, random_affine
 
 BCE_DEFAULTS: dict[str, Any] = {
@@ -32,10 +33,23 @@ BCE_DEFAULTS: dict[str, Any] = {
 }
 
 
+# The transformations and batch size follow GEOM's presets (paper: the 72 transformations, on CUDA).
+BCE_PRESETS = merge_presets({
+    "cpu": {},
+    "paper": {"transforms": "geom72", "batch_size": 128, "device": "cuda"},
+    "smoke": {"transforms": "rot4"},
+    "demo": {"transforms": "flip-rot4", "batch_size": 64},
+}, HEAD_PRESETS)
+
+
+@register
 class BCEDetector(Detector):
     method = "bce"
-    uses_outliers = True
+    requires = Requires(outliers=True)
     defaults = BCE_DEFAULTS
+    choices = {"transforms": tuple(TRANSFORM_SETS), "g_augment": ("none", "outliers"), "augment": ("none", "cifar")}
+    presets = BCE_PRESETS
+    order = 30
 
     def _build(self) -> None:
         c = self.config
@@ -47,7 +61,8 @@ class BCEDetector(Detector):
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"g": self.head}
 
-    def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
+    def _fit(self, data: FitData) -> None:
+        x, outliers = data.x, data.outliers
         c = self.config
         g = torch.Generator().manual_seed(int(c["seed"]))
         torch.manual_seed(int(c["seed"]))

@@ -1,9 +1,13 @@
 """GEOM: anomaly detection by recognising geometric transformations (Golan & El-Yaniv, NeurIPS 2018).
 
-A network f is trained to tell which of K transformations T_1..T_K (flips, translations,
-rotations) was applied to an in-distribution image (cross-entropy, eq. (1) of Okamoto et al.
-2021). Normality of x is sum_j softmax_j(f(T_j x)): how well f recognises each transformation.
-The score is its negation, so higher = more out-of-distribution. ``outliers`` are ignored.
+A network f (:class:`~oodscope.detectors.geom_net.GeomNet`) is trained to tell which of K
+transformations T_1..T_K was applied to an in-distribution image. Normality of x is
+sum_j softmax_j(f(T_j x)): how well f recognises each transformation. The score is its negation,
+
+    s(x) = -sum_{j=1..K} softmax_j(f(T_j x)),   in [-K, 0], higher = more out-of-distribution.
+
+f is the detector's upstream network: a benchmark trains it once and shares it with ``layers``.
+Outliers are not used.
 """
 
 from __future__ import annotations
@@ -12,107 +16,28 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from oodscope.detectors.base import Detector
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, progress, step, sum_over_transforms
-from oodscope.nets import Backbone, build_backbone
-from oodscope.errors import InputError
-from oodscope.transforms import GeometricTransforms
-from oodscope.transforms.augment import cifar_augment
-
-GEOM_DEFAULTS: dict[str, Any] = {
-    "backbone": "small",  # "small" (CPU-fast residual CNN) or "wrn" (Wide-ResNet)
-    "widths": [16, 32, 64],  # small backbone
-    "depth": 16,  # wrn
-    "width": 4,  # wrn
-    "dropout": 0.0,
-    "transforms": "flip-rot4",
-    "augment": "none",  # "cifar": the CIFAR training augmentation of section 4.1 (crop, jitter, gray, blur)
-    "epochs": 6,  # passes over the training images, one random transformation per image per pass
-    "batch_size": 128,
-    "lr": 1e-3,
-    "amp": True,  # bfloat16 autocast
-    "seed": 0,
-    "device": "cpu",
-    "progress": True,
-}
+from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
+from oodscope.detectors.registry import register
 
 
+@register
 class GeomDetector(Detector):
     method = "geom"
-    defaults = GEOM_DEFAULTS
+    requires = Requires(upstream=GeomNet)
+    defaults: dict[str, Any] = GEOM_DEFAULTS
+    choices = GEOM_CHOICES
+    presets = GEOM_PRESETS
+    order = 10
 
-    # -- construction ----------------------------------------------------------------------
-    def _build(self) -> None:
-        c = self.config
-        self.transforms = GeometricTransforms(c["transforms"])
-        kw = {"widths": tuple(c["widths"]), "dropout": c["dropout"]} if c["backbone"] == "small" else {
-            "depth": c["depth"], "width": c["width"], "dropout": c["dropout"]}
-        self.device = device_of(c["device"])
-        self.net: Backbone = build_backbone(c["backbone"], self.fitted["channels"], len(self.transforms), **kw).to(self.device)
-        self.net = self.net.to(memory_format=torch.channels_last)
+    @property
+    def transforms(self):
+        """f's transformations."""
+        return self.upstream.transforms
 
-    def _modules(self) -> dict[str, torch.nn.Module]:
-        return {"f": self.net}
-
-    # -- training --------------------------------------------------------------------------
-    def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
-        self.train_backbone(x)
-
-    def train_backbone(self, x: torch.Tensor, outliers: torch.Tensor | None = None, outlier_weight: float = 0.0) -> None:
-        """Algorithm 1, first loop: cross-entropy on (T_y x, y), y uniform. With ``outlier_weight`` > 0
-        (GEOM+), the outputs on transformed outliers are also pulled towards the uniform distribution."""
-        c = self.config
-        g = torch.Generator().manual_seed(int(c["seed"]))
-        torch.manual_seed(int(c["seed"]))
-        k = len(self.transforms)
-        n, bs = x.shape[0], int(c["batch_size"])
-        steps = int(c["epochs"]) * ((n + bs - 1) // bs)
-        opt, sched = adam_with_drop(self.net.parameters(), c["lr"], steps)
-        self.net.train()
-        bar = progress(steps, f"{self.method}: training f", c["progress"])
-        for _ in range(int(c["epochs"])):
-            for idx in batches(n, bs, g, shuffle=True):
-                xb = self.augment(x[idx], g)
-                xb = self.normalize(xb).to(self.device)
-                y = torch.randint(0, k, (len(idx),), generator=g).to(self.device)
-                xb = self.transforms.apply(xb, y).contiguous(memory_format=torch.channels_last)
-                with autocast(self.device, c["amp"]):
-                    loss = F.cross_entropy(self.net(xb).float(), y)
-                    if outliers is not None and outlier_weight > 0:
-                        oi = torch.randint(0, outliers.shape[0], (len(idx),), generator=g)
-                        ob = self.normalize(outliers[oi]).to(self.device)
-                        yo = torch.randint(0, k, (len(idx),), generator=g).to(self.device)
-                        ob = self.transforms.apply(ob, yo).contiguous(memory_format=torch.channels_last)
-                        lo = -F.log_softmax(self.net(ob).float(), dim=1).mean(dim=1).mean()
-                        loss = loss + outlier_weight * lo
-                step(opt, sched, loss, bar)
-        bar.close()
-        self.net.eval()
-
-    def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Training-time augmentation of in-distribution images in [0, 1] (the ``augment`` setting)."""
-        if self.config["augment"] == "cifar":
-            if x.shape[1] != 3:
-                raise InputError("augment='cifar' needs RGB images")
-            return cifar_augment(x, generator)
-        if self.config["augment"] != "none":
-            raise InputError(f"unknown augment {self.config['augment']!r}; known: none, cifar")
-        return x
-
-    # -- scoring ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def taps(self, xt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Taps z1..z4 and logits of the frozen f on an already normalised and transformed batch."""
-        with autocast(self.device, self.config["amp"]):
-            return self.net.taps(xt.contiguous(memory_format=torch.channels_last))
+    def _fit(self, data: FitData) -> None:
+        """Nothing beyond f, which ``fit`` trained (or was given)."""
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
-        self.net.eval()
-
-        def term(xt: torch.Tensor, k: int) -> torch.Tensor:
-            return torch.softmax(self.taps(xt)["logits"].float(), dim=1)[:, k]
-
-        bs = 4 * int(self.config["batch_size"])
-        return -sum_over_transforms(x, self.normalize, self.device, self.transforms, bs, term)
+        return self.upstream.geom_score(x)

@@ -2,25 +2,53 @@
 Okamoto et al. 2021): GEOM trained with outlier exposure.
 
 f learns to recognise the transformation of in-distribution images (cross-entropy) while its
-output on transformed outlier images is pulled towards the uniform distribution (cross-entropy
-to uniform, weight ``oe_weight``). Scored like GEOM: -sum_j softmax_j(f(T_j x)).
+output on transformed outlier images o is pulled towards the uniform distribution:
+
+    L = CE(f(T_y x), y) + w * mean_j(-log softmax_j(f(T_y' o))),   w = ``oe_weight``.
+
+Scored like GEOM: s(x) = -sum_j softmax_j(f(T_j x)). Its f depends on the outliers, so it is
+the detector's own network, not a shared upstream.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
-from oodscope.detectors.geom import GEOM_DEFAULTS, GeomDetector
+from oodscope.detectors.base import IMAGE_FACTS, Detector, FitData, Requires
+from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
+from oodscope.detectors.registry import register
 
 GEOM_PLUS_DEFAULTS: dict[str, Any] = {**GEOM_DEFAULTS, "oe_weight": 0.5}
 
 
-class GeomPlusDetector(GeomDetector):
+@register
+class GeomPlusDetector(Detector):
     method = "geom+"
-    uses_outliers = True
+    requires = Requires(outliers=True)
     defaults = GEOM_PLUS_DEFAULTS
+    choices = GEOM_CHOICES
+    presets = GEOM_PRESETS
+    order = 20
 
-    def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
-        self.train_backbone(x, outliers, float(self.config["oe_weight"]))
+    def _build(self) -> None:
+        facts = self.fitted.get("f") or {k: self.fitted[k] for k in IMAGE_FACTS}
+        self.f = GeomNet(**GeomNet.settings_from(self.config)).restore(facts)
+
+    @property
+    def transforms(self):
+        """f's transformations."""
+        return self.f.transforms
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return self.f.modules()
+
+    def _fit(self, data: FitData) -> None:
+        self.f.fit(data.x, outliers=data.outliers, outlier_weight=float(self.config["oe_weight"]),
+                   desc="geom+: training f")
+        self.fitted["f"] = self.f.fitted
+
+    def _score(self, x: torch.Tensor) -> np.ndarray:
+        return self.f.geom_score(x)

@@ -1,7 +1,8 @@
 """The intermediate-layer detector of Okamoto, Suzuki & Matsuo (2021), "Semi-supervised
 out-of-distribution detection using the output of intermediate layers in deep neural networks".
 
-f is a GEOM network (see ``geom``), frozen after its training. A small network g_theta
+f is a GEOM network (:class:`~oodscope.detectors.geom_net.GeomNet`, shared with ``geom``),
+frozen after its training. A small network g_theta
 (``LayerHead``, Table 1) reads the taps z_1..z_L of f on a transformed image T_y(x) and is
 trained with binary cross-entropy to output d=0 on in-distribution images and d=1 on the few
 known outliers, with a random transformation y per sample (Algorithm 1). The score of x is
@@ -18,9 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodscope.detectors.base import Detector
-from oodscope.detectors.geom import GEOM_DEFAULTS, GeomDetector
-from oodscope.detectors.training import HEAD_DEFAULTS, sum_over_transforms, train_bce_head
+from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
+from oodscope.detectors.registry import register
+from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, merge_presets, sum_over_transforms, train_bce_head
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms.augment import random_affine
@@ -35,38 +37,35 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
 }
 
+# The paper preset keeps the paper's g_theta: all four taps, no outlier augmentation, no mixup.
+LAYERS_PRESETS = merge_presets(GEOM_PRESETS, HEAD_PRESETS, {
+    "paper": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none"},
+})
 
+
+@register
 class LayersDetector(Detector):
     method = "layers"
-    uses_outliers = True
+    requires = Requires(outliers=True, upstream=GeomNet)
     defaults = LAYERS_DEFAULTS
+    choices = {**GEOM_CHOICES, "g_augment": ("none", "outliers", "both")}
+    presets = LAYERS_PRESETS
+    order = 40
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
+    def _check_config(self) -> None:
         bad = [t for t in self.config["taps"] if t not in TAP_CHOICES]
         if bad or not self.config["taps"]:
             raise InputError(f"layers: taps must be a non-empty subset of {TAP_CHOICES}, got {self.config['taps']}")
-        self.base: GeomDetector | None = None
+        if not 0.0 <= self.config["g_mixup"] <= 1.0:
+            raise InputError(f"layers: g_mixup must be in [0, 1], got {self.config['g_mixup']}")
 
-    def geom_config(self) -> dict[str, Any]:
-        return {k: self.config[k] for k in GEOM_DEFAULTS}
-
-    def use_base(self, base: GeomDetector) -> "LayersDetector":
-        """Reuse an already fitted GEOM detector as f (it must have this detector's GEOM settings)."""
-        if base.config | {"progress": None} != self.geom_config() | {"progress": None}:
-            raise InputError("layers: the given GEOM detector was fitted with different settings")
-        self.base = base
-        return self
+    @property
+    def base(self) -> GeomNet:
+        """f, the GEOM network whose taps g_theta reads."""
+        return self.upstream
 
     # -- construction ----------------------------------------------------------------------
     def _build(self) -> None:
-        if self.base is None or self.base.fitted != self.fitted:
-            self.base = GeomDetector(**self.geom_config())
-            self.base.fitted = self.fitted
-            self.base._build()
-            self._base_trained = False
-        else:
-            self._base_trained = True
         self.device = self.base.device
         with torch.no_grad():
             probe = torch.zeros(2, self.fitted["channels"], *self.fitted["size"], device=self.device)
@@ -78,7 +77,7 @@ class LayersDetector(Detector):
         self.head = LayerHead(shapes, c["head_width"], c["head_hidden"], c["head_dropout"]).to(self.device)
 
     def _modules(self) -> dict[str, torch.nn.Module]:
-        return {"f": self.base.net, "g": self.head}
+        return {"g": self.head}
 
     def _features(self, xt: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """The selected taps of f on the transformed batch ``xt``; ``y`` holds the applied transformations.
@@ -99,11 +98,9 @@ class LayersDetector(Detector):
         return feats
 
     # -- training --------------------------------------------------------------------------
-    def _fit(self, x: torch.Tensor, outliers: torch.Tensor | None) -> None:
-        if not self._base_trained:
-            self.base.train_backbone(x)
+    def _fit(self, data: FitData) -> None:
         self.base.net.eval()
-        self._train_head(x, outliers)
+        self._train_head(data.x, data.outliers)
 
     def _train_head(self, x: torch.Tensor, o: torch.Tensor) -> None:
         c = self.config
@@ -127,7 +124,7 @@ class LayersDetector(Detector):
                 b = o[torch.randint(0, o.shape[0], (n_mix,), generator=g)]
                 xb[:n_mix] = (1 - lam.view(-1, 1, 1, 1)) * a + lam.view(-1, 1, 1, 1) * b
                 d[:n_mix] = lam
-            xb, d = self.normalize(xb).to(self.device), d.to(self.device)
+            xb, d = self.base.normalize(xb).to(self.device), d.to(self.device)
             y = torch.randint(0, k, (2 * half,), generator=g).to(self.device)
             return self._features(self.base.transforms.apply(xb, y), y), d
 
@@ -143,4 +140,4 @@ class LayersDetector(Detector):
             return torch.sigmoid(self.head(self._features(xt, y)))
 
         bs = 4 * int(self.config["batch_size"])
-        return sum_over_transforms(x, self.normalize, self.device, self.base.transforms, bs, term)
+        return sum_over_transforms(x, self.base.normalize, self.device, self.base.transforms, bs, term)

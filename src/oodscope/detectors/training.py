@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from oodscope.progress import progress
 from oodscope.transforms import GeometricTransforms
 
 
@@ -26,8 +25,23 @@ HEAD_DEFAULTS: dict[str, Any] = {
     "g_weight_decay": 0.0,
 }
 
+# Presets of g_theta's settings (Okamoto et al. 2021: 5000 steps), composed into those of bce and layers.
+HEAD_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "paper": {"g_steps": 5000},
+    "smoke": {"g_steps": 5},
+    "demo": {"g_steps": 200, "g_batch": 64, "head_hidden": 256},
+}
+
+
+def merge_presets(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Presets of a detector composed from those of its parts (later parts win)."""
+    names = dict.fromkeys(name for part in parts for name in part)
+    return {name: {k: v for part in parts for k, v in part.get(name, {}).items()} for name in names}
+
 
 def device_of(name: str) -> torch.device:
+    """The torch device for a setting value: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -54,18 +68,14 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None, s
         yield order[i : i + batch_size]
 
 
-def progress(total: int, desc: str, enabled: bool = True) -> tqdm:
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, file=sys.stderr, dynamic_ncols=True)
-
-
-def step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor, bar: tqdm) -> None:
+def step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor, bar: Any) -> None:
     """One optimiser step on ``loss``, then the schedule and the progress bar."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     sched.step()
-    bar.update(1)
     bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.update(1)
 
 
 def train_bce_head(

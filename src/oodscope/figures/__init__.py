@@ -11,13 +11,29 @@ Public API (each takes a results directory and returns the written paths)::
 * :func:`plot_fig3`: the paper's Fig. 3 analysis (class-0/8 images GEOM rejects, with
   ``layers``' verdict).
 
-This package sits above :mod:`oodscope.bench`; nothing in the library imports it except
-the command line.
+This package sits above :mod:`oodscope.bench` and loads no torch; the command line writes
+figures with it and the report draws the missing ones in memory.
 """
 
-from oodscope.figures.curves import plot_hist, plot_roc
+from oodscope.figures.curves import figure_names, hist_figure, plot_hist, plot_roc, roc_figure, scored_cells
 from oodscope.figures.fig3 import fig3_selection, plot_fig3, youden_threshold
 from oodscope.figures.outputs import rebuild_outputs, write_figures
-from oodscope.figures.sweeps import plot_sweep
+from oodscope.figures.style import png_bytes
+from oodscope.figures.sweeps import plot_sweep, sweep_figure
 
-__all__ = ["fig3_selection", "plot_fig3", "plot_hist", "plot_roc", "plot_sweep", "rebuild_outputs", "write_figures", "youden_threshold"]
+__all__ = [
+    "fig3_selection",
+    "figure_names",
+    "hist_figure",
+    "plot_fig3",
+    "plot_hist",
+    "plot_roc",
+    "plot_sweep",
+    "png_bytes",
+    "rebuild_outputs",
+    "roc_figure",
+    "scored_cells",
+    "sweep_figure",
+    "write_figures",
+    "youden_threshold",
+]

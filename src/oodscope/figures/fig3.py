@@ -21,15 +21,17 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from oodscope.bench.paper import FIG3_PAIR, METHOD_NAMES
 from oodscope.data import ImageSet, load
 from oodscope.errors import DataError
 from oodscope.figures.curves import Scored, scored_cells
 from oodscope.figures.rows import data_root as run_data_root
+from oodscope.results import field
 from oodscope.figures.style import IN_VERDICT, OOD_VERDICT, new_figure, save_png
 
 FIG3_CLASSES = (0, 8)
 MAX_TILES = 40
-_LAYERS_PREFERENCE = ("layers", "layers[z1+z2+z3+z4]")
+BASELINE, _LAYERS_PREFERENCE = FIG3_PAIR
 
 
 def youden_threshold(scores: np.ndarray, is_ood: np.ndarray) -> float:
@@ -54,11 +56,12 @@ def fig3_selection(geom: dict[str, np.ndarray], layers: dict[str, np.ndarray],
 
 
 def layers_label(labels: list[str]) -> str | None:
-    """The ``layers`` cell to compare with: default taps, else z1..z4, else any variant."""
+    """The cell to compare with: the first of the paper's preferences found (``layers`` with default
+    taps, else z1..z4), else any variant of that method."""
     for want in _LAYERS_PREFERENCE:
         if want in labels:
             return want
-    return next((lab for lab in labels if lab.startswith("layers[")), None)
+    return next((lab for lab in labels if lab.startswith(_LAYERS_PREFERENCE[0] + "[")), None)
 
 
 def _test_set(dataset: str, root: str | None, cache: dict[str, ImageSet | None]) -> ImageSet | None:
@@ -104,27 +107,27 @@ def plot_fig3(directory: str | os.PathLike[str], data_root: str | os.PathLike[st
     several data sets). ``data_root`` defaults to the run's. Returns the written paths."""
     scored = scored_cells(directory) if scored is None else scored
     root = str(data_root) if data_root is not None else run_data_root(directory)
-    datasets = sorted({k[0] for k in scored})
+    datasets = sorted({k[0] for k in scored if k[1] is not None})  # one-class figures only
     cache: dict[str, ImageSet | None] = {}
     paths = []
     for dataset in datasets:
         for c in classes:
             labels = [k[2] for k in scored if k[:2] == (dataset, c)]
             lab = layers_label(labels)
-            if "geom" not in labels or lab is None:
+            if BASELINE not in labels or lab is None:
                 continue
             test = _test_set(dataset, root, cache)
             if test is None:
                 continue
-            (grow, g), (lrow, lay) = scored[(dataset, c, "geom")], scored[(dataset, c, lab)]
+            (grow, g), (lrow, lay) = scored[(dataset, c, BASELINE)], scored[(dataset, c, lab)]
             if not all(len(a["labels"]) == len(test) and np.array_equal(a["labels"], test.labels) for a in (g, lay)):
                 warnings.warn(f"fig3: saved labels of {dataset} class {c} do not match its test set; skipped", stacklevel=2)
                 continue
             rejected, shown, verdict_in = fig3_selection(g, lay)
-            title = (f"{dataset} class {c}: GEOM (seed {grow['seed']}) calls {len(rejected)} of "
+            title = (f"{dataset} class {c}: {METHOD_NAMES.get(BASELINE, BASELINE)} (seed {grow['seed']}) calls {len(rejected)} of "
                      f"{int((~g['is_ood']).sum())} class-{c} test images OOD at its best-separating threshold; "
                      f"showing {len(shown)}, titled with the verdict of {lab} (seed {lrow['seed']}, "
-                     f"n_oe {lrow['n_oe']}): {int(verdict_in.sum())} in, {int((~verdict_in).sum())} OOD")
+                     f"n_oe {field(lrow, 'n_oe')}): {int(verdict_in.sum())} in, {int((~verdict_in).sum())} OOD")
             name = f"fig3_class{c}.png" if len(datasets) == 1 else f"fig3_{dataset}_class{c}.png"
             paths.append(_draw(Path(directory) / name, test.images[shown], verdict_in, title))
     return paths

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from oodscope.bench.suite_run import read_suite, rebuild_tables
+from oodscope.bench.suite_files import read_suite, rebuild_tables
 from oodscope.bench.suites import SuiteSpec
 from oodscope.figures.curves import plot_hist, plot_roc, scored_cells
 from oodscope.figures.fig3 import plot_fig3
@@ -14,7 +14,7 @@ from oodscope.figures.sweeps import plot_sweep
 
 def write_figures(directory: str | os.PathLike[str], data_root: str | os.PathLike[str] | None = None) -> list[Path]:
     """Draw what the directory's results allow: ``fig4.png``/``fig5.png`` (sweep suites),
-    ``roc_<dataset>.png``, ``hist_<dataset>.png`` and ``fig3_class<c>.png``. Returns the paths."""
+    ``roc_<name>.png``, ``hist_<name>.png`` and ``fig3_class<c>.png``. Returns the paths."""
     paths: list[Path] = []
     info = read_suite(directory)
     if info is not None:

@@ -1,8 +1,10 @@
 """Which results rows a figure shows, and where the run's data lives.
 
 In a suite directory only the suite's cells count; elsewhere every row of ``results.jsonl``.
-Where a method has several cells per class (seeds, budgets), curve figures show one:
-the lowest seed, then the largest outlier budget and the most outlier classes.
+Curve figures have one file per data set (one-class) or benchmark (multi-class) and one panel
+per in-distribution class (one panel when the protocol has none). Where a method has several
+cells per panel (seeds, budgets), they show one: the lowest seed, then the largest outlier
+budget and the most outlier classes.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from oodscope.bench.cells import OE_ALL
-from oodscope.bench.results import ResultsLog
-from oodscope.bench.suite_run import read_suite
+from oodscope.bench.suite_files import read_suite
 from oodscope.bench.suite_stats import cell_rows
 from oodscope.bench.suites import SuiteSpec
-from oodscope.bench.summary import method_label
+from oodscope.protocols import OE_ALL
+from oodscope.results import CLASS_FIELD, field, read_results, row_label
+
+Panel = tuple[str, Any, str]  # (figure name, class or None, method label)
 
 
 def finished_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows to draw: the suite's finished cells (suite directory) or every row."""
-    rows = ResultsLog(Path(directory) / "results.jsonl").load()
+    """The rows to draw (normalised): the suite's finished cells (suite directory) or every row."""
+    path = Path(directory) / "results.jsonl"
+    rows = read_results(path)[0] if path.is_file() else []
     info = read_suite(directory)
     if info is None:
         return rows
@@ -30,18 +34,25 @@ def finished_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def _rank(value: Any) -> float:
+    if value in (None, 0):
+        return 0.0
     return float("inf") if value == OE_ALL else float(value)
 
 
-def representatives(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, Any]]:
-    """One row with a scores file per (data set, class, method label): lowest seed, then the
+def figure_name(row: dict[str, Any]) -> str:
+    """The figure a row is drawn in: its multi-class benchmark, else its data set."""
+    return str(field(row, "benchmark") or row["dataset"])
+
+
+def representatives(rows: list[dict[str, Any]]) -> dict[Panel, dict[str, Any]]:
+    """One row with a scores file per (figure, class, method label): lowest seed, then the
     largest ``n_oe``, then the most outlier classes."""
-    best: dict[tuple[str, int, str], tuple[tuple[float, ...], dict[str, Any]]] = {}
+    best: dict[Panel, tuple[tuple[float, ...], dict[str, Any]]] = {}
     for r in rows:
         if not r.get("scores_file"):
             continue
-        key = (str(r["dataset"]), int(r["id_class"]), method_label(r))
-        rank = (int(r["seed"]), -_rank(r["n_oe"]), -_rank(r["oe_classes"]))
+        key = (figure_name(r), field(r, CLASS_FIELD), row_label(r))
+        rank = (float(r["seed"]), -_rank(field(r, "n_oe")), -_rank(field(r, "oe_classes")))
         if key not in best or rank < best[key][0]:
             best[key] = (rank, r)
     return {key: r for key, (_, r) in best.items()}
@@ -54,7 +65,8 @@ def data_root(directory: str | os.PathLike[str]) -> str | None:
         return str(info["data_root"])
     try:
         run = json.loads((Path(directory) / "run.json").read_text(encoding="utf-8"))
-        root = run.get("config", {}).get("data_root")
+        config = run.get("config", {})
+        root = config.get("data_root") or (config.get("run") or {}).get("data_root")
     except (OSError, ValueError, AttributeError):
         return None
     return str(root) if root else None

@@ -6,6 +6,7 @@ plotting never opens a window and figures are freed when they go out of scope.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -16,20 +17,20 @@ matplotlib.use("Agg")  # before anything may import pyplot: files only, never a 
 from matplotlib.figure import Figure  # noqa: E402
 
 from oodscope.atomic import write_atomic  # noqa: E402
+from oodscope.bench.paper import METHOD_COLOURS, METHOD_NAMES  # noqa: E402,F401
 
 DPI = 110
 ID_COLOUR = "tab:blue"
 OOD_COLOUR = "tab:red"
 IN_VERDICT = "tab:green"
 OOD_VERDICT = "tab:red"
-_BASE_COLOURS = {"geom": "tab:gray", "geom+": "tab:orange", "bce": "tab:purple", "layers": "tab:green"}
 _CYCLE = ["tab:blue", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:red", "black", "gold"]
-METHOD_NAMES = {"geom": "GEOM", "geom+": "GEOM+", "bce": "BCE", "layers": "layers (ours)"}
 
 
 def colour(label: str, index: int = 0) -> str:
-    """A stable colour for a method label (``layers[z4]`` variants take the cycle by ``index``)."""
-    return _BASE_COLOURS.get(label) or _CYCLE[index % len(_CYCLE)]
+    """A stable colour for a method label: the paper's methods keep theirs, others (variants, other
+    methods) take the cycle by ``index``."""
+    return METHOD_COLOURS.get(label) or _CYCLE[index % len(_CYCLE)]
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -40,3 +41,10 @@ def new_figure(width: float, height: float) -> Figure:
 def save_png(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``fig`` as a PNG at :data:`DPI`, atomically (temporary file, then os.replace)."""
     return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes at :data:`DPI` (for embedding without writing a file)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()

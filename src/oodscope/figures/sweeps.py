@@ -1,7 +1,7 @@
 """The paper's Figs. 4 and 5: class-averaged AUROC against the outlier budget, per method.
 
-Each semi-supervised method is a line with error bars (mean ± std over complete seeds);
-``geom`` (no outliers) is a dashed horizontal line with a ±std band. Fig. 4's x axis is
+Each method with outliers is a line with error bars (mean ± std over complete seeds); a method
+without (GEOM) is a dashed horizontal line with a ±std band. Fig. 4's x axis is
 the number of known outliers on a log2 scale; Fig. 5's the number of outlier classes as
 categories.
 """
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from oodscope.bench.results import ResultsLog
-from oodscope.bench.suite_run import load_spec
+from matplotlib.figure import Figure
+
+from oodscope.bench.suite_files import load_spec
 from oodscope.bench.suite_stats import sweep
 from oodscope.bench.suites import SuiteSpec
 from oodscope.figures.style import METHOD_NAMES, colour, new_figure, save_png
+from oodscope.results import read_results
 
 
 def _positions(spec: SuiteSpec) -> tuple[list[float], list[str], bool]:
@@ -27,20 +30,21 @@ def _positions(spec: SuiteSpec) -> tuple[list[float], list[str], bool]:
     return [float(i) for i in range(len(xs))], labels, False
 
 
-def plot_sweep(directory: str | os.PathLike[str], spec: SuiteSpec | None = None) -> list[Path]:
-    """Write ``fig4.png`` or ``fig5.png`` for a sweep suite directory; [] for other suites."""
-    spec = load_spec(directory) if spec is None else spec
+def sweep_figure(spec: SuiteSpec, rows: list[dict[str, Any]]) -> Figure | None:
+    """The figure of a sweep suite (``fig4``/``fig5``) from its (normalised) rows; None for a table suite."""
     if spec.definition.axis is None:
-        return []
-    stats, geom = sweep(spec, ResultsLog(Path(directory) / "results.jsonl").load())
+        return None
+    stats, flat = sweep(spec, rows)
     xs = spec.n_oe if spec.definition.axis == "n_oe" else spec.oe_classes
     pos, ticks, log2 = _positions(spec)
     fig = new_figure(6.0, 4.2)
     ax = fig.subplots()
     drawn = 0
-    if geom is not None:
-        ax.axhline(geom.mean, ls="--", color=colour("geom"), label=f"{METHOD_NAMES['geom']} (no outliers)")
-        ax.axhspan(geom.mean - geom.std, geom.mean + geom.std, color=colour("geom"), alpha=0.15, lw=0)
+    for method, stat in flat.items():
+        if stat is None:
+            continue
+        ax.axhline(stat.mean, ls="--", color=colour(method), label=f"{METHOD_NAMES.get(method, method)} (no outliers)")
+        ax.axhspan(stat.mean - stat.std, stat.mean + stat.std, color=colour(method), alpha=0.15, lw=0)
         drawn += 1
     for i, (method, points) in enumerate(stats.items()):
         shift = i - (len(stats) - 1) / 2  # dodge the methods a little so error bars stay apart
@@ -59,7 +63,7 @@ def plot_sweep(directory: str | os.PathLike[str], spec: SuiteSpec | None = None)
                   else f"number of outlier classes ({spec.n_oe[0]} outliers)")
     ax.set_ylabel("AUROC (%), mean over classes")
     title = f"{spec.suite}: {spec.dataset}, outliers from {spec.oe_dataset}, preset {spec.preset}"
-    shown = [s for points in stats.values() for s in points.values() if s is not None] + ([geom] if geom else [])
+    shown = [s for points in stats.values() for s in points.values() if s is not None] + [s for s in flat.values() if s]
     if shown:
         lo, hi = min(s.n_seeds for s in shown), max(s.n_seeds for s in shown)
         n = str(lo) if lo == hi else f"{lo}–{hi}"
@@ -71,4 +75,11 @@ def plot_sweep(directory: str | os.PathLike[str], spec: SuiteSpec | None = None)
     else:
         ax.set_ylim(50, 100)
         ax.text(0.5, 0.5, "no seed with every class finished yet", ha="center", va="center", transform=ax.transAxes)
-    return [save_png(fig, Path(directory) / f"{spec.suite}.png")]
+    return fig
+
+
+def plot_sweep(directory: str | os.PathLike[str], spec: SuiteSpec | None = None) -> list[Path]:
+    """Write ``fig4.png`` or ``fig5.png`` for a sweep suite directory; [] for other suites."""
+    spec = load_spec(directory) if spec is None else spec
+    fig = sweep_figure(spec, read_results(Path(directory) / "results.jsonl")[0])
+    return [] if fig is None else [save_png(fig, Path(directory) / f"{spec.suite}.png")]

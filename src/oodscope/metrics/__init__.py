@@ -1,5 +1,13 @@
 """Threshold-free and threshold metrics for OOD scores (higher score = more out-of-distribution)."""
 
-from oodscope.metrics.ood import auroc, aupr_in, aupr_out, evaluate, fpr_at_tpr, threshold_at_acceptance
+from oodscope.metrics.ood import (
+    auroc,
+    aupr_in,
+    aupr_out,
+    classification_accuracy,
+    evaluate,
+    fpr_at_tpr,
+    threshold_at_acceptance,
+)
 
-__all__ = ["auroc", "aupr_in", "aupr_out", "evaluate", "fpr_at_tpr", "threshold_at_acceptance"]
+__all__ = ["auroc", "aupr_in", "aupr_out", "classification_accuracy", "evaluate", "fpr_at_tpr", "threshold_at_acceptance"]

@@ -72,3 +72,16 @@ def evaluate(scores: np.ndarray, is_ood: np.ndarray) -> dict[str, float]:
         "aupr_out": 100 * aupr_out(scores, is_ood),
         "fpr95": 100 * fpr_at_tpr(scores, is_ood),
     }
+
+
+def classification_accuracy(logits: np.ndarray, classes: np.ndarray) -> float:
+    """Accuracy in percent of ``argmax(logits)`` on the inputs whose class is known (``classes`` >= 0;
+    out-of-distribution inputs carry -1 and are left out)."""
+    logits = np.asarray(logits)
+    classes = np.asarray(classes).ravel()
+    if logits.ndim != 2 or len(logits) != len(classes):
+        raise InputError(f"logits of shape {logits.shape} do not fit {len(classes)} class labels")
+    known = classes >= 0
+    if not known.any():
+        raise InputError("no in-distribution inputs with a class to measure accuracy on")
+    return float(100 * np.mean(logits[known].argmax(axis=1) == classes[known]))

@@ -2,7 +2,8 @@
 
 from oodscope.nets.backbone import TAP_NAMES, Backbone, build_backbone
 from oodscope.nets.layer_head import LayerHead
+from oodscope.nets.lenet import LeNet
 from oodscope.nets.small_resnet import SmallResNet
 from oodscope.nets.wide_resnet import WideResNet
 
-__all__ = ["TAP_NAMES", "Backbone", "build_backbone", "LayerHead", "SmallResNet", "WideResNet"]
+__all__ = ["TAP_NAMES", "Backbone", "build_backbone", "LayerHead", "LeNet", "SmallResNet", "WideResNet"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from oodscope.errors import InputError
 from oodscope.nets.blocks import group
 
 TAP_NAMES = ("z1", "z2", "z3", "z4")
@@ -52,4 +53,4 @@ def build_backbone(name: str, in_channels: int, num_classes: int, **kw) -> Backb
         return WideResNet(in_channels, num_classes, **kw)
     if name == "small":
         return SmallResNet(in_channels, num_classes, **kw)
-    raise ValueError(f"unknown backbone {name!r}; known: wrn, small")
+    raise InputError(f"unknown backbone {name!r}; known: wrn, small")

@@ -1,14 +1,27 @@
-"""The one-class protocol: one class is in-distribution, every other class is out-of-distribution."""
+"""The one-class protocol: one class is in-distribution, every other class is out-of-distribution.
+
+Training uses only that class's training images (plus, for outlier exposure, a few known outliers
+drawn from an auxiliary data set's training split); the whole test split is evaluated.
+:class:`OneClass` is the protocol object the benchmark runs; :func:`one_class` and
+:func:`split_one_class` give the split of one class directly.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from oodscope.data import ImageSet, load
-from oodscope.errors import DataError
+from oodscope.errors import DataError, InputError
+from oodscope.protocols.base import DataStore, Protocol, Task
+from oodscope.protocols.cells import Cell, MethodInfo, variants_for
+from oodscope.protocols.outliers import sample_outliers
+
+OE_ALL = "all"
+Budget = int | str
 
 
 @dataclass
@@ -69,3 +82,97 @@ def one_class(dataset: str, id_class: int, root: str | os.PathLike[str] | None =
     check_class(id_class, n_classes, dataset)
     test_all = load(dataset, "test", root=root, download=download)
     return split_one_class(train_all, test_all, id_class, dataset)
+
+
+def check_budget(value: Any, what: str, zero: bool = False) -> None:
+    """InputError unless ``value`` is a positive integer (or 0 with ``zero``) or ``"all"``."""
+    ok = value == OE_ALL or (isinstance(value, int) and not isinstance(value, bool) and value >= (0 if zero else 1))
+    if not ok:
+        raise InputError(f"{what} must be a {'non-negative' if zero else 'positive'} integer or 'all', got {value!r}")
+
+
+def outlier_sample(aux: ImageSet | None, cell: Cell, like: ImageSet) -> ImageSet | None:
+    """The known outliers of a one-class cell: ``n_oe`` images from ``oe_classes`` classes of
+    ``aux`` (the in-distribution class excluded when ``aux`` is the in-distribution data set);
+    None when ``n_oe`` is 0."""
+    if aux is None or cell["n_oe"] == 0:
+        return None
+    exclude = (cell["id_class"],) if cell["oe_dataset"] == cell.dataset else ()
+    n = None if cell["n_oe"] == OE_ALL else int(cell["n_oe"])
+    k = None if cell["oe_classes"] == OE_ALL else int(cell["oe_classes"])
+    return sample_outliers(aux, n, cell.seed, k_classes=k, like=like, exclude_classes=exclude)
+
+
+@dataclass(frozen=True)
+class OneClass(Protocol):
+    """One class of ``dataset`` in-distribution at a time, known outliers from ``oe_dataset``.
+
+    A grid has one cell per class, seed, outlier budget ``n_oe``, number of outlier classes
+    ``oe_classes``, method and variant (methods without outlier exposure ignore the outliers).
+
+    Attributes:
+        dataset: In-distribution data set.
+        classes: In-distribution classes; None = every class.
+        oe_dataset: Auxiliary data set (its train split) the known outliers come from.
+        n_oe: Outlier budgets (positive ints, or ``"all"`` for the whole auxiliary set).
+        oe_classes: Numbers of auxiliary classes the outliers are drawn from (or ``"all"``).
+    """
+
+    name: ClassVar[str] = "one-class"
+    dataset: str = "mnist"
+    classes: tuple[int, ...] | None = None
+    oe_dataset: str = "emnist-letters"
+    n_oe: tuple[Budget, ...] = (16,)
+    oe_classes: tuple[Budget, ...] = (OE_ALL,)
+
+    def __post_init__(self) -> None:
+        for n in self.n_oe:
+            check_budget(n, "number of outliers")
+        for k in self.oe_classes:
+            check_budget(k, "number of outlier classes")
+
+    def cell(self, method: str, id_class: int, seed: int, preset: str, n_oe: Budget, oe_classes: Budget,
+             variant: tuple[tuple[str, Any], ...] = ()) -> Cell:
+        """One cell of this protocol."""
+        fields = (("id_class", id_class), ("n_oe", n_oe), ("oe_classes", oe_classes), ("oe_dataset", self.oe_dataset))
+        return Cell(self.name, self.dataset, method, seed, preset, fields, variant)
+
+    def cells(self, methods: list[MethodInfo], seeds: list[int], preset: str, store: DataStore,
+              variants: list[dict[str, Any]] | None = None) -> list[Cell]:
+        """Class-major, then seed, budgets and methods, so cells of one group are adjacent and
+        groups sharing (class, seed) follow each other."""
+        labelled = [m.name for m in methods if m.needs_labels]
+        if labelled:
+            raise InputError(f"{', '.join(labelled)}: need the labels of several in-distribution classes, which the "
+                             "one-class protocol does not have; use a multi-class protocol (--protocol "
+                             "mnist-vs-letters or split-mnist)")
+        classes = list(self.classes) if self.classes is not None else list(range(store.n_classes(self.dataset)))
+        return [self.cell(m.name, c, s, preset, n, k, v)
+                for c in classes for s in seeds for n in self.n_oe for k in self.oe_classes
+                for m in methods for v in variants_for(m, variants)]
+
+    def group(self, cell: Cell) -> tuple[Any, ...]:
+        return (cell.dataset, cell["id_class"], cell.seed, cell.preset, cell["oe_dataset"], cell["n_oe"], cell["oe_classes"])
+
+    def check(self, cells: list[Cell], store: DataStore) -> None:
+        """InputError for a cell of another protocol or data set, a class out of range or an invalid
+        budget (``n_oe`` 0 is allowed: no outliers, for methods that use none)."""
+        n_classes = store.n_classes(self.dataset)
+        bad = sorted({c["id_class"] for c in cells if not 0 <= c["id_class"] < n_classes})
+        if bad:
+            raise InputError(f"{self.dataset}: classes {bad} out of range; valid classes are 0..{n_classes - 1}")
+        for cell in cells:
+            if (cell.protocol, cell.dataset) != (self.name, self.dataset):
+                raise InputError(f"cell of {cell.protocol} on {cell.dataset!r} in a {self.name} run on {self.dataset!r}")
+            check_budget(cell["n_oe"], "number of outliers", zero=True)
+
+    def task(self, cell: Cell, store: DataStore) -> Task:
+        split = split_one_class(store.get(self.dataset, "train"), store.get(self.dataset, "test"), cell["id_class"],
+                                self.dataset)
+        aux = None if cell["n_oe"] == 0 else store.get(cell["oe_dataset"], "train")
+        return Task(split.train, split.test, split.is_ood, outlier_sample(aux, cell, split.train))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"protocol": self.name, "dataset": self.dataset,
+                "classes": None if self.classes is None else list(self.classes), "oe_dataset": self.oe_dataset,
+                "n_oe": list(self.n_oe), "oe_classes": list(self.oe_classes)}

@@ -1,10 +1,11 @@
-"""HTML building blocks of the report: escaping, tables, embedded figures and the page shell."""
+"""HTML building blocks of the report: tables (rendered by :mod:`oodscope.results.tables`),
+embedded figures and the page shell."""
 
 from __future__ import annotations
 
 import base64
-import html
-from collections.abc import Sequence
+
+from oodscope.results.tables import esc
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -36,43 +37,10 @@ nav ul { padding-left: 1.2em; }
 .file { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.85em;
         color: #555; margin-top: 1.2em; }
 .tables { display: flex; flex-wrap: wrap; gap: 0 2em; align-items: flex-start; }
+details { margin: 1.2em 0; border: 1px solid #e1e4e8; border-radius: 4px; padding: 0.4em 0.8em; }
+details > summary { cursor: pointer; font-weight: 600; }
+.notes { color: #444; font-size: 0.9em; }
 """
-
-ALIGN_CLASS = {"right": "r", "center": "c"}
-
-
-def esc(value: object) -> str:
-    """``value`` as text, HTML-escaped (quotes included, so safe inside attributes too)."""
-    return html.escape(str(value), quote=True)
-
-
-def _cell(tag: str, content: str, align: str | None) -> str:
-    cls = ALIGN_CLASS.get(align or "")
-    return f"<{tag} class=\"{cls}\">{content}</{tag}>" if cls else f"<{tag}>{content}</{tag}>"
-
-
-def table(header: Sequence[str] | None, rows: Sequence[Sequence[object]], align: Sequence[str | None] | None = None,
-          caption: str | None = None, escape: bool = True) -> str:
-    """An HTML table. ``align``: per column ``"right"``, ``"center"`` or None. Cells are escaped
-    unless ``escape`` is False (then they must already be safe HTML fragments)."""
-    width = max([len(header or [])] + [len(r) for r in rows])
-    aligns = list(align or []) + [None] * width
-    fmt = esc if escape else str
-    parts = ["<div class=\"scroll\">"]
-    if caption:
-        parts.append(f"<div class=\"caption\">{esc(caption)}</div>")
-    parts.append("<table>")
-    if header:
-        cells = list(header) + [""] * (width - len(header))
-        head = "".join(_cell("th", fmt(h), aligns[i]) for i, h in enumerate(cells))
-        parts.append(f"<thead><tr>{head}</tr></thead>")
-    parts.append("<tbody>")
-    for row in rows:
-        cells = list(row) + [""] * (width - len(row))
-        parts.append("<tr>" + "".join(_cell("td", fmt(v), aligns[i]) for i, v in enumerate(cells)) + "</tr>")
-    parts.append("</tbody></table></div>")
-    return "".join(parts)
-
 
 def figure(data: bytes, caption: str, alt: str) -> str:
     """A ``<figure>`` with the PNG ``data`` embedded as a base64 ``data:`` URI."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.errors import DataError, InputError
-from oodscope.records import read_merges
+from oodscope.results import read_merges, read_results
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RESULTS = "results.jsonl"
@@ -29,14 +29,15 @@ class RunDir:
 
     Attributes:
         path: The directory.
-        rows: Rows of ``results.jsonl`` in file order (a partial last line left out).
+        rows: Rows of ``results.jsonl`` in file order, in the current schema (a partial last
+            line left out).
         partial_last_line: Whether an unparsable last line of ``results.jsonl`` was left out.
         run: ``run.json``, if present.
         suite: ``suite.json``, if present.
         merges: ``merges.json``'s entries (cells merged in from other directories, see
             ``oodscope merge``), if present.
-        markdown: ``(file name, text)`` of every ``*.md`` file, suite tables (``table*.md``)
-            first, then ``summary.md``, then the others.
+        notes: ``(file name, text)`` of every ``*.md`` file other than the tables oodscope writes
+            (``summary.md``, ``table*.md``), which the report renders from the results instead.
         csv_tables: ``(file name, rows)`` of every ``*.csv`` without a ``.md`` twin of the same stem.
         figures: ``(file name, PNG bytes)`` of every ``*.png``, in natural name order.
     """
@@ -47,13 +48,13 @@ class RunDir:
     run: dict[str, Any] | None = None
     suite: dict[str, Any] | None = None
     merges: list[dict[str, Any]] = field(default_factory=list)
-    markdown: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
     csv_tables: list[tuple[str, list[list[str]]]] = field(default_factory=list)
     figures: list[tuple[str, bytes]] = field(default_factory=list)
 
     def has_content(self) -> bool:
-        """True when there is anything to report (results, tables or figures)."""
-        return bool(self.rows or any(t.strip() for _, t in self.markdown) or self.csv_tables or self.figures)
+        """True when there is anything to report (results, notes, tables or figures)."""
+        return bool(self.rows or any(t.strip() for _, t in self.notes) or self.csv_tables or self.figures)
 
 
 def natural_key(name: str) -> list[Any]:
@@ -88,25 +89,6 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_results(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Rows of a ``results.jsonl`` and whether an unparsable last line was left out (a killed
-    run may leave one). A bad line elsewhere is a DataError naming the file and line."""
-    lines = read_bytes(path).split(b"\n")
-    numbered = [(n, raw) for n, raw in enumerate(lines, start=1) if raw.strip()]
-    rows: list[dict[str, Any]] = []
-    for k, (number, raw) in enumerate(numbered):
-        try:
-            row = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            if k == len(numbered) - 1:
-                return rows, True
-            raise DataError(f"{path}, line {number}: not valid JSON ({e})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}, line {number}: expected a JSON object")
-        rows.append(row)
-    return rows, False
-
-
 def read_csv(path: Path) -> list[list[str]]:
     """The rows of a CSV file; DataError naming the file if it cannot be parsed."""
     try:
@@ -123,9 +105,9 @@ def read_png(path: Path) -> bytes:
     return data
 
 
-def _markdown_order(name: str) -> tuple[int, list[Any]]:
-    rank = 0 if name.startswith("table") else 1 if name == "summary.md" else 2
-    return rank, natural_key(name)
+def written_by_oodscope(name: str) -> bool:
+    """Whether a Markdown file is one of the tables a benchmark writes (rendered from the results)."""
+    return name == "summary.md" or (name.startswith("table") and name.endswith(".md"))
 
 
 def _files(directory: Path, suffix: str) -> list[Path]:
@@ -154,11 +136,11 @@ def read_dir(directory: str | Path) -> RunDir:
             setattr(d, name, read_json_object(path / f"{name}.json"))
     d.merges = read_merges(path)
     md = _files(path, ".md")
-    d.markdown = sorted(((p.name, read_text(p)) for p in md), key=lambda t: _markdown_order(t[0]))
+    d.notes = [(p.name, read_text(p)) for p in md if not written_by_oodscope(p.name)]
     md_stems = {p.stem for p in md}
     d.csv_tables = [(p.name, read_csv(p)) for p in _files(path, ".csv") if p.stem not in md_stems]
     d.figures = [(p.name, read_png(p)) for p in _files(path, ".png")]
     if not d.has_content():
-        raise InputError(f"{path}: nothing to report (no results in {RESULTS}, no summary.md, "
-                         "table.md/table.csv or PNG figures)")
+        raise InputError(f"{path}: nothing to report (no results in {RESULTS}, no notes, "
+                         "CSV tables or PNG figures)")
     return d

@@ -1,43 +1,26 @@
-"""The report section of one benchmark directory: how it was produced, its tables and figures."""
+"""The report section of one benchmark directory: its results first (the suite's tables or the
+tables of its rows, then the figures, drawing those its saved scores allow when they are not
+there yet), then, folded, how it was produced (commands, configuration, settings) and notes."""
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
+from dataclasses import replace
 from typing import Any
 
-from oodscope.records import recorded_commands
-from oodscope.report.html import esc, figure, table
+from oodscope.bench.suite_stats import with_unsupervised
+from oodscope.bench.suite_tables import sections as suite_sections
+from oodscope.bench.suites import SuiteSpec
+from oodscope.errors import DataError
+from oodscope.figures import figure_names, hist_figure, png_bytes, roc_figure, scored_cells, sweep_figure
+from oodscope.report import provenance
+from oodscope.report.html import esc, figure
 from oodscope.report.inputs import RunDir
-from oodscope.report.markdown import markdown_to_html
-from oodscope.report.results import (
-    auroc_by_class,
-    group_by_config,
-    metrics_by_method,
-    preset_settings_table,
-    settings_table,
-    unique_cells,
-)
+from oodscope.results import Table, first_per_cell, metrics_table, per_class_table
+from oodscope.results.summary import groups
 
 FIGURE_KINDS = {"roc": "ROC curves", "hist": "Score histograms"}
-NESTED = ("config", "spec")
-HEADING_SHIFT = 3  # a file's "# title" becomes <h4>, below the section's <h2> and <h3>
-
-
-def command_text(command: Any) -> str:
-    """A recorded command (a list of arguments, or a string) as one shell-quoted line."""
-    if isinstance(command, list):
-        return shlex.join(str(a) for a in command)
-    return command if isinstance(command, str) else json.dumps(command)
-
-
-def _compact(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
-
-
-def _key_values(data: dict[str, Any], caption: str) -> str:
-    return table(["key", "value"], [[k, _compact(v)] for k, v in data.items()], caption=caption)
+DRAWN = " (drawn for this report from the saved scores)"
 
 
 def figure_caption(name: str) -> str:
@@ -54,88 +37,101 @@ def figure_caption(name: str) -> str:
     return f"{text} ({name})"
 
 
-def _command_block(label: str, started: Any, command: Any) -> str:
-    when = f", started {esc(started)}" if started else ""
-    return f"<div class=\"file\">{esc(label)}{when}</div><pre><code>{esc(command_text(command))}</code></pre>"
+def _spec(d: RunDir, rows: list[dict[str, Any]]) -> SuiteSpec | None:
+    """The suite of the directory, or None (no suite.json, or one whose spec is incomplete)."""
+    if d.suite is None or not isinstance(d.suite.get("spec"), dict):
+        return None
+    try:
+        spec = SuiteSpec.from_json(d.suite["spec"])
+        spec.definition  # noqa: B018 - an unknown suite name raises KeyError
+    except (TypeError, KeyError, ValueError):
+        return None
+    return with_unsupervised(spec, rows)
 
 
-def _once(recorded: list[tuple[Any, Any, Any]]) -> list[tuple[Any, Any, Any]]:
-    """``(file, started, command)`` entries with each invocation once: a suite's run.json repeats
-    the commands of its suite.json, so where suite.json has any, run.json's are left out."""
-    if any(file == "suite.json" for file, _, _ in recorded):
-        return [r for r in recorded if r[0] == "suite.json"]
-    return recorded
+def _tables(tables: list[Table]) -> str:
+    return "<div class=\"tables\">" + "".join(t.html() for t in tables) + "</div>"
 
 
-def _provenance(d: RunDir) -> tuple[list[str], list[str]]:
-    """Command lines (``<pre>`` blocks) and configuration tables from suite.json and run.json,
-    then the sources of merged cells (merges.json) with the commands that produced them."""
-    records = [(label, data) for label, data in (("suite.json", d.suite), ("run.json", d.run)) if data is not None]
-    own = [(label, started, command) for label, data in records for started, command in recorded_commands(data)]
-    commands = [_command_block(label, started, command) for label, started, command in _once(own)]
-    tables: list[str] = []
-    for label, data in records:
-        details: dict[str, Any] = {}
-        for nested in NESTED:  # run.json's "config", suite.json's "spec": shown key by key
-            if isinstance(data.get(nested), dict):
-                details.update({k: v for k, v in data[nested].items() if k != "command"})
-        details.update({k: v for k, v in data.items() if k not in (*NESTED, "command", "history", "settings")})
-        if details:
-            tables.append(_key_values(details, f"Configuration ({label})"))
-    for m in d.merges:  # cells gathered from other directories by `oodscope merge`
-        commands.append(f"<p class=\"meta\">{esc(m.get('cells_added'))} cells merged from "
-                        f"<code>{esc(m.get('source'))}</code> at {esc(m.get('merged_at'))}, produced by:</p>")
-        theirs = [(c.get("file"), c.get("started"), c["command"])
-                  for c in m.get("commands") or [] if isinstance(c, dict) and c.get("command")]
-        commands += [_command_block(f"{file} of that directory", started, command)
-                     for file, started, command in _once(theirs)]
-    return commands, tables
+def _summary(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for title, group in groups(rows):
+        tables = [t for t in (per_class_table(group), metrics_table(group)) if t is not None]
+        out += [f"<h4>{esc(title)}</h4>", _tables(tables)]
+    return out
 
 
-def _settings(d: RunDir, rows: list[dict[str, Any]]) -> list[str]:
-    html = settings_table(rows)
-    if html is None and d.run and isinstance(d.run.get("settings"), dict):
-        html = preset_settings_table(d.run["settings"])
-    return [html] if html else []
+def results(d: RunDir, rows: list[dict[str, Any]], spec: SuiteSpec | None) -> list[str]:
+    """The headline tables: a suite's own (beside the paper's values), with every metric of its
+    rows folded below; otherwise the tables of the rows, per configuration."""
+    if not rows and not d.csv_tables:
+        return []
+    parts = ["<h3>Results</h3>"]
+    if spec is not None and rows:
+        title, notes, tables = suite_sections(spec, rows)
+        parts += [f"<h4>{esc(title)}</h4>", "<p class=\"notes\">" + "<br>".join(esc(n) for n in notes) + "</p>"]
+        for heading, table in tables:
+            note = [f"<p class=\"notes\">{esc(table.caption)}</p>"] if table.caption else []
+            parts += [f"<h5>{esc(heading)}</h5>", *note, replace(table, caption="").html()]
+        parts += ["<details><summary>Every metric, per configuration</summary>", *_summary(rows), "</details>"]
+    elif rows:
+        parts += _summary(rows)
+    for name, table in d.csv_tables:
+        if table:
+            parts += [f"<div class=\"file\">{esc(name)}</div>", Table(table[0], table[1:]).html()]
+    return parts
 
 
-def _files_block(items: list[tuple[str, str]]) -> list[str]:
-    return [f"<div class=\"file\">{esc(name)}</div>\n{markdown_to_html(text, HEADING_SHIFT)}"
-            for name, text in items if text.strip()]
+def missing_figures(d: RunDir, spec: SuiteSpec | None, rows: list[dict[str, Any]]) -> tuple[list[tuple[str, bytes]], str | None]:
+    """Figures the directory's results and saved scores allow but that are not in it yet, drawn
+    in memory: ROC curves and histograms per data set or benchmark, and a sweep suite's figure.
+    Returns them and a note when saved scores could not be read."""
+    have = {name for name, _ in d.figures}
+    out: list[tuple[str, bytes]] = []
+    note = None
+    if spec is not None and rows and f"{spec.suite}.png" not in have:
+        fig = sweep_figure(spec, rows)
+        if fig is not None:
+            out.append((f"{spec.suite}.png", png_bytes(fig)))
+    try:
+        scored = scored_cells(d.path) if rows else {}
+    except DataError as e:
+        scored, note = {}, f"Figures from saved scores were not drawn: {e}"
+    for name in figure_names(scored):
+        for kind, make in (("roc", roc_figure), ("hist", hist_figure)):
+            file = f"{kind}_{name}.png"
+            if file not in have:
+                out.append((file, png_bytes(make(scored, name))))
+    return out, note
 
 
 def render_dir(d: RunDir, anchor: str) -> str:
     """The ``<section>`` of one directory, with id ``anchor``."""
-    rows = unique_cells(d.rows)
+    rows = list(first_per_cell(d.rows).values())
+    spec = _spec(d, rows)
     parts = [f"<section id=\"{esc(anchor)}\">", f"<h2>{esc(d.path.name or d.path)}</h2>",
              f"<p class=\"meta\">Directory: <code>{esc(d.path.resolve())}</code>. "
              f"{len(d.rows)} rows in results.jsonl ({len(rows)} distinct cells).</p>"]
     if d.partial_last_line:
         parts.append("<p class=\"note\">The last line of results.jsonl is incomplete (an interrupted run) "
                      "and was left out.</p>")
-    (commands, configs), settings = _provenance(d), _settings(d, rows)
-    if commands or configs or settings:
-        parts += ["<h3>How it was produced</h3>", *commands]
-        parts += ["<div class=\"tables\">", *configs, *settings, "</div>"]
-    suite = [(n, t) for n, t in d.markdown if n.startswith("table")]
-    if any(t.strip() for _, t in suite) or any(r for _, r in d.csv_tables):
-        parts.append("<h3>Suite tables</h3>")
-        parts += _files_block(suite)
-        parts += [f"<div class=\"file\">{esc(n)}</div>\n" + table(r[0], r[1:]) for n, r in d.csv_tables if r]
-    summary = [(n, t) for n, t in d.markdown if n == "summary.md"]
-    if any(t.strip() for _, t in summary):
-        parts += ["<h3>Summary</h3>", *_files_block(summary)]
-    if rows:
-        parts.append("<h3>Results (from results.jsonl)</h3>")
-        for title, group in group_by_config(rows).items():
-            parts += [f"<h4>{esc(title)}</h4>", "<div class=\"tables\">", auroc_by_class(group),
-                      metrics_by_method(group), "</div>"]
-    other = [(n, t) for n, t in d.markdown if not n.startswith("table") and n != "summary.md"]
-    if any(t.strip() for _, t in other):
-        parts += ["<h3>Notes</h3>", *_files_block(other)]
-    if d.figures:
-        parts.append("<h3>Figures</h3><div class=\"figures\">")
+    parts += results(d, rows, spec)
+    drawn, note = missing_figures(d, spec, rows)
+    if d.figures or drawn or note:
+        parts.append("<h3>Figures</h3>")
+        if note:
+            parts.append(f"<p class=\"note\">{esc(note)}</p>")
+        parts.append("<div class=\"figures\">")
         parts += [figure(data, figure_caption(name), name) for name, data in d.figures]
+        parts += [figure(data, figure_caption(name) + DRAWN, name) for name, data in drawn]
         parts.append("</div>")
+    commands, configs = provenance.commands(d), provenance.configurations(d)
+    settings = provenance.settings(d, rows)
+    if commands or configs or settings:
+        parts += ["<details><summary>How it was produced: commands, configuration, settings</summary>", *commands,
+                  _tables([*configs, *([settings] if settings else [])]), "</details>"]
+    for name, text in d.notes:
+        if text.strip():
+            parts += [f"<details><summary>Notes: {esc(name)}</summary><pre>{esc(text)}</pre></details>"]
     parts.append("</section>")
     return "\n".join(parts)

@@ -18,27 +18,31 @@ from typing import Any
 import numpy as np
 
 from oodscope.atomic import write_atomic
-from oodscope.bench.cells import Cell
 from oodscope.errors import DataError
+from oodscope.results.schema import cell_key, variant_text
 
 SCORES_DIR = "scores"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def cell_file_id(cell: Cell) -> str:
-    """A file-name-safe, unique id of ``cell``: readable fields plus a short hash of its key."""
-    method = cell.method.replace("+", "plus")
-    taps = "" if cell.taps is None else "-" + "-".join(cell.taps)
-    readable = (f"{cell.dataset}_{method}{taps}_c{cell.id_class}_n{cell.n_oe}_k{cell.oe_classes}"
-                f"_{cell.oe_dataset}_s{cell.seed}_{cell.preset}")
+def cell_file_id(cell: dict[str, Any]) -> str:
+    """A file-name-safe, unique id of a cell given by its row fields (core fields and
+    ``protocol_fields``): readable fields plus a short hash of its key."""
+    method = str(cell["method"]).replace("+", "plus")
+    variant = variant_text(cell.get("variant"))
+    fields = "_".join(str(v) for v in cell["protocol_fields"].values())
+    readable = f"{cell['dataset']}_{method}{'-' + variant if variant else ''}_{fields}_s{cell['seed']}_{cell['preset']}"
     readable = _UNSAFE.sub("-", readable).strip("-.")[:120]
-    digest = hashlib.sha1(repr(cell.key()).encode("utf-8")).hexdigest()[:8]
+    key = cell_key(cell["protocol"], cell["dataset"], cell["method"], cell.get("variant"), cell["seed"],
+                   cell["preset"], cell["protocol_fields"])
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
     return f"{readable}_{digest}"
 
 
-def save_scores(directory: str | os.PathLike[str], cell: Cell, scores: np.ndarray, is_ood: np.ndarray,
+def save_scores(directory: str | os.PathLike[str], cell: dict[str, Any], scores: np.ndarray, is_ood: np.ndarray,
                 labels: np.ndarray) -> str:
-    """Write the cell's scores atomically; return the path relative to ``directory``."""
+    """Write the scores of the cell with row fields ``cell`` atomically; return the path relative
+    to ``directory``."""
     folder = Path(directory) / SCORES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     name = cell_file_id(cell) + ".npz"

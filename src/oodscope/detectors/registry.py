@@ -1,0 +1,100 @@
+"""The registry of detectors: each detector registers itself where it is defined (``@register``).
+
+``registry()`` lists them in display order, :func:`create` builds one by name, :func:`settings_for`
+gives its settings under a preset, :func:`load` reads a saved one.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import torch
+
+from oodscope.detectors.base import FORMAT, PRESET_NAMES, Detector
+from oodscope.detectors.model_files import read_model
+from oodscope.detectors.settings import check_settings
+from oodscope.errors import InputError, ModelFileError
+
+_REGISTRY: dict[str, type[Detector]] = {}
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: make ``cls`` known under ``cls.method``; its presets must be named ones and
+    must name known settings."""
+    if not cls.method or cls.method in _REGISTRY and _REGISTRY[cls.method] is not cls:
+        raise ValueError(f"detector method name {cls.method!r} is empty or taken")
+    stray = sorted(set(cls.presets) - set(PRESET_NAMES))
+    if stray:
+        raise ValueError(f"{cls.method}: unknown preset names {stray}; use {PRESET_NAMES}")
+    for name, values in cls.presets.items():
+        check_settings(f"{cls.method} preset {name!r}", cls.defaults, values, cls.choices)
+    _REGISTRY[cls.method] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Detector]]:
+    """Every registered detector by method name, in display order."""
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+def detector_class(method: str) -> type[Detector]:
+    """The class registered as ``method``.
+
+    Raises:
+        InputError: unknown method (the message lists the known ones).
+    """
+    if method not in _REGISTRY:
+        raise InputError(f"unknown method {method!r}; known: {', '.join(registry())}")
+    return _REGISTRY[method]
+
+
+def create(method: str, **config: Any) -> Detector:
+    """A new, unfitted detector ``method`` with ``config`` on top of its defaults."""
+    return detector_class(method)(**config)
+
+
+def settings_for(method: str, preset: str, device: str | None = None, overrides: dict[str, Any] | None = None,
+                 strict: bool = False) -> dict[str, Any]:
+    """The settings ``method`` gets under ``preset``: the preset's entry, then ``device`` (if the
+    method has that setting), then ``overrides``. With ``strict``, an override the method does not
+    know is an error; otherwise it is left out (overrides meant for other methods of a grid).
+
+    Raises:
+        InputError: unknown method or preset; with ``strict``, an unknown setting.
+    """
+    cls = detector_class(method)
+    if preset not in PRESET_NAMES:
+        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESET_NAMES)}")
+    out = copy.deepcopy(cls.presets.get(preset, {}))
+    if device is not None and "device" in cls.defaults:
+        out["device"] = device
+    overrides = overrides or {}
+    if strict:
+        check_settings(method, cls.defaults, overrides, cls.choices)
+    out.update({k: copy.deepcopy(v) for k, v in overrides.items() if k in cls.defaults})
+    return out
+
+
+def load(path: str | os.PathLike[str], device: str | None = None) -> Detector:
+    """Load a detector saved with ``Detector.save``; verifies the weights' checksum, never unpickles.
+
+    ``device`` (e.g. "cpu") overrides the device the model was trained on; a model trained on a
+    GPU loads on the CPU when no GPU is present.
+    """
+    meta, weights = read_model(path, FORMAT, ("method", "config", "fitted"))
+    config = meta.get("config")
+    if isinstance(config, dict):
+        saved = str(config.get("device", "cpu"))
+        if device is None and saved.startswith("cuda") and not torch.cuda.is_available():
+            device = "cpu"
+        if device is not None and "device" in config:
+            config["device"] = device
+    cls = _REGISTRY.get(meta["method"])
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown method {meta['method']!r} in model config")
+    try:
+        return cls.from_saved(meta, weights, os.fspath(path))
+    except InputError as e:
+        raise ModelFileError(f"{path}: invalid model config ({e})") from None

@@ -1,0 +1,216 @@
+"""Upstream networks: trained once, read by several detectors (GEOM's f, a multi-class classifier).
+
+An :class:`Upstream` is a network with settings, trained on in-distribution images (and labels
+where it needs them). A detector that reads one declares its class in ``requires.upstream``; it
+trains its own when none is given, or takes an already trained one (``fit(..., upstream=net)``).
+
+:class:`UpstreamCache` keeps trained upstreams keyed by their kind, settings and a digest of
+the data they were trained on, in memory and optionally on disk (safetensors + JSON, the same
+verified format as saved detectors), so benchmark cells, suites and separate processes reuse a
+network instead of retraining it. The thread count is not part of the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+import oodscope
+from oodscope.detectors.model_files import load_modules, read_model, write_model
+from oodscope.detectors.settings import check_settings, settings_key
+from oodscope.errors import InputError, ModelFileError
+from oodscope.progress import message
+
+NETWORK_FORMAT = "oodscope-network"
+ENV_CACHE = "OODSCOPE_CACHE"
+
+
+def image_stats(x: torch.Tensor) -> dict[str, Any]:
+    """Channels, size and per-channel mean and std (floored at 1e-3) of images in [0, 1]."""
+    return {
+        "channels": int(x.shape[1]),
+        "size": [int(x.shape[2]), int(x.shape[3])],
+        "mean": x.mean(dim=(0, 2, 3)).tolist(),
+        "std": x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist(),
+    }
+
+
+def normalize_with(stats: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` per channel with the statistics of :func:`image_stats`."""
+    mean = torch.tensor(stats["mean"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(stats["std"], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+class Upstream:
+    """Base class of shared networks. Subclasses set ``kind``, ``defaults`` (and ``choices``),
+    ``prefix`` (the weight-name prefix in a saved detector) and implement ``_build`` (untrained
+    modules from ``self.fitted``), ``_fit`` and ``modules``. ``version`` is part of the cache key:
+    raise it when training changes what is learnt, so old cache entries are not reused."""
+
+    kind: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    needs_labels: ClassVar[bool] = False
+    prefix: ClassVar[str] = "f"
+    version: ClassVar[int] = 1
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings: dict[str, Any] = check_settings(self.kind, self.defaults, settings, self.choices)
+        self.fitted: dict[str, Any] | None = None
+
+    @classmethod
+    def settings_from(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The settings of this network found in a detector's ``config``."""
+        return {k: config[k] for k in cls.defaults if k in config}
+
+    def fit(self, x: torch.Tensor, labels: torch.Tensor | None = None, validation: torch.Tensor | None = None,
+            validation_labels: torch.Tensor | None = None, **extra: Any) -> Upstream:
+        """Train on images ``x`` (float, [0, 1]); ``labels`` for networks that need them."""
+        if self.needs_labels and labels is None:
+            raise InputError(f"{self.kind}: needs class labels of the training images")
+        self.fitted = {**image_stats(x), **self._facts(x, labels)}
+        torch.manual_seed(int(self.settings.get("seed", 0)))  # initial weights depend on the seed alone
+        self._build()
+        self._fit(x, labels, validation, validation_labels, **extra)
+        return self
+
+    def restore(self, fitted: dict[str, Any]) -> Upstream:
+        """Untrained modules for the facts ``fitted`` (weights are loaded next)."""
+        self.fitted = fitted
+        self._build()
+        return self
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's input normalisation (statistics of its training images)."""
+        return normalize_with(self.fitted, x)
+
+    def summary(self) -> dict[str, Any]:
+        """Facts worth a results row (e.g. validation accuracy); none by default."""
+        return {}
+
+    # -- subclass hooks --------------------------------------------------------------------
+    def _facts(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
+        """Facts the modules' shapes depend on, beyond the images' (e.g. the number of classes)."""
+        return {}
+
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,
+             validation_labels: torch.Tensor | None, **extra: Any) -> None:
+        raise NotImplementedError
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        raise NotImplementedError
+
+
+def _digest(*arrays: torch.Tensor | None) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        if a is None:
+            h.update(b"-")
+            continue
+        t = a.detach().cpu().contiguous()
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def upstream_key(cls: type[Upstream], settings: dict[str, Any], x: torch.Tensor, labels: torch.Tensor | None = None,
+                 validation: torch.Tensor | None = None, validation_labels: torch.Tensor | None = None) -> str:
+    """The cache key: kind, version, settings (``progress`` aside) and a digest of the data."""
+    text = f"{cls.kind}|{cls.version}|{settings_key(cls(**settings).settings)}|{_digest(x, labels, validation, validation_labels)}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``$OODSCOPE_CACHE``, else ``$XDG_CACHE_HOME/oodscope/networks``, else ``~/.cache/oodscope/networks``."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "oodscope" / "networks"
+
+
+@dataclass
+class UpstreamInfo:
+    """Where a cell's upstream came from, as its results row records it."""
+
+    kind: str
+    key: str
+    fit_seconds: float
+    reused: bool
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        """The ``upstream`` entry of a results row."""
+        return {"kind": self.kind, "key": self.key[:16], "fit_seconds": round(self.fit_seconds, 3),
+                "reused": self.reused, **self.facts}
+
+
+class UpstreamCache:
+    """Trained upstream networks by key: the last ``keep`` in memory, all on disk under
+    ``directory/<kind>/<key>/`` when a directory is given."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, keep: int = 4) -> None:
+        self.directory = None if directory is None else Path(directory)
+        self.keep = keep
+        self.memory: OrderedDict[str, tuple[Upstream, float]] = OrderedDict()
+        self.trained = 0  # networks trained (not found) by this cache
+
+    def _path(self, cls: type[Upstream], key: str) -> Path | None:
+        return None if self.directory is None else self.directory / cls.kind / key[:32]
+
+    def _remember(self, key: str, net: Upstream, seconds: float) -> None:
+        self.memory[key] = (net, seconds)
+        self.memory.move_to_end(key)
+        while len(self.memory) > self.keep:
+            self.memory.popitem(last=False)
+
+    def _from_disk(self, cls: type[Upstream], key: str, path: Path) -> tuple[Upstream, float] | None:
+        try:
+            meta, weights = read_model(path, NETWORK_FORMAT, ("kind", "key", "settings", "fitted", "fit_seconds"))
+            if meta["key"] != key or meta["kind"] != cls.kind:
+                return None
+            net = cls(**meta["settings"]).restore(meta["fitted"])
+            load_modules(net.modules(), weights, path)
+        except (ModelFileError, InputError) as e:
+            message(f"upstream cache: {e}; training the network again")
+            return None
+        for module in net.modules().values():
+            module.eval()
+        return net, float(meta["fit_seconds"])
+
+    def get(self, cls: type[Upstream], settings: dict[str, Any], x: torch.Tensor, labels: torch.Tensor | None = None,
+            validation: torch.Tensor | None = None, validation_labels: torch.Tensor | None = None) -> tuple[Upstream, UpstreamInfo]:
+        """The network of this kind trained with ``settings`` on this data: from memory, from disk,
+        or trained now (and stored)."""
+        key = upstream_key(cls, settings, x, labels, validation, validation_labels)
+        path = self._path(cls, key)
+        found = self.memory.get(key)
+        if found is None and path is not None and path.is_dir():
+            found = self._from_disk(cls, key, path)
+        if found is not None:
+            net, seconds = found
+            self._remember(key, net, seconds)
+            return net, UpstreamInfo(cls.kind, key, seconds, True, net.summary())
+        start = time.perf_counter()
+        net = cls(**settings).fit(x, labels, validation, validation_labels)
+        seconds = time.perf_counter() - start
+        self.trained += 1
+        if path is not None:
+            tensors = {f"{p}.{k}": v for p, m in net.modules().items() for k, v in m.state_dict().items()}
+            write_model(path, NETWORK_FORMAT, {"kind": cls.kind, "key": key, "settings": net.settings,
+                                               "fitted": net.fitted, "fit_seconds": seconds,
+                                               "oodscope_version": oodscope.__version__}, tensors)
+        self._remember(key, net, seconds)
+        return net, UpstreamInfo(cls.kind, key, seconds, False, net.summary())
+

@@ -1,0 +1,68 @@
+"""Fitting a detector with a rejection threshold set on held-out in-distribution images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from oodscope.data import ImageSet
+from oodscope.detectors import Detector, create, detector_class, settings_for
+from oodscope.errors import InputError
+from oodscope.metrics import threshold_at_acceptance
+
+HOLDOUT_FRACTION = 0.1
+
+
+@dataclass
+class FitReport:
+    """What :func:`fit_with_threshold` did: the fitted detector (threshold set), how many images
+    it was fitted on and how many set the threshold."""
+
+    detector: Detector
+    n_fit: int
+    n_holdout: int
+    threshold: float
+
+
+def holdout_split(n: int, seed: int, fraction: float = HOLDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Random (fit, held-out) index arrays: ``max(1, round(fraction * n))`` held out.
+
+    Raises:
+        InputError: fewer than 2 images (nothing would be left to fit or to calibrate on).
+    """
+    if n < 2:
+        raise InputError(f"need at least 2 training images (1 is held out to set the threshold), got {n}")
+    n_hold = max(1, int(round(fraction * n)))
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+
+def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None = None, accept: float = 0.95,
+                       seed: int = 0, preset: str = "cpu", overrides: dict[str, Any] | None = None,
+                       device: str | None = None) -> FitReport:
+    """Fit ``method`` (settings: ``preset``, then ``device`` and ``overrides``; the seed set) on
+    90 % of ``train`` and set the threshold so that a fraction ``accept`` of the held-out 10 % (at
+    least one image) scores at or below it, i.e. is accepted as in-distribution. A detector that
+    needs class labels takes them from ``train.labels`` (e.g. one sub-folder per class).
+
+    Raises:
+        InputError: unknown method or setting, ``accept`` outside (0, 1], fewer than 2 images,
+            missing outliers or labels the method needs.
+    """
+    if not 0.0 < accept <= 1.0:
+        raise InputError(f"accept must be in (0, 1], got {accept}")
+    cls = detector_class(method)
+    settings = settings_for(method, preset, device, overrides, strict=True)
+    if "seed" in cls.defaults:
+        settings["seed"] = seed
+    if cls.requires.labels and (train.labels.min(initial=0) < 0 or len(np.unique(train.labels)) < 2):
+        raise InputError(f"{method}: needs class labels of at least 2 classes; put the training images in one "
+                         "sub-folder per class")
+    fit_idx, hold_idx = holdout_split(len(train), seed)
+    det = create(method, **settings)
+    det.fit(train.subset(fit_idx), outliers)
+    threshold = threshold_at_acceptance(det.score(train.subset(hold_idx)), accept)
+    det.set_threshold(threshold)
+    return FitReport(det, len(fit_idx), len(hold_idx), threshold)

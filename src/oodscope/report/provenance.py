@@ -1,0 +1,105 @@
+"""How a benchmark directory was produced, for the folded part of its report section: the
+recorded commands, the configuration of ``suite.json`` / ``run.json``, the detector settings of
+its rows and the sources of merged cells."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from oodscope.report.html import esc
+from oodscope.report.inputs import RunDir
+from oodscope.results import Table, recorded_commands, row_label
+
+NESTED = ("config", "spec")
+MAX_VALUES_SHOWN = 6
+
+
+def command_text(command: Any) -> str:
+    """A recorded command (a list of arguments, or a string) as one shell-quoted line."""
+    if isinstance(command, list):
+        return shlex.join(str(a) for a in command)
+    return command if isinstance(command, str) else json.dumps(command)
+
+
+def compact(value: Any) -> str:
+    """A value as short text: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _command_block(label: str, started: Any, command: Any) -> str:
+    when = f", started {esc(started)}" if started else ""
+    return f"<div class=\"file\">{esc(label)}{when}</div><pre><code>{esc(command_text(command))}</code></pre>"
+
+
+def _once(recorded: list[tuple[Any, Any, Any]]) -> list[tuple[Any, Any, Any]]:
+    """``(file, started, command)`` entries with each invocation once: a suite's run.json repeats
+    the commands of its suite.json, so where suite.json has any, run.json's are left out."""
+    if any(file == "suite.json" for file, _, _ in recorded):
+        return [r for r in recorded if r[0] == "suite.json"]
+    return recorded
+
+
+def commands(d: RunDir) -> list[str]:
+    """``<pre>`` blocks of the commands of suite.json and run.json, then the sources of merged
+    cells (merges.json) with the commands that produced them."""
+    records = [(label, data) for label, data in (("suite.json", d.suite), ("run.json", d.run)) if data is not None]
+    own = [(label, started, command) for label, data in records for started, command in recorded_commands(data)]
+    out = [_command_block(label, started, command) for label, started, command in _once(own)]
+    for m in d.merges:  # cells gathered from other directories by `oodscope merge`
+        out.append(f"<p class=\"meta\">{esc(m.get('cells_added'))} cells merged from "
+                   f"<code>{esc(m.get('source'))}</code> at {esc(m.get('merged_at'))}, produced by:</p>")
+        theirs = [(c.get("file"), c.get("started"), c["command"])
+                  for c in m.get("commands") or [] if isinstance(c, dict) and c.get("command")]
+        out += [_command_block(f"{file} of that directory", started, command) for file, started, command in _once(theirs)]
+    return out
+
+
+def configurations(d: RunDir) -> list[Table]:
+    """Key-value tables of suite.json and run.json (their nested ``spec`` / ``config`` key by key)."""
+    tables = []
+    for label, data in (("suite.json", d.suite), ("run.json", d.run)):
+        if data is None:
+            continue
+        details: dict[str, Any] = {}
+        for nested in NESTED:
+            if isinstance(data.get(nested), dict):
+                details.update({k: v for k, v in data[nested].items() if k != "command"})
+        details.update({k: v for k, v in data.items() if k not in (*NESTED, "command", "history", "settings")})
+        if details:
+            tables.append(Table(["key", "value"], [[k, compact(v)] for k, v in details.items()], [None, None],
+                                caption=f"Configuration ({label})"))
+    return tables
+
+
+def _settings_table(per_method: dict[str, dict[str, list[str]]], caption: str) -> Table:
+    methods = list(per_method)
+    table = Table(["setting", *methods], align=[None] * (len(methods) + 1), caption=caption)
+    for k in sorted({k for s in per_method.values() for k in s}):
+        line = [k]
+        for m in methods:
+            values = per_method[m].get(k) or []
+            shown = ", ".join(values[:MAX_VALUES_SHOWN])
+            line.append(shown + (f", … ({len(values)} values)" if len(values) > MAX_VALUES_SHOWN else ""))
+        table.rows.append(line)
+    return table
+
+
+def settings(d: RunDir, rows: list[dict[str, Any]]) -> Table | None:
+    """The detector settings in the rows (settings as rows, methods as columns; a setting that
+    differs between a method's rows lists its values), else run.json's per-method settings."""
+    by_method: dict[str, dict[str, dict[str, None]]] = {}
+    for r in rows:
+        if isinstance(r.get("settings"), dict):
+            for k, v in r["settings"].items():
+                by_method.setdefault(row_label(r), {}).setdefault(k, {})[compact(v)] = None
+    if by_method:
+        return _settings_table({m: {k: list(v) for k, v in s.items()} for m, s in by_method.items()},
+                               "Detector settings recorded in the results")
+    planned = d.run.get("settings") if d.run else None
+    if isinstance(planned, dict):
+        per = {m: {k: [compact(v)] for k, v in s.items()} for m, s in planned.items() if isinstance(s, dict)}
+        if per:
+            return _settings_table(per, "Preset settings from run.json")
+    return None
