@@ -17,7 +17,7 @@ from oodscope.bench import BenchConfig, RunOptions, run_bench
 from oodscope.cli import cli
 from oodscope.detectors import create, registry
 from oodscope.detectors.classifier import Classifier
-from oodscope.protocols import MultiClass, OneClass
+from oodscope.protocols import OneClass
 from oodscope.results import load_scores, metric
 
 torch.set_num_threads(1)

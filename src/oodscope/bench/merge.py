@@ -77,8 +77,8 @@ def _check_suites(sources: list[Path], dest: Path) -> None:
         info = read_suite(src)
         if info is None:
             continue
-        for field in ("suite", "dataset", "preset"):
-            if info.get(field) != target.get(field):
+        for key in ("suite", "dataset", "preset"):
+            if info.get(key) != target.get(key):
                 raise InputError(f"{src} holds suite {info.get('suite')} on {info.get('dataset')} (preset "
                                  f"{info.get('preset')}), {dest} holds {target.get('suite')} on "
                                  f"{target.get('dataset')} (preset {target.get('preset')}); not merged")

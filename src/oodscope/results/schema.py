@@ -10,8 +10,8 @@ A row of schema 2 holds
 * ``metrics``: name -> value (``auroc``, ``aupr_in``, ``aupr_out``, ``fpr95`` in percent, and
   whatever else a protocol measures, e.g. ``accuracy``);
 * bookkeeping: ``fit_seconds``, ``score_seconds``, ``upstream`` (the shared network a cell
-  used: kind, key, training seconds, whether it was reused), ``n_train``, ``n_test``,
-  ``n_outliers``, ``settings``, versions, ``timestamp``, ``scores_file``.
+  used: kind, key, training seconds, whether it was reused), ``n_train``, ``n_validation``,
+  ``n_test``, ``n_outliers``, ``settings``, versions, ``timestamp``, ``scores_file``.
 
 Rows written before schema 2 (no ``schema`` field: one-class only, metrics at the top level,
 ``taps_variant``, ``shared_base``) are read through :func:`normalize`, so every
@@ -31,7 +31,6 @@ CORE_FIELDS = ("protocol", "dataset", "method", "variant", "seed", "preset")
 CLASS_FIELD = "id_class"  # a protocol field naming the in-distribution class: tables show one row per class
 METRIC_NAMES = {"auroc": "AUROC", "aupr_in": "AUPR-in", "aupr_out": "AUPR-out", "fpr95": "FPR95",
                 "accuracy": "accuracy"}
-LOWER_IS_BETTER = frozenset({"fpr95"})
 
 # schema 1 (one-class rows written before protocols were objects)
 V1_PROTOCOL = "one-class"
