@@ -77,9 +77,6 @@ class Classifier(Upstream):
             net = build_backbone("wrn", f["channels"], f["classes"], depth=c["depth"], width=c["width"], dropout=c["dropout"])
         self.net = net.to(self.device).to(memory_format=torch.channels_last)
 
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {self.prefix: self.net}
-
     def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,
              validation_labels: torch.Tensor | None, **extra: Any) -> None:
         c = self.settings

@@ -76,9 +76,6 @@ class GeomNet(Upstream):
         self.net: Backbone = build_backbone(c["backbone"], self.fitted["channels"], len(self.transforms), **kw).to(self.device)
         self.net = self.net.to(memory_format=torch.channels_last)
 
-    def modules(self) -> dict[str, torch.nn.Module]:
-        return {self.prefix: self.net}
-
     def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,
              validation_labels: torch.Tensor | None, outliers: torch.Tensor | None = None,
              outlier_weight: float = 0.0, desc: str = "geom: training f") -> None:

@@ -52,7 +52,7 @@ def normalize_with(stats: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
 class Upstream:
     """Base class of shared networks. Subclasses set ``kind``, ``defaults`` (and ``choices``),
     ``prefix`` (the weight-name prefix in a saved detector) and implement ``_build`` (untrained
-    modules from ``self.fitted``), ``_fit`` and ``modules``. ``version`` is part of the cache key:
+    modules from ``self.fitted``, the network as ``self.net``) and ``_fit``. ``version`` is part of the cache key:
     raise it when training changes what is learnt, so old cache entries are not reused."""
 
     kind: ClassVar[str] = ""
@@ -109,7 +109,8 @@ class Upstream:
         raise NotImplementedError
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        raise NotImplementedError
+        """The network by its weight-name prefix."""
+        return {self.prefix: self.net}
 
 
 def _digest(*arrays: torch.Tensor | None) -> str:

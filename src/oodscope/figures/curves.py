@@ -27,11 +27,12 @@ from oodscope.results import load_scores
 Scored = dict[Panel, tuple[dict[str, Any], dict[str, np.ndarray]]]
 
 
-def scored_cells(directory: str | os.PathLike[str]) -> Scored:
-    """Representative rows (see :func:`~oodscope.figures.rows.representatives`) with their scores;
-    rows whose scores file is missing are left out."""
+def scored_cells(directory: str | os.PathLike[str], rows: list[dict[str, Any]] | None = None) -> Scored:
+    """Representative rows (see :func:`~oodscope.figures.rows.representatives`) of the directory's
+    rows to draw (or of ``rows``, already read) with their scores; rows whose scores file is
+    missing are left out."""
     out: Scored = {}
-    for key, row in representatives(finished_rows(directory)).items():
+    for key, row in representatives(finished_rows(directory) if rows is None else rows).items():
         arrays = load_scores(directory, row)
         if arrays is not None and arrays["is_ood"].any() and not arrays["is_ood"].all():
             out[key] = (row, arrays)

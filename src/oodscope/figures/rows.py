@@ -23,14 +23,18 @@ from oodscope.results import CLASS_FIELD, field, read_results, row_label
 Panel = tuple[str, Any, str]  # (figure name, class or None, method label)
 
 
-def finished_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The rows to draw (normalised): the suite's finished cells (suite directory) or every row."""
-    path = Path(directory) / "results.jsonl"
-    rows = read_results(path)[0] if path.is_file() else []
-    info = read_suite(directory)
-    if info is None:
+def drawn_rows(rows: list[dict[str, Any]], spec: SuiteSpec | None) -> list[dict[str, Any]]:
+    """Of normalised ``rows``, those to draw: the suite's finished cells, or every row without a suite."""
+    if spec is None:
         return rows
-    return [r for _, r in cell_rows(SuiteSpec.from_json(info["spec"]), rows) if r is not None]
+    return [r for _, r in cell_rows(spec, rows) if r is not None]
+
+
+def finished_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows to draw of a directory (see :func:`drawn_rows`)."""
+    rows = read_results(Path(directory) / "results.jsonl")[0]
+    info = read_suite(directory)
+    return drawn_rows(rows, None if info is None else SuiteSpec.from_json(info["spec"]))
 
 
 def _rank(value: Any) -> float:

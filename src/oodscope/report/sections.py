@@ -13,6 +13,7 @@ from oodscope.bench.suite_tables import sections as suite_sections
 from oodscope.bench.suites import SuiteSpec
 from oodscope.errors import DataError
 from oodscope.figures import figure_names, hist_figure, png_bytes, roc_figure, scored_cells, sweep_figure
+from oodscope.figures.rows import drawn_rows
 from oodscope.report import provenance
 from oodscope.report.html import esc, figure
 from oodscope.report.inputs import RunDir
@@ -94,7 +95,7 @@ def missing_figures(d: RunDir, spec: SuiteSpec | None, rows: list[dict[str, Any]
         if fig is not None:
             out.append((f"{spec.suite}.png", png_bytes(fig)))
     try:
-        scored = scored_cells(d.path) if rows else {}
+        scored = scored_cells(d.path, drawn_rows(rows, spec)) if rows else {}
     except DataError as e:
         scored, note = {}, f"Figures from saved scores were not drawn: {e}"
     for name in figure_names(scored):
