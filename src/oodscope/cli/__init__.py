@@ -1,4 +1,4 @@
-"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit`` and ``score``.
+"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score`` and ``study``.
 
 Every expected failure (bad data, bad input, bad model file, missing or unreadable
 paths) is reported as one line ``error: <message>`` on stderr with exit status 2.
@@ -16,6 +16,7 @@ from oodscope.cli.fit import fit
 from oodscope.cli.merge import merge
 from oodscope.cli.report import report
 from oodscope.cli.score import score
+from oodscope.cli.study import study
 
 
 @click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,6 +31,7 @@ cli.add_command(merge)
 cli.add_command(fit)
 cli.add_command(score)
 cli.add_command(report)
+cli.add_command(study)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_methods, p
 from oodscope.detectors import registry
 from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
-from oodscope.protocols import OneClass, Protocol, make_protocol, protocol_names
+from oodscope.protocols import OE_ALL, OE_NEXT, OneClass, Protocol, make_protocol, protocol_names
 
 F = Callable[..., Any]
 # defaults of a plain grid (without --suite); a suite has its own
@@ -43,8 +43,12 @@ protocol_options = _stack(
     click.option("--oe", "oe_dataset", default=None,
                  help="Data set of the known outliers (its train split) [one-class: emnist-letters; suite: emnist-letters "
                       "for mnist, cifar100 for cifar10; split-mnist: emnist-letters]."),
-    click.option("--n-oe", default=None, help="Number(s) of known outliers, comma-separated; 'all' = the whole set [16]."),
-    click.option("--oe-classes", default=None, help="Number(s) of outlier classes to draw from (one-class), or 'all' [all]."),
+    click.option("--n-oe", default=None,
+                 help="Number(s) of known outliers, comma-separated; 'all' = the whole set; a fraction such as 0.01 "
+                      "(one-class) = that ratio gamma_l of the training set (Deep SAD's protocol) [16]."),
+    click.option("--oe-classes", default=None,
+                 help="Number(s) of outlier classes to draw from (one-class), or 'all'; 'next' = the class after the "
+                      "in-distribution one, of the same data set (--oe DATASET) [all]."),
 )
 
 grid_options = _stack(
@@ -91,8 +95,9 @@ def build_protocol(opts: dict[str, Any]) -> Protocol:
         dataset=opts["dataset"] or GRID_DEFAULTS["dataset"],
         classes=None if opts["classes"] is None else tuple(parse_int_list(opts["classes"], "--classes")),
         oe_dataset=opts["oe_dataset"] or GRID_DEFAULTS["oe_dataset"],
-        n_oe=tuple(parse_budgets(opts["n_oe"] or GRID_DEFAULTS["n_oe"], "--n-oe")),
-        oe_classes=tuple(parse_budgets(opts["oe_classes"] or GRID_DEFAULTS["oe_classes"], "--oe-classes")),
+        n_oe=tuple(parse_budgets(opts["n_oe"] or GRID_DEFAULTS["n_oe"], "--n-oe", fractions=True)),
+        oe_classes=tuple(parse_budgets(opts["oe_classes"] or GRID_DEFAULTS["oe_classes"], "--oe-classes",
+                                       names=(OE_ALL, OE_NEXT))),
     )
 
 

@@ -42,20 +42,32 @@ def parse_int_list(text: str, what: str = "value") -> list[int]:
     return sorted(out)
 
 
-def parse_budgets(text: str, what: str = "value") -> list[int | str]:
-    """A comma list of positive ints and/or ``all``, order kept, duplicates dropped."""
-    out: list[int | str] = []
+def _number(text: str) -> int | float | None:
+    """``text`` as an int, else as a float, else None."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None
+
+
+def parse_budgets(text: str, what: str = "value", fractions: bool = False, names: tuple[str, ...] = (ALL,)) -> list[int | float | str]:
+    """A comma list of positive ints and/or the ``names`` (``all``), order kept, duplicates dropped;
+    with ``fractions``, also numbers in (0, 1) (a ratio of the training set)."""
+    out: list[int | float | str] = []
+    allowed = "a positive integer" + (", a fraction in (0, 1)" if fractions else "") + " or " + " or ".join(
+        repr(n) for n in names)
     for part in str(text).split(","):
         part = part.strip().lower()
-        if part == ALL:
-            value: int | str = ALL
+        value: int | float | str
+        if part in names:
+            value = part
         else:
-            try:
-                value = int(part)
-            except ValueError:
-                raise InputError(f"{what}: expected a positive integer or 'all', got {part!r}") from None
-            if value < 1:
-                raise InputError(f"{what}: expected a positive integer or 'all', got {part!r}")
+            value = _number(part)
+            ok = (isinstance(value, int) and value >= 1) or (fractions and isinstance(value, float) and 0 < value < 1)
+            if not ok:
+                raise InputError(f"{what}: expected {allowed}, got {part!r}")
         if value not in out:
             out.append(value)
     return out

@@ -40,7 +40,9 @@ def finished_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def _rank(value: Any) -> float:
     if value in (None, 0):
         return 0.0
-    return float("inf") if value == OE_ALL else float(value)
+    if isinstance(value, str):
+        return float("inf") if value == OE_ALL else 1.0  # "next": one class
+    return float(value)
 
 
 def figure_name(row: dict[str, Any]) -> str:

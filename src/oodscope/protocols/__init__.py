@@ -24,7 +24,7 @@ from oodscope.errors import InputError
 from oodscope.protocols.base import DataStore, Protocol, Task
 from oodscope.protocols.cells import Cell, MethodInfo, freeze, thaw, variants_for
 from oodscope.protocols.multi_class import BENCHMARKS, Benchmark, MultiClass
-from oodscope.protocols.one_class import OE_ALL, OneClass, OneClassSplit, check_budget, one_class, split_one_class
+from oodscope.protocols.one_class import OE_ALL, OE_NEXT, OneClass, OneClassSplit, check_budget, one_class, split_one_class
 from oodscope.protocols.outliers import sample_outliers
 from oodscope.protocols.stats import normalization_stats
 
@@ -57,6 +57,7 @@ def make_protocol(name: str, **options: Any) -> Protocol:
 __all__ = [
     "BENCHMARKS",
     "OE_ALL",
+    "OE_NEXT",
     "Benchmark",
     "Cell",
     "DataStore",

@@ -21,7 +21,8 @@ from oodscope.protocols.cells import Cell, MethodInfo, variants_for
 from oodscope.protocols.outliers import sample_outliers
 
 OE_ALL = "all"
-Budget = int | str
+OE_NEXT = "next"  # oe_classes: the class after the in-distribution one, (c + 1) mod K, of the same data set
+Budget = int | float | str
 
 
 @dataclass
@@ -84,22 +85,39 @@ def one_class(dataset: str, id_class: int, root: str | os.PathLike[str] | None =
     return split_one_class(train_all, test_all, id_class, dataset)
 
 
-def check_budget(value: Any, what: str, zero: bool = False) -> None:
-    """InputError unless ``value`` is a positive integer (or 0 with ``zero``) or ``"all"``."""
-    ok = value == OE_ALL or (isinstance(value, int) and not isinstance(value, bool) and value >= (0 if zero else 1))
+def check_budget(value: Any, what: str, zero: bool = False, fraction: bool = False,
+                 names: tuple[str, ...] = (OE_ALL,)) -> None:
+    """InputError unless ``value`` is a positive integer (or 0 with ``zero``), one of ``names``, or
+    with ``fraction`` a float in (0, 1)."""
+    ok = (value in names or (isinstance(value, int) and not isinstance(value, bool) and value >= (0 if zero else 1))
+          or (fraction and isinstance(value, float) and 0 < value < 1))
     if not ok:
-        raise InputError(f"{what} must be a {'non-negative' if zero else 'positive'} integer or 'all', got {value!r}")
+        kinds = ("a non-negative" if zero else "a positive") + " integer" + (", a fraction in (0, 1)" if fraction else "")
+        raise InputError(f"{what} must be {kinds} or {' or '.join(map(repr, names))}, got {value!r}")
+
+
+def outlier_count(n_oe: Budget, n_train: int) -> int | None:
+    """The number of known outliers of a budget: an int as it is, None for all, and for a fraction
+    gamma_l in (0, 1) the m with m / (n_train + m) = gamma_l (Deep SAD's ratio of labelled anomalies)."""
+    if n_oe == OE_ALL:
+        return None
+    if isinstance(n_oe, float):
+        return max(1, round(n_oe * n_train / (1 - n_oe)))
+    return int(n_oe)
 
 
 def outlier_sample(aux: ImageSet | None, cell: Cell, like: ImageSet) -> ImageSet | None:
-    """The known outliers of a one-class cell: ``n_oe`` images from ``oe_classes`` classes of
-    ``aux`` (the in-distribution class excluded when ``aux`` is the in-distribution data set);
-    None when ``n_oe`` is 0."""
+    """The known outliers of a one-class cell: ``n_oe`` images (or a ratio of the training set)
+    from ``oe_classes`` classes of ``aux`` (the in-distribution class excluded when ``aux`` is the
+    in-distribution data set; ``"next"``: only its class (c + 1) mod K); None when ``n_oe`` is 0."""
     if aux is None or cell["n_oe"] == 0:
         return None
-    exclude = (cell["id_class"],) if cell["oe_dataset"] == cell.dataset else ()
-    n = None if cell["n_oe"] == OE_ALL else int(cell["n_oe"])
-    k = None if cell["oe_classes"] == OE_ALL else int(cell["oe_classes"])
+    exclude: tuple[int, ...] = (cell["id_class"],) if cell["oe_dataset"] == cell.dataset else ()
+    k = None if cell["oe_classes"] in (OE_ALL, OE_NEXT) else int(cell["oe_classes"])
+    if cell["oe_classes"] == OE_NEXT:
+        n_classes = len(aux.classes) or int(aux.labels.max(initial=-1)) + 1
+        exclude = tuple(c for c in range(n_classes) if c != (cell["id_class"] + 1) % n_classes)
+    n = outlier_count(cell["n_oe"], len(like))
     return sample_outliers(aux, n, cell.seed, k_classes=k, like=like, exclude_classes=exclude)
 
 
@@ -114,8 +132,11 @@ class OneClass(Protocol):
         dataset: In-distribution data set.
         classes: In-distribution classes; None = every class.
         oe_dataset: Auxiliary data set (its train split) the known outliers come from.
-        n_oe: Outlier budgets (positive ints, or ``"all"`` for the whole auxiliary set).
-        oe_classes: Numbers of auxiliary classes the outliers are drawn from (or ``"all"``).
+        n_oe: Outlier budgets (positive ints, ``"all"`` for the whole auxiliary set, or a fraction
+            gamma_l in (0, 1): that ratio of labelled anomalies in the training set).
+        oe_classes: Numbers of auxiliary classes the outliers are drawn from (or ``"all"``; or
+            ``"next"``: the class (c + 1) mod K of the in-distribution data set itself, the known
+            anomaly class of Deep SAD's experiments).
     """
 
     name: ClassVar[str] = "one-class"
@@ -127,9 +148,12 @@ class OneClass(Protocol):
 
     def __post_init__(self) -> None:
         for n in self.n_oe:
-            check_budget(n, "number of outliers")
+            check_budget(n, "number of outliers", fraction=True)
         for k in self.oe_classes:
-            check_budget(k, "number of outlier classes")
+            check_budget(k, "number of outlier classes", names=(OE_ALL, OE_NEXT))
+        if OE_NEXT in self.oe_classes and self.oe_dataset != self.dataset:
+            raise InputError(f"outlier classes {OE_NEXT!r} take the known anomalies from the next class of "
+                             f"{self.dataset} itself; set the outlier data set to {self.dataset} (--oe {self.dataset})")
 
     def cell(self, method: str, id_class: int, seed: int, preset: str, n_oe: Budget, oe_classes: Budget,
              variant: tuple[tuple[str, Any], ...] = ()) -> Cell:
@@ -164,7 +188,7 @@ class OneClass(Protocol):
         for cell in cells:
             if (cell.protocol, cell.dataset) != (self.name, self.dataset):
                 raise InputError(f"cell of {cell.protocol} on {cell.dataset!r} in a {self.name} run on {self.dataset!r}")
-            check_budget(cell["n_oe"], "number of outliers", zero=True)
+            check_budget(cell["n_oe"], "number of outliers", zero=True, fraction=True)
 
     def task(self, cell: Cell, store: DataStore) -> Task:
         split = split_one_class(store.get(self.dataset, "train"), store.get(self.dataset, "test"), cell["id_class"],

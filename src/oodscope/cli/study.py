@@ -1,0 +1,40 @@
+"""``oodscope study``: one of the seeds' own experiments, with its figures (see :mod:`oodscope.studies`)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from oodscope.cli.common import apply_threads, threads_option
+from oodscope.cli.parsing import parse_int_list
+from oodscope.studies import STUDIES, StudyOptions, run_study
+
+
+@click.command()
+@click.argument("name", type=click.Choice(STUDIES))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (figures, CSV, note).")
+@click.option("--epochs", type=int, default=None, help="Training epochs [ae-*: 10; alocc-epochs: 10].")
+@click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0 or 0,1,2 (alocc-epochs: one curve each).")
+@click.option("--n-train", type=int, default=None,
+              help="Training images drawn from the split [ae-*: 20000 of MNIST's 60000; alocc-epochs: all of '1'].")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Data root (default: $OODSCOPE_DATA or ~/.cache/oodscope).")
+@click.option("--download/--no-download", default=True, show_default=True, help="Download missing data files.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show training progress on stderr.")
+@threads_option()
+def study(name: str, out: str, seeds: str, threads: int | None, **opts: Any) -> None:
+    """Run the study NAME and write its figures, numbers (CSV) and note (Markdown) to OUT.
+
+    \b
+    ae-latent           seed 003, figs. 4-5: 2-D / 3-D latents of the AE and VAE, by digit
+    ae-errors           seed 003, fig. 7: reconstruction errors, training vs unseen images
+    ae-reconstructions  seed 003, figs. 6, 8: inputs and reconstructions, 64-d and 3-d latents
+    alocc-epochs        seed 004: ALOCC on '1' vs '0', accuracy and F1 over epochs
+    """
+    apply_threads(threads)
+    options = StudyOptions(out=out, seeds=parse_int_list(seeds, "--seeds"),
+                           command=["oodscope", *sys.argv[1:]] if sys.argv else None, **opts)
+    for path in run_study(name, options):
+        click.echo(f"wrote: {path}")

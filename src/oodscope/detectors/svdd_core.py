@@ -1,0 +1,167 @@
+"""What Deep SVDD and Deep SAD share (Ruff et al. 2018, 2020): the preprocessing, the autoencoder
+pretraining of phi, the centre c, the training loop and the score ||phi(x) - c||^2.
+
+Preprocessing (``preprocess="gcn"``, as in the papers): global contrast normalisation with the
+l1 norm per image, x <- (x - mean(x)) / mean|x - mean(x)|, then min-max scaling to [0, 1] with the
+minimum and maximum over the training images (``"none"``: the pixels as they are).
+
+Centre: c = the mean of phi over the training images after the initial forward pass (after
+pretraining, when enabled), with coordinates closer to 0 than ``eps`` pushed to +-``eps``
+(a zero coordinate could be matched trivially by the bias-free network).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from oodscope.detectors.base import Detector, FitData
+from oodscope.detectors.epochs import per_batch, train_epochs
+from oodscope.detectors.training import device_of
+from oodscope.errors import InputError
+from oodscope.nets.svdd import SVDDDecoder, SVDDNet
+
+SVDD_DEFAULTS: dict[str, Any] = {
+    "widths": [8, 4],  # maps of the conv blocks; the paper's CIFAR-10 network is [32, 64, 128]
+    "rep_dim": 32,
+    "preprocess": "gcn",  # "gcn" (global contrast normalisation l1 + min-max) or "none"
+    "pretrain": True,  # autoencoder pretraining of phi
+    "pretrain_epochs": 20,
+    "epochs": 30,
+    "batch_size": 200,
+    "lr": 1e-4,
+    "pretrain_lr": 1e-4,
+    "weight_decay": 5e-7,
+    "lr_milestone": 0.7,  # fraction of training after which the learning rate drops tenfold
+    "seed": 0,
+    "device": "cpu",
+    "progress": True,
+}
+
+SVDD_CHOICES: dict[str, tuple[Any, ...]] = {"preprocess": ("gcn", "none")}
+
+# paper: Ruff et al. (2018) section 4.1 / (2020) appendix: 250 pretraining and 150 training epochs
+SVDD_PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "paper": {"pretrain_epochs": 250, "epochs": 150, "device": "cuda"},
+    "smoke": {"pretrain_epochs": 1, "epochs": 1, "lr": 1e-3, "pretrain_lr": 1e-3},
+    "demo": {"pretrain_epochs": 20, "epochs": 30, "batch_size": 64},
+}
+
+CENTER_EPS = 0.1
+
+
+class SVDDModel(nn.Module):
+    """phi and the centre c (a buffer, saved with the weights)."""
+
+    def __init__(self, phi: SVDDNet) -> None:
+        super().__init__()
+        self.phi = phi
+        self.register_buffer("c", torch.zeros(phi.fc.out_features))
+
+    def distance(self, x: torch.Tensor) -> torch.Tensor:
+        """||phi(x) - c||^2 per image."""
+        return (self.phi(x) - self.c).pow(2).sum(dim=1)
+
+
+def gcn_l1(x: torch.Tensor) -> torch.Tensor:
+    """Global contrast normalisation with the l1 norm, per image."""
+    centred = x - x.mean(dim=(1, 2, 3), keepdim=True)
+    return centred / centred.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+
+
+class SVDDBase(Detector):
+    """Deep SVDD's network, preprocessing, pretraining and score; subclasses give the loss."""
+
+    defaults = SVDD_DEFAULTS
+    choices = SVDD_CHOICES
+    presets = SVDD_PRESETS
+
+    def _check_config(self) -> None:
+        c = self.config
+        if not c["widths"] or int(c["rep_dim"]) < 1:
+            raise InputError(f"{self.method}: widths must name at least one block and rep_dim be positive")
+        if not 0 < c["lr_milestone"] <= 1:
+            raise InputError(f"{self.method}: lr_milestone must be in (0, 1], got {c['lr_milestone']}")
+
+    def _build(self) -> None:
+        c = self.config
+        self.device = device_of(c["device"])
+        phi = SVDDNet(self.fitted["channels"], tuple(self.fitted["size"]), tuple(c["widths"]), int(c["rep_dim"]))
+        self.model = SVDDModel(phi).to(self.device)
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"svdd": self.model}
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The preprocessed images, on the network's device."""
+        if self.config["preprocess"] == "gcn":
+            lo, hi = self.fitted["gcn_min"], self.fitted["gcn_max"]
+            x = (gcn_l1(x) - lo) / max(hi - lo, 1e-8)
+        return x.to(self.device)
+
+    def _fit(self, data: FitData) -> None:
+        x = data.x
+        if self.config["preprocess"] == "gcn":
+            g = per_batch(x, 2048, gcn_l1)
+            self.fitted["gcn_min"], self.fitted["gcn_max"] = float(g.min()), float(g.max())
+        inputs, targets = self.training_set(data)
+        if self.config["pretrain"]:
+            self._pretrain(inputs)
+        self._init_center(x)
+        self._train(inputs, targets)
+
+    def training_set(self, data: FitData) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and semi-supervised targets (0 unlabelled, -1 labelled anomaly); Deep SVDD: all 0."""
+        return data.x, torch.zeros(data.x.shape[0])
+
+    def _pretrain(self, x: torch.Tensor) -> None:
+        c = self.config
+        phi = self.model.phi
+        decoder = SVDDDecoder(self.fitted["channels"], phi.grid, tuple(c["widths"]), int(c["rep_dim"])).to(self.device)
+
+        def loss_of(idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+            xb = self.prepare(x[idx])
+            return (decoder(phi(xb)) - xb).pow(2).flatten(1).sum(dim=1).mean()
+
+        phi.train()
+        decoder.train()
+        train_epochs(list(phi.parameters()) + list(decoder.parameters()), x.shape[0], c, f"{self.method}: pretraining",
+                     loss_of, lr=c["pretrain_lr"], epochs=c["pretrain_epochs"], milestones=(c["lr_milestone"],))
+
+    @torch.no_grad()
+    def _init_center(self, x: torch.Tensor) -> None:
+        self.model.phi.eval()
+        z = torch.from_numpy(per_batch(x, 1024, lambda b: self.model.phi(self.prepare(b)))).float()
+        center = z.mean(dim=0)
+        small = center.abs() < CENTER_EPS
+        center[small] = torch.where(center[small] < 0, -CENTER_EPS, CENTER_EPS)
+        self.model.c.copy_(center.to(self.device))
+
+    def loss(self, dist: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The batch loss from the squared distances and the targets."""
+        return dist.mean()
+
+    def _train(self, x: torch.Tensor, targets: torch.Tensor) -> None:
+        c = self.config
+        phi = self.model.phi
+
+        def loss_of(idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+            return self.loss(self.model.distance(self.prepare(x[idx])), targets[idx].to(self.device))
+
+        phi.train()
+        train_epochs(phi.parameters(), x.shape[0], c, f"{self.method}: training", loss_of,
+                     milestones=(c["lr_milestone"],))
+        phi.eval()
+
+    def embed(self, x: torch.Tensor) -> np.ndarray:
+        """phi(x), shape (N, rep_dim)."""
+        self.model.eval()
+        return per_batch(x, 1024, lambda b: self.model.phi(self.prepare(b)))
+
+    def _score(self, x: torch.Tensor) -> np.ndarray:
+        self.model.eval()
+        return per_batch(x, 1024, lambda b: self.model.distance(self.prepare(b)))

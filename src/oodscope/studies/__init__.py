@@ -1,0 +1,20 @@
+"""The seeds' own experiments, one command each (``oodscope study NAME --out DIR``).
+
+* ``ae-latent`` (seed 003, figures 4 and 5): 2-D and 3-D latents of the convolutional AE and VAE
+  for unseen MNIST images, coloured by digit;
+* ``ae-errors`` (seed 003, figure 7): histograms of the VAE's reconstruction error on training
+  images and on unseen images, and a close-up of the large errors;
+* ``ae-reconstructions`` (seed 003, figures 6 and 8): unseen inputs and their reconstructions with
+  a 64-d and a 3-d latent;
+* ``alocc-epochs`` (seed 004): ALOCC trained on the digit '1', tested on '1' (normal) versus '0'
+  (anomalous): accuracy and F1 after every epoch, over several seeds.
+
+Each writes PNG figures, a CSV of the numbers drawn and a Markdown note (what was run, with the
+measured numbers) into its output directory, which ``oodscope report DIR`` renders.
+"""
+
+from __future__ import annotations
+
+from oodscope.studies.base import STUDIES, Study, StudyOptions, run_study
+
+__all__ = ["STUDIES", "Study", "StudyOptions", "run_study"]
