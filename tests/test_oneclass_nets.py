@@ -85,6 +85,19 @@ def test_the_svdd_network_has_no_bias_and_no_affine_batchnorm() -> None:
         SVDDNet(1, (30, 30), (8, 4, 2), 32)
 
 
+def test_deep_svdd_builds_the_papers_network_for_grey_and_rgb_images() -> None:
+    grey = create("deep-svdd", **smoke("deep-svdd")).fit(np.random.default_rng(0).random((8, 1, 28, 28), np.float32))
+    assert [m.out_channels for m in grey.model.phi.modules() if isinstance(m, torch.nn.Conv2d)] == [8, 4]
+    assert grey.model.phi.fc.out_features == 32
+    rgb = create("deep-svdd", **smoke("deep-svdd")).fit(np.random.default_rng(0).random((8, 3, 32, 32), np.float32))
+    assert [m.out_channels for m in rgb.model.phi.modules() if isinstance(m, torch.nn.Conv2d)] == [32, 64, 128]
+    assert rgb.model.phi.fc.out_features == 128 and rgb.score(np.zeros((2, 3, 32, 32), np.float32)).shape == (2,)
+    custom = create("deep-svdd", **smoke("deep-svdd", widths=[6], rep_dim=5)).fit(np.zeros((8, 1, 28, 28), np.float32))
+    assert custom.model.phi.fc.out_features == 5
+    with pytest.raises(InputError, match="widths"):
+        create("deep-svdd", widths=[0])
+
+
 def test_work_size() -> None:
     assert work_size([28, 28]) == 28 and work_size([32, 32]) == 32
     assert work_size([8, 8]) == 28 and work_size([30, 30]) == 32 and work_size([64, 64]) == 32

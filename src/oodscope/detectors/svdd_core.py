@@ -25,8 +25,8 @@ from oodscope.errors import InputError
 from oodscope.nets.svdd import SVDDDecoder, SVDDNet
 
 SVDD_DEFAULTS: dict[str, Any] = {
-    "widths": [8, 4],  # maps of the conv blocks; the paper's CIFAR-10 network is [32, 64, 128]
-    "rep_dim": 32,
+    "widths": [],  # maps of the conv blocks; [] = the paper's: [8, 4] for grey images, [32, 64, 128] for RGB
+    "rep_dim": 0,  # 0 = the paper's: 32 for grey images, 128 for RGB
     "preprocess": "gcn",  # "gcn" (global contrast normalisation l1 + min-max) or "none"
     "pretrain": True,  # autoencoder pretraining of phi
     "pretrain_epochs": 20,
@@ -52,6 +52,13 @@ SVDD_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 CENTER_EPS = 0.1
+PAPER_NETS = {1: ([8, 4], 32), 3: ([32, 64, 128], 128)}  # channels -> (widths, rep_dim), Ruff et al. 2018
+
+
+def network_shape(config: dict[str, Any], channels: int) -> tuple[tuple[int, ...], int]:
+    """The conv widths and representation size: the settings, or the paper's for ``channels``."""
+    widths, rep = PAPER_NETS.get(channels, PAPER_NETS[3])
+    return tuple(config["widths"] or widths), int(config["rep_dim"] or rep)
 
 
 class SVDDModel(nn.Module):
@@ -82,15 +89,16 @@ class SVDDBase(Detector):
 
     def _check_config(self) -> None:
         c = self.config
-        if not c["widths"] or int(c["rep_dim"]) < 1:
-            raise InputError(f"{self.method}: widths must name at least one block and rep_dim be positive")
+        if any(int(w) < 1 for w in c["widths"]) or int(c["rep_dim"]) < 0:
+            raise InputError(f"{self.method}: widths must be positive and rep_dim non-negative (0: the paper's)")
         if not 0 < c["lr_milestone"] <= 1:
             raise InputError(f"{self.method}: lr_milestone must be in (0, 1], got {c['lr_milestone']}")
 
     def _build(self) -> None:
         c = self.config
         self.device = device_of(c["device"])
-        phi = SVDDNet(self.fitted["channels"], tuple(self.fitted["size"]), tuple(c["widths"]), int(c["rep_dim"]))
+        self.widths, rep_dim = network_shape(c, self.fitted["channels"])
+        phi = SVDDNet(self.fitted["channels"], tuple(self.fitted["size"]), self.widths, rep_dim)
         self.model = SVDDModel(phi).to(self.device)
 
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -121,7 +129,7 @@ class SVDDBase(Detector):
     def _pretrain(self, x: torch.Tensor) -> None:
         c = self.config
         phi = self.model.phi
-        decoder = SVDDDecoder(self.fitted["channels"], phi.grid, tuple(c["widths"]), int(c["rep_dim"])).to(self.device)
+        decoder = SVDDDecoder(self.fitted["channels"], phi.grid, self.widths, phi.fc.out_features).to(self.device)
 
         def loss_of(idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
             xb = self.prepare(x[idx])

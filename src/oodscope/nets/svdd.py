@@ -27,6 +27,8 @@ class SVDDNet(nn.Module):
 
     def __init__(self, channels: int, size: tuple[int, int], widths: tuple[int, ...] = (8, 4), rep_dim: int = 32) -> None:
         super().__init__()
+        if not widths:
+            raise ValueError("SVDDNet needs at least one conv block")
         scale = 2 ** len(widths)
         h, w = size
         if h % scale or w % scale:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import f1_score, roc_auc_score
 
 from oodscope.detectors import create
@@ -70,18 +71,20 @@ def alocc_epochs(options: StudyOptions) -> StudyOutput:
 
 
 def _curves(history: list[dict[str, Any]], options: StudyOptions) -> Path:
-    fig = new_figure(11, 4)
-    for i, metric in enumerate(("accuracy", "f1")):
-        ax = fig.add_subplot(1, 2, i + 1)
+    fig = new_figure(15, 4)
+    titles = {"accuracy": "accuracy", "f1": "F1 (anomaly '0' positive)", "auroc": "AUROC"}
+    for i, (metric, label) in enumerate(titles.items()):
+        ax = fig.add_subplot(1, 3, i + 1)
         for j, s in enumerate(SCORES):
             for k, seed in enumerate(options.seeds):
                 pts = [(h["epoch"], h[f"{s}_{metric}"]) for h in history if h["seed"] == seed]
                 ax.plot(*zip(*pts), marker="o", ms=3, color=f"C{j}", alpha=0.9 if k == 0 else 0.45,
                         label=f"{LABELS[s]}" + (f", seed {seed}" if len(options.seeds) > 1 else ""))
         ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy" if metric == "accuracy" else "F1 (anomaly '0' positive)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"ALOCC, '{NORMAL}' normal vs '{ANOMALY}': {metric}")
+        ax.set_title(f"ALOCC, '{NORMAL}' normal vs '{ANOMALY}': {label.split(' ')[0]}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return save_png(fig, Path(options.out) / "alocc_epochs.png")
