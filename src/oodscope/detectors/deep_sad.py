@@ -21,10 +21,18 @@ import torch
 
 from oodscope.detectors.base import FitData, Requires
 from oodscope.detectors.registry import register
-from oodscope.detectors.svdd_core import SVDD_DEFAULTS, SVDDBase
+from oodscope.detectors.svdd_core import SVDD_DEFAULTS, SVDD_PRESETS, SVDDBase
 from oodscope.errors import InputError
 
 SAD_EPS = 1e-6
+
+# paper: Ruff et al. (2020), MNIST: the autoencoder and Deep SAD 150 epochs each, Adam at 1e-4
+# dropping tenfold after epoch 50, batch 128.
+SAD_PRESETS: dict[str, dict[str, Any]] = {
+    **SVDD_PRESETS,
+    "paper": {"pretrain_epochs": 150, "pretrain_milestone": 50 / 150, "epochs": 150, "lr_milestone": 50 / 150,
+              "batch_size": 128, "device": "cuda"},
+}
 
 
 @register
@@ -32,6 +40,7 @@ class DeepSADDetector(SVDDBase):
     method = "deep-sad"
     requires = Requires(outliers=True)
     defaults: dict[str, Any] = {**SVDD_DEFAULTS, "eta": 1.0}
+    presets = SAD_PRESETS
     order = 65
 
     def _check_config(self) -> None:

@@ -36,6 +36,7 @@ SVDD_DEFAULTS: dict[str, Any] = {
     "pretrain_lr": 1e-4,
     "weight_decay": 5e-7,
     "lr_milestone": 0.7,  # fraction of training after which the learning rate drops tenfold
+    "pretrain_milestone": 0.7,  # the same for pretraining
     "seed": 0,
     "device": "cpu",
     "progress": True,
@@ -43,10 +44,12 @@ SVDD_DEFAULTS: dict[str, Any] = {
 
 SVDD_CHOICES: dict[str, tuple[Any, ...]] = {"preprocess": ("gcn", "none")}
 
-# paper: Ruff et al. (2018) section 4.1 / (2020) appendix: 250 pretraining and 150 training epochs
+# paper: Ruff et al. (2018), section 4: Adam at 1e-4, then 1e-5; the autoencoder 250 + 100 epochs,
+# Deep SVDD 150 + 100 epochs, batch 200.
 SVDD_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {},
-    "paper": {"pretrain_epochs": 250, "epochs": 150, "device": "cuda"},
+    "paper": {"pretrain_epochs": 350, "pretrain_milestone": 250 / 350, "epochs": 250, "lr_milestone": 150 / 250,
+              "device": "cuda"},
     "smoke": {"pretrain_epochs": 1, "epochs": 1, "lr": 1e-3, "pretrain_lr": 1e-3},
     "demo": {"pretrain_epochs": 20, "epochs": 30, "batch_size": 64},
 }
@@ -91,8 +94,9 @@ class SVDDBase(Detector):
         c = self.config
         if any(int(w) < 1 for w in c["widths"]) or int(c["rep_dim"]) < 0:
             raise InputError(f"{self.method}: widths must be positive and rep_dim non-negative (0: the paper's)")
-        if not 0 < c["lr_milestone"] <= 1:
-            raise InputError(f"{self.method}: lr_milestone must be in (0, 1], got {c['lr_milestone']}")
+        for key in ("lr_milestone", "pretrain_milestone"):
+            if not 0 < c[key] <= 1:
+                raise InputError(f"{self.method}: {key} must be in (0, 1], got {c[key]}")
 
     def _build(self) -> None:
         c = self.config
@@ -138,7 +142,7 @@ class SVDDBase(Detector):
         phi.train()
         decoder.train()
         train_epochs(list(phi.parameters()) + list(decoder.parameters()), x.shape[0], c, f"{self.method}: pretraining",
-                     loss_of, lr=c["pretrain_lr"], epochs=c["pretrain_epochs"], milestones=(c["lr_milestone"],))
+                     loss_of, lr=c["pretrain_lr"], epochs=c["pretrain_epochs"], milestones=(c["pretrain_milestone"],))
 
     @torch.no_grad()
     def _init_center(self, x: torch.Tensor) -> None:
