@@ -96,6 +96,8 @@ def test_deep_svdd_builds_the_papers_network_for_grey_and_rgb_images() -> None:
     assert custom.model.phi.fc.out_features == 5
     with pytest.raises(InputError, match="widths"):
         create("deep-svdd", widths=[0])
+    with pytest.raises(InputError, match="divisible by 4, got 30x30"):
+        create("deep-svdd", **smoke("deep-svdd")).fit(np.zeros((8, 1, 30, 30), np.float32))
 
 
 def test_work_size() -> None:

@@ -92,7 +92,7 @@ class SVDDBase(Detector):
 
     def _check_config(self) -> None:
         c = self.config
-        if any(int(w) < 1 for w in c["widths"]) or int(c["rep_dim"]) < 0:
+        if not all(isinstance(w, int) and w >= 1 for w in c["widths"]) or int(c["rep_dim"]) < 0:
             raise InputError(f"{self.method}: widths must be positive and rep_dim non-negative (0: the paper's)")
         for key in ("lr_milestone", "pretrain_milestone"):
             if not 0 < c[key] <= 1:
@@ -102,6 +102,11 @@ class SVDDBase(Detector):
         c = self.config
         self.device = device_of(c["device"])
         self.widths, rep_dim = network_shape(c, self.fitted["channels"])
+        scale = 2 ** len(self.widths)
+        if any(side % scale for side in self.fitted["size"]):
+            h, w = self.fitted["size"]
+            raise InputError(f"{self.method}: with {len(self.widths)} pooling blocks the image sides must be divisible "
+                             f"by {scale}, got {h}x{w}; resize the images or set widths")
         phi = SVDDNet(self.fitted["channels"], tuple(self.fitted["size"]), self.widths, rep_dim)
         self.model = SVDDModel(phi).to(self.device)
 

@@ -150,8 +150,9 @@ def config_title(row: dict[str, Any]) -> str:
     """A readable title of :func:`config_key`."""
     f = row["protocol_fields"]
     if CLASS_FIELD in f and set(V1_FIELDS) <= set(f):
-        return (f"{row['dataset']}, outliers: {f['n_oe']} from {f['oe_classes']} classes of {f['oe_dataset']}, "
-                f"preset {row['preset']}")
+        n = f"a ratio gamma_l = {f['n_oe']} of the training set" if isinstance(f["n_oe"], float) else f["n_oe"]
+        classes = "the next class (c + 1)" if f["oe_classes"] == "next" else f"{f['oe_classes']} classes"
+        return f"{row['dataset']}, outliers: {n} from {classes} of {f['oe_dataset']}, preset {row['preset']}"
     rest = ", ".join(f"{k} {v}" for k, v in config_fields(row).items())
     return f"{row['protocol']} on {row['dataset']}" + (f" ({rest})" if rest else "") + f", preset {row['preset']}"
 
