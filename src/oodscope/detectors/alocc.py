@@ -113,8 +113,8 @@ class ALOCCDetector(Detector):
                 loss_d.backward()
                 opt_d.step()
                 # R: fool D, and reconstruct x
-                loss_r = (F.binary_cross_entropy_with_logits(self.d(fake), ones)
-                          + float(c["lambda_rec"]) * F.mse_loss(fake, xb))
+                rec = (fake - xb).pow(2).flatten(1).sum(dim=1).mean()  # ||x - R(x~)||^2, summed over pixels
+                loss_r = F.binary_cross_entropy_with_logits(self.d(fake), ones) + float(c["lambda_rec"]) * rec
                 opt_r.zero_grad(set_to_none=True)
                 loss_r.backward()
                 opt_r.step()

@@ -70,10 +70,13 @@ def errors(options: StudyOptions) -> StudyOutput:
     for i, (lo, title) in enumerate(((0.0, "a) all images"), (tail, f"b) errors above {tail:.4f} (training 99th pct.)"))):
         ax = fig.add_subplot(1, 2, i + 1)
         edges = bins if i == 0 else np.linspace(tail, float(max(e_train.max(), e_test.max())), 40)
-        ax.hist(e_train[e_train >= lo], bins=edges, alpha=0.6, label=f"training images ({len(e_train)})")
-        ax.hist(e_test[e_test >= lo], bins=edges, alpha=0.6, label=f"unseen images ({len(e_test)})")
+        # weights: each bar is the share of its set (the two sets differ in size)
+        for e, what in ((e_train, "training"), (e_test, "unseen")):
+            sel = e[e >= lo]
+            ax.hist(sel, bins=edges, alpha=0.6, weights=np.full(len(sel), 100.0 / len(e)),
+                    label=f"{what} images ({len(e)})")
         ax.set_xlabel("reconstruction error (mean squared, per pixel)")
-        ax.set_ylabel("images")
+        ax.set_ylabel("% of the set's images")
         ax.set_title(title)
         ax.legend()
     out = StudyOutput(figures=[save_png(fig, Path(options.out) / "ae_errors.png")])
@@ -97,7 +100,7 @@ def reconstructions(options: StudyOptions) -> StudyOutput:
         det = _train("vae", dim, train, options)
         grids.append((f"VAE, {dim}-d latent", det.reconstruct(x)))
         errs.append([dim, f"{float(det.score(test).mean()):.5f}"])
-    fig = new_figure(12, 2.4 * len(grids))
+    fig = new_figure(12, 0.95 * len(grids))
     for r, (title, imgs) in enumerate(grids):
         for c in range(len(pick)):
             ax = fig.add_subplot(len(grids), len(pick), r * len(pick) + c + 1)
