@@ -12,8 +12,10 @@ R learns to reconstruct (and denoise) the normal class only, so R "enhances" nor
 garbles others, and D, which judges whether an image looks like a real normal one, sees the
 difference. Scores (``score``), higher = more out-of-distribution:
 
-* ``d_of_r``: -logit D(R(x)) (the paper's detector);
-* ``d``: -logit D(x);
+* ``d``: -logit D(x) (the default);
+* ``d_of_r``: -logit D(R(x)), the paper's detector. In our measurements (docs/BENCHMARKS.md) it
+  is inverted: D learns to flag R's smooth outputs as fake, so R(x) of an anomaly, which R
+  reconstructs less smoothly, looks *more* real to D (uniform noise scores as the most normal);
 * ``recon``: the reconstruction error mean (x - R(x))^2 (not in the paper: R alone, for comparison).
 
 A score above 0 means D judges the image more likely fake/abnormal than normal (the 0.5 threshold
@@ -42,7 +44,7 @@ ALOCC_DEFAULTS: dict[str, Any] = {
     "width": 16,  # maps of the first convolution (seed 004: 16, doubling per layer)
     "noise_std": 0.155,  # sigma of the training noise
     "lambda_rec": 0.4,  # lambda, weight of the reconstruction loss
-    "score": "d_of_r",  # "d_of_r", "d" or "recon"
+    "score": "d",  # "d", "d_of_r" (the paper's) or "recon"
     "epochs": 5,
     "batch_size": 64,
     "lr": 2e-4,
