@@ -110,9 +110,10 @@ def render_dir(d: RunDir, anchor: str) -> str:
     """The ``<section>`` of one directory, with id ``anchor``."""
     rows = list(first_per_cell(d.rows).values())
     spec = _spec(d, rows)
+    held = (f"{len(d.rows)} rows in results.jsonl ({len(rows)} distinct cells)." if d.rows
+            else "No benchmark results: its figures, tables and notes.")
     parts = [f"<section id=\"{esc(anchor)}\">", f"<h2>{esc(d.path.name or d.path)}</h2>",
-             f"<p class=\"meta\">Directory: <code>{esc(d.path.resolve())}</code>. "
-             f"{len(d.rows)} rows in results.jsonl ({len(rows)} distinct cells).</p>"]
+             f"<p class=\"meta\">Directory: <code>{esc(d.path.resolve())}</code>. {held}</p>"]
     if d.partial_last_line:
         parts.append("<p class=\"note\">The last line of results.jsonl is incomplete (an interrupted run) "
                      "and was left out.</p>")
