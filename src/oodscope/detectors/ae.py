@@ -53,7 +53,7 @@ class AEDetector(Detector):
     requires = Requires()
     defaults = AE_DEFAULTS
     presets = AE_PRESETS
-    order = 60
+    order = 70
     network: ClassVar[type[torch.nn.Module]] = ConvAE
 
     def _build(self) -> None:

@@ -68,7 +68,7 @@ class ALOCCDetector(Detector):
     defaults = ALOCC_DEFAULTS
     choices = {"score": ("d_of_r", "d", "recon")}
     presets = ALOCC_PRESETS
-    order = 62
+    order = 72
     # Called after each training epoch with (epoch, detector): the seed-004 study records
     # accuracy and F1 on a test set this way.
     on_epoch: ClassVar[Callable[[int, Any], None] | None] = None

@@ -43,7 +43,7 @@ class DeepSADDetector(SVDDBase):
     # Deep SAD keeps the papers' learning rate: 1e-3 was measured for deep-svdd only (BENCHMARKS.md)
     defaults: dict[str, Any] = {**SVDD_DEFAULTS, "lr": 1e-4, "pretrain_lr": 1e-4, "eta": 1.0}
     presets = SAD_PRESETS
-    order = 65
+    order = 74
 
     def _check_config(self) -> None:
         super()._check_config()

@@ -23,4 +23,4 @@ from oodscope.detectors.svdd_core import SVDDBase
 class DeepSVDDDetector(SVDDBase):
     method = "deep-svdd"
     requires = Requires()
-    order = 64
+    order = 73

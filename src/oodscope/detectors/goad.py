@@ -66,7 +66,7 @@ class GOADDetector(Detector):
     defaults = GOAD_DEFAULTS
     choices = {"transforms": tuple(TRANSFORM_SETS)}
     presets = GOAD_PRESETS
-    order = 66
+    order = 75
 
     def _check_config(self) -> None:
         if len(self.config["widths"]) != 3 or int(self.config["dim"]) < 1:

@@ -55,7 +55,7 @@ class VAEDetector(AEDetector):
     defaults = VAE_DEFAULTS
     choices = {"score": ("recon", "elbo")}
     presets = VAE_PRESETS
-    order = 61
+    order = 71
     network = ConvVAE
 
     def _check_config(self) -> None:
