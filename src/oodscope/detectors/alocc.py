@@ -8,14 +8,15 @@ other on in-distribution images x and their noisy versions x~ = clip(x + N(0, si
     D maximises  E[log D(x)] + E[log(1 - D(R(x~)))],
     R minimises  E[log(1 - D(R(x~)))] (as -E[log D(R(x~))]) + lambda * E[||x - R(x~)||^2].
 
-R learns to reconstruct (and denoise) the normal class only, so R "enhances" normal images and
-garbles others, and D, which judges whether an image looks like a real normal one, sees the
-difference. Scores (``score``), higher = more out-of-distribution:
+The paper's premise: R learns to reconstruct (and denoise) the normal class only, so R
+"enhances" normal images and garbles others, and D, which judges whether an image looks like a
+real normal one, sees the difference (docs/BENCHMARKS.md measures where this fails). Scores (``score``), higher = more out-of-distribution:
 
 * ``d``: -logit D(x) (the default);
 * ``d_of_r``: -logit D(R(x)), the paper's detector. In our measurements (docs/BENCHMARKS.md) it
-  is inverted: D learns to flag R's smooth outputs as fake, so R(x) of an anomaly, which R
-  reconstructs less smoothly, looks *more* real to D (uniform noise scores as the most normal);
+  is inverted: R(x) of an anomaly looks *more* real to D than R(x) of a normal image (uniform
+  noise scores as the most normal input) - our reading: D learns R's artefacts on the normal
+  class rather than the class itself;
 * ``recon``: the reconstruction error mean (x - R(x))^2 (not in the paper: R alone, for comparison).
 
 A score above 0 means D judges the image more likely fake/abnormal than normal (the 0.5 threshold
@@ -55,7 +56,7 @@ ALOCC_DEFAULTS: dict[str, Any] = {
 
 ALOCC_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {},
-    "paper": {"epochs": 50, "device": "cuda"},
+    "paper": {"epochs": 50, "device": "cuda"},  # longer training on a GPU (the seed gives no epoch count)
     "smoke": {"width": 4, "epochs": 1},
     "demo": {"epochs": 15},
 }
