@@ -18,31 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
+from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
-from oodscope.errors import InputError
 
 ENERGY_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1.0}
 
 
 @register
-class EnergyDetector(Detector):
+class EnergyDetector(LogitScoreDetector):
     method = "energy"
-    requires = Requires(labels=True, upstream=Classifier)
     defaults = ENERGY_DEFAULTS
-    choices = CLASSIFIER_CHOICES
-    presets = CLASSIFIER_PRESETS
     order = 51
 
-    def _check_config(self) -> None:
-        if not self.config["temperature"] > 0:
-            raise InputError(f"energy: temperature must be positive, got {self.config['temperature']}")
-
-    def _fit(self, data: FitData) -> None:
-        """Nothing beyond the classifier, which ``fit`` trained (or was given)."""
-
-    def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        logits = self.upstream.logits(x)
+    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
         t = float(self.config["temperature"])
-        return {"score": (-t * torch.logsumexp(logits.double() / t, dim=1)).numpy(), "logits": logits.numpy()}
+        return (-t * torch.logsumexp(logits.double() / t, dim=1)).numpy()

@@ -15,23 +15,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
+from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
 
 
 @register
-class MaxLogitDetector(Detector):
+class MaxLogitDetector(LogitScoreDetector):
     method = "max-logit"
-    requires = Requires(labels=True, upstream=Classifier)
-    defaults = CLASSIFIER_DEFAULTS
-    choices = CLASSIFIER_CHOICES
-    presets = CLASSIFIER_PRESETS
     order = 52
 
-    def _fit(self, data: FitData) -> None:
-        """Nothing beyond the classifier, which ``fit`` trained (or was given)."""
-
-    def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        logits = self.upstream.logits(x)
-        return {"score": -logits.max(dim=1).values.double().numpy(), "logits": logits.numpy()}
+    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
+        return -logits.max(dim=1).values.double().numpy()

@@ -18,31 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
+from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
-from oodscope.errors import InputError
 
 MSP_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1.0}
 
 
 @register
-class MSPDetector(Detector):
+class MSPDetector(LogitScoreDetector):
     method = "msp"
-    requires = Requires(labels=True, upstream=Classifier)
     defaults = MSP_DEFAULTS
-    choices = CLASSIFIER_CHOICES
-    presets = CLASSIFIER_PRESETS
     order = 50
 
-    def _check_config(self) -> None:
-        if not self.config["temperature"] > 0:
-            raise InputError(f"msp: temperature must be positive, got {self.config['temperature']}")
-
-    def _fit(self, data: FitData) -> None:
-        """Nothing beyond the classifier, which ``fit`` trained (or was given)."""
-
-    def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        logits = self.upstream.logits(x)
+    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
         p = torch.softmax(logits / float(self.config["temperature"]), dim=1)
-        return {"score": -p.max(dim=1).values.numpy(), "logits": logits.numpy()}
+        return -p.max(dim=1).values.numpy()
