@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.epochs import per_batch, resize, train_epochs, work_size
+from oodscope.detectors.epochs import per_batch, per_image_mse, resize, train_epochs, work_size
 from oodscope.detectors.registry import register
 from oodscope.detectors.training import device_of
 from oodscope.nets.conv_ae import ConvAE
@@ -106,7 +106,7 @@ class AEDetector(Detector):
 
         def err(b: torch.Tensor) -> torch.Tensor:
             xb = self.prepare(b)
-            return (self.decode_mean(xb) - xb).pow(2).flatten(1).mean(dim=1)
+            return per_image_mse(self.decode_mean(xb), xb)
 
         return per_batch(x, 512, err)
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.epochs import per_batch, resize, work_size
+from oodscope.detectors.epochs import per_batch, per_image_mse, resize, work_size
 from oodscope.detectors.registry import register
 from oodscope.detectors.training import batches, device_of
 from oodscope.errors import InputError
@@ -144,6 +144,6 @@ class ALOCCDetector(Detector):
         if self.config["score"] == "recon":
             def err(b: torch.Tensor) -> torch.Tensor:
                 xb = self.prepare(b)
-                return (self.r(xb) - xb).pow(2).flatten(1).mean(dim=1)
+                return per_image_mse(self.r(xb), xb)
             return per_batch(x, 512, err)
         return per_batch(x, 512, lambda b: -self.d(self.r(self.prepare(b))))

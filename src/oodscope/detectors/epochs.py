@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oodscope.detectors.training import batches, step
+from oodscope.detectors.training import adam_with_drop, batches, step
 from oodscope.progress import progress
 
 
@@ -37,30 +37,29 @@ def train_epochs(
     config: dict[str, Any],
     desc: str,
     loss_of: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
-    on_epoch: Callable[[int], None] | None = None,
     lr: float | None = None,
     epochs: int | None = None,
-    milestones: tuple[float, ...] = (),
+    drop_at: float = 1.0,
 ) -> None:
     """Adam (``lr``, ``weight_decay``) for ``epochs`` passes over ``n`` samples in shuffled batches
     of ``batch_size``; ``loss_of(indices, generator)`` gives a batch's loss. The learning rate is
-    divided by 10 at each fraction of training in ``milestones``. ``on_epoch(e)`` is called after
-    each epoch (1-based)."""
+    divided by 10 after the fraction ``drop_at`` of training (1.0: never)."""
     epochs = int(config["epochs"] if epochs is None else epochs)
     bs = int(config["batch_size"])
     g = torch.Generator().manual_seed(int(config["seed"]))
-    per_epoch = (n + bs - 1) // bs
-    opt = torch.optim.Adam(params, lr=float(config["lr"] if lr is None else lr),
-                           weight_decay=float(config.get("weight_decay", 0.0)))
-    steps = [max(1, int(m * epochs * per_epoch)) for m in milestones]
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=steps, gamma=0.1)
-    bar = progress(epochs * per_epoch, desc, config["progress"])
-    for e in range(epochs):
+    total = epochs * ((n + bs - 1) // bs)
+    opt, sched = adam_with_drop(params, float(config["lr"] if lr is None else lr), total, drop_at,
+                                float(config.get("weight_decay", 0.0)))
+    bar = progress(total, desc, config["progress"])
+    for _ in range(epochs):
         for idx in batches(n, bs, g, shuffle=True):
             step(opt, sched, loss_of(idx, g), bar)
-        if on_epoch is not None:
-            on_epoch(e + 1)
     bar.close()
+
+
+def per_image_mse(reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of (reconstruction - x)^2, one value per image."""
+    return (reconstruction - x).pow(2).flatten(1).mean(dim=1)
 
 
 @torch.no_grad()

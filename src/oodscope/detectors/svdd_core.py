@@ -147,7 +147,7 @@ class SVDDBase(Detector):
         phi.train()
         decoder.train()
         train_epochs(list(phi.parameters()) + list(decoder.parameters()), x.shape[0], c, f"{self.method}: pretraining",
-                     loss_of, lr=c["pretrain_lr"], epochs=c["pretrain_epochs"], milestones=(c["pretrain_milestone"],))
+                     loss_of, lr=c["pretrain_lr"], epochs=c["pretrain_epochs"], drop_at=c["pretrain_milestone"])
 
     @torch.no_grad()
     def _init_center(self, x: torch.Tensor) -> None:
@@ -171,7 +171,7 @@ class SVDDBase(Detector):
 
         phi.train()
         train_epochs(phi.parameters(), x.shape[0], c, f"{self.method}: training", loss_of,
-                     milestones=(c["lr_milestone"],))
+                     drop_at=c["lr_milestone"])
         phi.eval()
 
     def embed(self, x: torch.Tensor) -> np.ndarray:
