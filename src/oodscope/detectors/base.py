@@ -103,6 +103,7 @@ class Detector:
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     order: ClassVar[int] = 100  # position in listings (demo columns, --help)
+    family: ClassVar[str] = ""  # "classifier": a detector built on a multi-class classifier (the classifier suite runs them)
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = check_settings(self.method, self.defaults, config, self.choices)

@@ -50,6 +50,27 @@ CLASSIFIER_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def classifier_net(settings: dict[str, Any], fitted: dict[str, Any], outputs: int | None = None) -> torch.nn.Module:
+    """The untrained network ``settings["arch"]`` for images of ``fitted["channels"]`` and
+    ``fitted["size"]``, with ``outputs`` logits (default ``fitted["classes"]``). Its ``taps(x)``
+    give the intermediate feature maps, the penultimate vector (:data:`PENULTIMATE`) and the logits."""
+    c, f = settings, fitted
+    k = int(f["classes"] if outputs is None else outputs)
+    if c["arch"] == "lenet":
+        if len(c["widths"]) != 2:
+            raise InputError(f"classifier: lenet needs 2 widths, got {c['widths']}")
+        return LeNet(f["channels"], k, tuple(f["size"]), tuple(c["widths"]), c["hidden"], c["dropout"])
+    if c["arch"] == "small":
+        if len(c["widths"]) != 3:
+            raise InputError(f"classifier: small needs 3 widths, got {c['widths']}")
+        return build_backbone("small", f["channels"], k, widths=tuple(c["widths"]), dropout=c["dropout"])
+    return build_backbone("wrn", f["channels"], k, depth=c["depth"], width=c["width"], dropout=c["dropout"])
+
+
+# the tap holding the vector the last linear layer reads, per architecture
+PENULTIMATE: dict[str, str] = {"lenet": "z3", "small": "z4", "wrn": "z4"}
+
+
 class Classifier(Upstream):
     """Class logits of in-distribution images; ``fitted["classes"]`` is the number of classes."""
 
@@ -63,19 +84,8 @@ class Classifier(Upstream):
         return {"classes": int(labels.max()) + 1}
 
     def _build(self) -> None:
-        c, f = self.settings, self.fitted
-        self.device = device_of(c["device"])
-        if c["arch"] == "lenet":
-            if len(c["widths"]) != 2:
-                raise InputError(f"{self.kind}: lenet needs 2 widths, got {c['widths']}")
-            net = LeNet(f["channels"], f["classes"], tuple(f["size"]), tuple(c["widths"]), c["hidden"], c["dropout"])
-        elif c["arch"] == "small":
-            if len(c["widths"]) != 3:
-                raise InputError(f"{self.kind}: small needs 3 widths, got {c['widths']}")
-            net = build_backbone("small", f["channels"], f["classes"], widths=tuple(c["widths"]), dropout=c["dropout"])
-        else:
-            net = build_backbone("wrn", f["channels"], f["classes"], depth=c["depth"], width=c["width"], dropout=c["dropout"])
-        self.net = net.to(self.device).to(memory_format=torch.channels_last)
+        self.device = device_of(self.settings["device"])
+        self.net = classifier_net(self.settings, self.fitted).to(self.device).to(memory_format=torch.channels_last)
 
     def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,
              validation_labels: torch.Tensor | None, **extra: Any) -> None:
@@ -113,6 +123,20 @@ class Classifier(Upstream):
             with autocast(self.device, self.settings["amp"]):
                 out.append(self.net(xb).float().cpu())
         return torch.cat(out)
+
+    def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The network's taps (feature maps ``z1``..., the penultimate vector, ``logits``) on one batch
+        of images ``x`` in [0, 1], in float32, on the network's device, with gradients when enabled
+        (post hoc detectors that perturb their input need them)."""
+        self.net.eval()
+        xb = self.normalize(x).to(self.device).contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.settings["amp"]):
+            return {k: v.float() for k, v in self.net.taps(xb).items()}
+
+    @property
+    def penultimate(self) -> str:
+        """Name of the tap the last linear layer reads."""
+        return PENULTIMATE[self.settings["arch"]]
 
     def summary(self) -> dict[str, Any]:
         return {k: self.fitted[k] for k in ("classes", "val_accuracy") if k in self.fitted}

@@ -17,6 +17,7 @@ class LogitScoreDetector(Detector):
     :meth:`score_logits`; ``outputs(x)`` returns the score and the logits."""
 
     requires = Requires(labels=True, upstream=Classifier)
+    family = "classifier"
     defaults = CLASSIFIER_DEFAULTS
     choices = CLASSIFIER_CHOICES
     presets = CLASSIFIER_PRESETS
