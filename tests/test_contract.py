@@ -145,9 +145,10 @@ def test_requirements_are_enforced(fitted: Detector, data: dict[str, Any]) -> No
         with pytest.raises(InputError, match="outlier"):
             create(method, **settings(method)).fit(data["train"])
     if req.labels:
+        outliers = data["outliers"] if req.outliers else None
         with pytest.raises(InputError, match="labels"):
-            create(method, **settings(method)).fit(data["train"].images)
+            create(method, **settings(method)).fit(data["train"].images, outliers)
         with pytest.raises(InputError, match="2 classes"):
-            create(method, **settings(method)).fit(data["train"], labels=np.zeros(len(data["train"]), np.int64))
+            create(method, **settings(method)).fit(data["train"], outliers, labels=np.zeros(len(data["train"]), np.int64))
     with pytest.raises(InputError, match="unknown settings"):
         create(method, no_such_setting=1)
