@@ -81,6 +81,30 @@ SUITES: dict[str, SuiteDef] = {
 }
 
 
+@dataclass(frozen=True)
+class GridSuite:
+    """A suite run as a plain grid under a multi-class protocol: the methods of a detector family.
+
+    Attributes:
+        name: Suite name (``--suite``).
+        title: One-line description.
+        family: The detectors run: those declaring this ``family``.
+        seeds: Default seeds.
+    """
+
+    name: str
+    title: str
+    family: str
+    seeds: list[int]
+
+
+# ``classifier``: every detector built on a classifier of the in-distribution classes (post hoc
+# and trained), on a multi-class benchmark (``--protocol mnist-vs-letters`` or ``split-mnist``).
+GRID_SUITES: dict[str, GridSuite] = {
+    "classifier": GridSuite("classifier", "Classifier-based detectors on a multi-class benchmark", "classifier", [0, 1, 2]),
+}
+
+
 @dataclass
 class SuiteSpec:
     """A suite resolved for one run: everything needed to list its cells again later.

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
+from oodscope.atomic import write_text_atomic
 from oodscope.bench import BenchConfig, RunOptions, run_bench
 from oodscope.bench.paper import DEFAULT_GRID
 from oodscope.bench.suite_files import read_suite
-from oodscope.bench.suites import SUITES, make_spec, n_classes_of
+from oodscope.bench.suites import GRID_SUITES, SUITES, make_spec, n_classes_of
 from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
 from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_methods, parse_settings, parse_variants
 from oodscope.detectors import registry
@@ -108,9 +109,10 @@ def build_run(opts: dict[str, Any]) -> RunOptions:
 
 
 @click.command()
-@click.option("--suite", type=click.Choice(sorted(SUITES)), default=None,
+@click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES])), default=None,
               help="Run one of the paper's experiments (table2, table3, fig4, fig5) instead of a plain grid; "
-                   "writes table.md, table.csv, suite.json and figures to OUT.")
+                   "writes table.md, table.csv, suite.json and figures to OUT. 'classifier' (with --protocol "
+                   "mnist-vs-letters or split-mnist): every classifier-based detector, seeds 0-2, table.md and figures.")
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from results.jsonl, without training.")
 @protocol_options
 @grid_options
@@ -128,6 +130,9 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
     command = ["oodscope", *sys.argv[1:]] if sys.argv else None
     if tables_only:
         _tables_only(Path(out), suite, opts["data_root"])
+        return
+    if suite in GRID_SUITES:
+        _run_grid_suite(suite, out, opts, command)
         return
     if suite is not None:
         _run_suite(suite, out, opts, command)
@@ -147,6 +152,44 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
     run_bench(config)
     click.echo((config.directory / "summary.md").read_text(encoding="utf-8"))
     click.echo(f"results: {config.directory / 'results.jsonl'}\nsummary: {config.directory / 'summary.md'}")
+
+
+def _run_grid_suite(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:
+    """A family of detectors as a plain grid under a multi-class protocol; its table is the
+    summary's, written to table.md beside the figures. Methods needing known outliers are left
+    out (and said so) when the benchmark has no outlier set disjoint from its test images."""
+    from oodscope.figures import write_figures  # matplotlib only when a suite needs it
+
+    spec = GRID_SUITES[suite]
+    if opts["protocol"] == OneClass.name:
+        raise InputError(f"--suite {suite} runs on a multi-class benchmark: --protocol mnist-vs-letters or split-mnist")
+    if opts["variants"]:
+        raise InputError("--variant cannot be combined with --suite")
+    protocol = build_protocol(opts)
+    family = [m for m, cls in registry().items() if cls.family == spec.family and cls.unavailable() is None]
+    methods = family if opts["methods"] is None else parse_methods(opts["methods"])
+    stray = [m for m in methods if m not in family]
+    if stray:
+        raise InputError(f"--suite {suite} runs {', '.join(family)}; not {', '.join(stray)}")
+    try:
+        protocol.outlier_source()
+    except InputError as e:
+        skipped = [m for m in methods if registry()[m].requires.outliers]
+        methods = [m for m in methods if m not in skipped]
+        if skipped:
+            click.echo(f"left out (they need known outliers): {', '.join(skipped)}: {e}", err=True)
+    config = BenchConfig(
+        out=out, protocol=protocol, methods=methods,
+        seeds=spec.seeds if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds"),
+        preset=opts["preset"], variants=None, overrides=parse_settings(opts["settings"], methods),
+        run=build_run(opts), command=command,
+    )
+    run_bench(config)
+    summary = (config.directory / "summary.md").read_text(encoding="utf-8")
+    write_text_atomic(config.directory / "table.md", summary)
+    paths = write_figures(config.directory)
+    click.echo(summary)
+    _echo_paths(config.directory, [config.directory / "table.md", *paths])
 
 
 def _run_suite(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:

@@ -1,0 +1,187 @@
+"""Mahalanobis distance to class-conditional Gaussians on several layers (Lee, Lee, Lee & Shin,
+"A simple unified framework for detecting out-of-distribution samples and adversarial attacks",
+NeurIPS 2018), in the form that needs no OOD data.
+
+A classifier f of the in-distribution classes (:class:`~oodscope.detectors.classifier.Classifier`,
+trained on the labelled in-distribution images, or shared) is read post hoc. For each layer l of
+``layers`` (default: every tap of the classifier before the logits), its features are pooled to a
+vector f_l(x) (the mean over space of each channel of a feature map, as the paper does; a vector
+tap as it is). On the training images of each class c:
+
+    mu_{l,c} = mean of f_l(x) over class c,
+    Sigma_l = (1/N) sum_c sum_{x in c} (f_l(x) - mu_{l,c}) (f_l(x) - mu_{l,c})^T  (tied covariance),
+    M_l(x) = min_c (f_l(x) - mu_{l,c})^T Sigma_l^+ (f_l(x) - mu_{l,c})   (^+: pseudo-inverse).
+
+Input pre-processing: with ``eps`` > 0, each layer's distance is taken at
+x~_l = x - eps * sign(grad_x M_l(x)) (the step that brings x closer to its nearest class;
+eps in units of the normalised input, the pixel step being eps times the channel's standard
+deviation, as ``odin``). The paper tunes eps on OOD validation data; without any, the default
+is 0 (no pre-processing).
+
+Combining the layers: the paper fits a logistic regression on the layer scores, which needs OOD
+data (its weakness, as the slides on seed 001 point out) — that is ``mahalanobis-tuned``.
+Here, with no OOD data: ``combine="sum"`` (default) standardises each M_l by its mean and
+standard deviation on held-out in-distribution images (the validation images given to ``fit``,
+else the training images) and sums them; ``combine="last"`` is the penultimate layer alone (the
+paper's single-layer method). The score is higher = more out-of-distribution.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from oodscope.detectors.base import FitData
+from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.detectors.model_files import load_modules
+from oodscope.detectors.odin import channel_std
+from oodscope.detectors.posthoc import LogitScoreDetector
+from oodscope.detectors.registry import register
+from oodscope.detectors.training import batches
+from oodscope.errors import InputError, ModelFileError
+
+MAHALANOBIS_DEFAULTS: dict[str, Any] = {
+    **CLASSIFIER_DEFAULTS,
+    "layers": [],  # taps to read; [] = every tap before the logits
+    "eps": 0.0,  # input pre-processing step (normalised units); 0 = none
+    "combine": "sum",  # "sum" of standardised layer distances, or "last" (the penultimate layer alone)
+    "fit_samples": 0,  # training images for the class means and covariance; 0 = all
+}
+PREFIX = "maha"
+
+
+def pooled(t: torch.Tensor) -> torch.Tensor:
+    """A feature map (N, C, H, W) averaged over space to (N, C); a vector tap unchanged."""
+    return t.mean(dim=(2, 3)) if t.dim() == 4 else t.flatten(1)
+
+
+def class_gaussians(features: np.ndarray, labels: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (K, d) and the pseudo-inverse of the tied covariance (d, d), in float64."""
+    f = np.asarray(features, dtype=np.float64)
+    present = [c for c in range(classes) if np.any(labels == c)]
+    means = np.zeros((classes, f.shape[1]))
+    for c in present:
+        means[c] = f[labels == c].mean(axis=0)
+    centred = f - means[labels]
+    cov = centred.T @ centred / len(f)
+    return means, np.linalg.pinv(cov, hermitian=True)
+
+
+def min_distance(f: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """min_c (f - mu_c)^T P (f - mu_c) for each row of ``f`` (float64, differentiable)."""
+    diff = f.double().unsqueeze(1) - means.unsqueeze(0)  # (N, K, d)
+    return torch.einsum("nkd,de,nke->nk", diff, precision, diff).min(dim=1).values
+
+
+@register
+class MahalanobisDetector(LogitScoreDetector):
+    method = "mahalanobis"
+    defaults = MAHALANOBIS_DEFAULTS
+    choices = {**LogitScoreDetector.choices, "combine": ("sum", "last")}
+    order = 54
+    stats: ClassVar[tuple[str, ...]] = ("loc", "scale")  # tensors of the combination, one value per layer
+
+    def _check_config(self) -> None:
+        super()._check_config()
+        if self.config["eps"] < 0:
+            raise InputError(f"{self.method}: eps must be >= 0, got {self.config['eps']}")
+        if self.config["fit_samples"] < 0:
+            raise InputError(f"{self.method}: fit_samples must be >= 0, got {self.config['fit_samples']}")
+
+    # -- the layers ------------------------------------------------------------------------
+    def _layers(self) -> list[str]:
+        probe = torch.zeros(2, self.upstream.fitted["channels"], *self.upstream.fitted["size"])
+        with torch.no_grad():
+            taps = [k for k in self.upstream.taps(probe) if k != "logits"]
+        chosen = list(self.config["layers"]) or taps
+        bad = [k for k in chosen if k not in taps]
+        if bad:
+            raise InputError(f"{self.method}: unknown layers {bad}; the classifier's taps are {taps}")
+        if self.config["combine"] == "last":
+            chosen = [self.upstream.penultimate]
+        return chosen
+
+    def features(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """Pooled features f_l of every layer, in batches."""
+        out: dict[str, list[torch.Tensor]] = {k: [] for k in self.fitted["layers"]}
+        with torch.no_grad():
+            for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
+                taps = self.upstream.taps(x[idx])
+                for k in out:
+                    out[k].append(pooled(taps[k]).double().cpu())
+        return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+    def layer_distance(self, x: torch.Tensor, layer: str) -> torch.Tensor:
+        """M_l of one batch, at the pre-processed input when eps > 0."""
+        means, precision = self.gaussians[layer]
+        eps = float(self.fitted.get("eps", self.config["eps"]))
+        if eps > 0:
+            with torch.enable_grad():
+                xg = x.clone().requires_grad_(True)
+                d = min_distance(pooled(self.upstream.taps(xg)[layer]), means, precision)
+                (grad,) = torch.autograd.grad(d.sum(), xg)
+            x = (x - eps * channel_std(self.upstream.fitted, x) * torch.sign(grad)).detach()
+        with torch.no_grad():
+            return min_distance(pooled(self.upstream.taps(x)[layer]), means, precision).cpu()
+
+    def layer_scores(self, x: torch.Tensor) -> np.ndarray:
+        """(N, L) distances M_l, one column per layer."""
+        cols = []
+        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
+            cols.append(torch.stack([self.layer_distance(x[idx], k) for k in self.fitted["layers"]], dim=1))
+        return torch.cat(cols).numpy() if cols else np.zeros((0, len(self.fitted["layers"])))
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _fit(self, data: FitData) -> None:
+        self.fitted["layers"] = self._layers()
+        x, labels = data.x, data.labels.numpy()
+        n = int(self.config["fit_samples"])
+        if 0 < n < len(x):
+            keep = np.sort(np.random.default_rng(int(self.config["seed"])).choice(len(x), n, replace=False))
+            x, labels = x[torch.from_numpy(keep)], labels[keep]
+        feats = self.features(x)
+        self.gaussians = {}
+        for k in self.fitted["layers"]:
+            means, precision = class_gaussians(feats[k], labels, int(self.upstream.fitted["classes"]))
+            self.gaussians[k] = (torch.from_numpy(means), torch.from_numpy(precision))
+        self._fit_combination(data.validation if data.validation is not None else x, data)
+
+    def _fit_combination(self, held_out: torch.Tensor, data: FitData) -> None:
+        """Standardisation of each layer's distances on held-out in-distribution images."""
+        self.standardise(self.layer_scores(held_out))
+
+    def standardise(self, id_scores: np.ndarray) -> None:
+        """loc and scale: each layer's mean and standard deviation on in-distribution images."""
+        self.loc = torch.from_numpy(id_scores.mean(axis=0))
+        self.scale = torch.from_numpy(np.maximum(id_scores.std(axis=0), 1e-12))
+
+    def combine(self, scores: np.ndarray) -> np.ndarray:
+        """One score per image from the (N, L) layer distances."""
+        return ((scores - self.loc.numpy()) / self.scale.numpy()).sum(axis=1)
+
+    # -- scoring and persistence -----------------------------------------------------------
+    def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        layers = self.layer_scores(x)
+        return {"score": self.combine(layers), "layer_scores": layers, "logits": self.upstream.logits(x).numpy()}
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        out = {f"{PREFIX}.{k}.means": m for k, (m, _) in self.gaussians.items()}
+        out.update({f"{PREFIX}.{k}.precision": p for k, (_, p) in self.gaussians.items()})
+        out.update({f"{PREFIX}.{k}": getattr(self, k) for k in self.stats})
+        return out
+
+    def _restore(self, weights: dict[str, torch.Tensor], path: str) -> None:
+        load_modules(self.all_modules(), weights, path, extra=(PREFIX,))
+        mine = {k[len(PREFIX) + 1:]: v.double() for k, v in weights.items() if k.startswith(PREFIX + ".")}
+        layers = self.fitted["layers"]
+        want = {f"{k}.{t}" for k in layers for t in ("means", "precision")} | set(self.stats)
+        if set(mine) != want:
+            raise ModelFileError(f"{path}: expected the tensors {sorted(want)} under '{PREFIX}.', got {sorted(mine)}")
+        self.gaussians = {k: (mine[f"{k}.means"], mine[f"{k}.precision"]) for k in layers}
+        for k in self.stats:
+            size = 1 if k == "intercept" else len(layers)
+            if tuple(mine[k].shape) != (size,):
+                raise ModelFileError(f"{path}: {PREFIX}.{k} has shape {tuple(mine[k].shape)}, not ({size},)")
+            setattr(self, k, mine[k])
