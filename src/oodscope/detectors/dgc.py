@@ -94,7 +94,7 @@ class DGCDetector(TrainedClassifierDetector):
     method = "dgc"
     defaults = DGC_DEFAULTS
     choices = DGC_CHOICES
-    order = 53
+    order = 58
 
     def _check_config(self) -> None:
         c = self.config

@@ -107,7 +107,7 @@ class GramDetector(LogitScoreDetector):
     method = "gram"
     defaults = GRAM_DEFAULTS
     presets = GRAM_PRESETS
-    order = 55
+    order = 56
 
     def _check_config(self) -> None:
         super()._check_config()

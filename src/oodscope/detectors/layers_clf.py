@@ -48,7 +48,7 @@ class LayersClfDetector(Detector):
     defaults = LAYERS_CLF_DEFAULTS
     choices = {**CLASSIFIER_CHOICES, "g_augment": ("none", "outliers", "both")}
     presets = merge_presets(CLASSIFIER_PRESETS, HEAD_PRESETS)
-    order = 59
+    order = 68
 
     @property
     def base(self) -> Classifier:

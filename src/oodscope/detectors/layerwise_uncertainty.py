@@ -116,7 +116,7 @@ class LayerwiseUncertaintyDetector(TrainedClassifierDetector):
     method = "layerwise-uncertainty"
     defaults = LAYERWISE_DEFAULTS
     choices = LAYERWISE_CHOICES
-    order = 54
+    order = 65
 
     def _check_config(self) -> None:
         if self.config["kl_weight"] < 0:

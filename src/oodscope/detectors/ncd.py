@@ -128,7 +128,7 @@ class NCDDetector(LogitScoreDetector):
     method = "ncd"
     defaults = NCD_DEFAULTS
     presets = NCD_PRESETS
-    order = 56
+    order = 57
 
     def _check_config(self) -> None:
         super()._check_config()

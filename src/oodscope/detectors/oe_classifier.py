@@ -41,7 +41,7 @@ class OEClassifierDetector(TrainedClassifierDetector):
     method = "oe-classifier"
     requires = Requires(labels=True, outliers=True)
     defaults = OE_CLASSIFIER_DEFAULTS
-    order = 58
+    order = 67
 
     def _check_config(self) -> None:
         if self.config["oe_weight"] < 0:
