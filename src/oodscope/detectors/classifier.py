@@ -67,6 +67,16 @@ def classifier_net(settings: dict[str, Any], fitted: dict[str, Any], outputs: in
     return build_backbone("wrn", f["channels"], k, depth=c["depth"], width=c["width"], dropout=c["dropout"])
 
 
+def train_augment(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
+    """A training batch as the ``augment`` setting distorts it: unchanged for "none"; random crop,
+    colour jitter, grayscale and blur for "cifar" (RGB images only)."""
+    if augment == "none":
+        return x
+    if x.shape[1] != 3:
+        raise InputError(f"augment={augment!r} needs RGB images")
+    return cifar_augment(x, generator)
+
+
 # the tap holding the vector the last linear layer reads, per architecture
 PENULTIMATE: dict[str, str] = {"lenet": "z3", "small": "z4", "wrn": "z4"}
 
@@ -98,12 +108,7 @@ class Classifier(Upstream):
         bar = progress(steps, "classifier: training", c["progress"])
         for _ in range(int(c["epochs"])):
             for idx in batches(n, bs, g, shuffle=True):
-                xb = x[idx]
-                if c["augment"] == "cifar":
-                    if xb.shape[1] != 3:
-                        raise InputError("augment='cifar' needs RGB images")
-                    xb = cifar_augment(xb, g)
-                xb = self.normalize(xb).to(self.device).contiguous(memory_format=torch.channels_last)
+                xb = self.normalize(train_augment(x[idx], c["augment"], g)).to(self.device).contiguous(memory_format=torch.channels_last)
                 with autocast(self.device, c["amp"]):
                     loss = F.cross_entropy(self.net(xb).float(), labels[idx].to(self.device))
                 step(opt, sched, loss, bar)

@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE, classifier_net
+from oodscope.detectors.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
+                                           classifier_net, train_augment)
 from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, step
-from oodscope.errors import InputError
 from oodscope.progress import progress
-from oodscope.transforms.augment import cifar_augment, random_affine
+from oodscope.transforms.augment import random_affine
 
 # settings of the outlier batches, for the trained detectors that require outliers
 OE_DEFAULTS: dict[str, Any] = {"oe_batch": 128, "oe_augment": True}
@@ -115,11 +115,7 @@ class TrainedClassifierDetector(Detector):
         bar = progress(steps, f"{self.method}: training", c["progress"])
         for _ in range(int(c["epochs"])):
             for idx in batches(n, bs, g, shuffle=True):
-                xb = x[idx]
-                if c["augment"] == "cifar":
-                    if xb.shape[1] != 3:
-                        raise InputError("augment='cifar' needs RGB images")
-                    xb = cifar_augment(xb, g)
+                xb = train_augment(x[idx], c["augment"], g)
                 k = len(idx)
                 if o is not None:
                     ob = o[torch.randint(0, o.shape[0], (int(c["oe_batch"]),), generator=g)]
