@@ -182,7 +182,7 @@ def test_deconf_head_against_numpy(kind: str) -> None:
 
 @pytest.fixture(scope="module")
 def godin(digits):
-    return create("generalized-odin", **TINY, epochs=15, amp=False).fit(digits["x"], labels=digits["y"])
+    return create("generalized-odin", **TINY, epochs=15, amp=False, perturb=True).fit(digits["x"], labels=digits["y"])
 
 
 def test_godin_decomposition_f_is_h_over_g(godin, digits) -> None:
@@ -219,7 +219,7 @@ def test_godin_perturbation_raises_the_confidence(godin, digits) -> None:
 
 def test_godin_eps_is_chosen_from_the_grid_and_saved(digits, tmp_path: Path) -> None:
     grid = [0.0, 0.003, 0.5]
-    det = create("generalized-odin", **TINY, epochs=5, eps_grid=grid)
+    det = create("generalized-odin", **TINY, epochs=5, eps_grid=grid, perturb=True)
     det.fit(digits["x"], labels=digits["y"], validation=digits["test"], validation_labels=digits["test_y"])
     search = det.fitted["eps_search"]
     assert search["images"] == "validation" and search["n"] == len(digits["test"]) and search["grid"] == grid
@@ -228,7 +228,7 @@ def test_godin_eps_is_chosen_from_the_grid_and_saved(digits, tmp_path: Path) -> 
     back = load_model(det.save(tmp_path / "m"))
     assert back.fitted["eps"] == det.fitted["eps"]
     np.testing.assert_array_equal(back.score(digits["test"]), det.score(digits["test"]))
-    no_val = create("generalized-odin", **TINY, epochs=5, eps_grid=grid).fit(digits["x"], labels=digits["y"])
+    no_val = create("generalized-odin", **TINY, epochs=5, eps_grid=grid, perturb=True).fit(digits["x"], labels=digits["y"])
     assert no_val.fitted["eps_search"]["images"] == "training"
     assert no_val.fitted["eps_search"]["n"] == min(1000, len(digits["x"]))
 
