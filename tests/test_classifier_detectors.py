@@ -141,6 +141,10 @@ def test_classifier_suite_leaves_out_detectors_needing_outliers_without_a_source
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert [row["method"] for row in rows] == ["msp", "mahalanobis"]
     assert (out / "table.md").read_text().count("| mahalanobis |") == 1
+    (out / "table.md").write_text("stale")  # as after `oodscope merge`: --tables-only rewrites it from the summary
+    redraw = CliRunner().invoke(cli, ["bench", "--tables-only", "--out", str(out)])
+    assert redraw.exit_code == 0, redraw.output
+    assert (out / "table.md").read_text() == (out / "summary.md").read_text()
     one_class = CliRunner().invoke(cli, ["bench", "--suite", "classifier", "--out", str(tmp_path / "x")])
     assert one_class.exit_code != 0 and "multi-class benchmark" in one_class.output
     other = CliRunner().invoke(cli, ["bench", "--suite", "classifier", "--protocol", "split-mnist", "--methods", "ae",

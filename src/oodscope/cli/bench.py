@@ -231,7 +231,10 @@ def _tables_only(directory: Path, suite: str | None, data_root: str | None) -> N
             raise InputError(f"{directory}: no suite.json; run the suite there first")
         if not (directory / "results.jsonl").is_file():
             raise InputError(f"{directory}: no results.jsonl to draw from")
-        _echo_paths(directory, write_figures(directory, data_root))
+        paths = write_figures(directory, data_root)
+        if (directory / "table.md").is_file():  # a grid suite's table: the summary (rewritten by merge)
+            paths.insert(0, write_text_atomic(directory / "table.md", (directory / "summary.md").read_text(encoding="utf-8")))
+        _echo_paths(directory, paths)
         return
     if suite is not None and info.get("suite") != suite:
         raise InputError(f"{directory} holds suite {info.get('suite')}, not {suite}")
