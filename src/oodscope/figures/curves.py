@@ -94,18 +94,28 @@ def _bins(scores: np.ndarray, n: int = 40) -> np.ndarray:
     return np.linspace(lo, hi, n + 1)
 
 
+WRAP = 6  # methods per row when a figure has a single class (a multi-class benchmark)
+
+
 def hist_figure(scored: Scored, name: str) -> Figure:
-    """Score histograms of figure ``name``: classes (rows) x methods (columns), ID vs OOD."""
+    """Score histograms of figure ``name``: classes (rows) x methods (columns), ID vs OOD; with a
+    single class, the methods wrap onto rows of ``WRAP``."""
     classes, labels = _layout(scored, name)
-    fig = new_figure(max(2.3 * len(labels), 5.5), 1.7 * len(classes) + 0.8)
-    axes = fig.subplots(len(classes), len(labels), squeeze=False)
+    if len(classes) == 1 and len(labels) > WRAP:
+        grid = [[(classes[0], lab) for lab in labels[k:k + WRAP]] for k in range(0, len(labels), WRAP)]
+    else:
+        grid = [[(c, lab) for lab in labels] for c in classes]
+    cols = max(len(r) for r in grid)
+    fig = new_figure(max(2.3 * cols, 5.5), 1.7 * len(grid) + 0.8)
+    axes = fig.subplots(len(grid), cols, squeeze=False)
     first = None
-    for i, c in enumerate(classes):
-        for j, label in enumerate(labels):
+    for i, row in enumerate(grid):
+        for j in range(cols):
             ax = axes[i, j]
-            if (name, c, label) not in scored:
+            if j >= len(row) or (name, *row[j]) not in scored:
                 ax.set_axis_off()
                 continue
+            c, label = row[j]
             _, a = scored[(name, c, label)]
             s, ood = a["scores"].astype(np.float64), a["is_ood"]
             bins = _bins(s)
@@ -116,7 +126,7 @@ def hist_figure(scored: Scored, name: str) -> Figure:
             first = ax if first is None else first
             ax.tick_params(labelsize=6)
             ax.set_yticks([])
-            if i == 0:
+            if i == 0 or len(classes) == 1:
                 ax.set_title(label, fontsize=8)
             if j == 0:
                 ax.set_ylabel(_panel_title(name, c), fontsize=8)
