@@ -138,3 +138,16 @@ def test_fig3_skips_mismatched_test_set(tmp_path: Path) -> None:
         warnings.simplefilter("always")
         assert plot_fig3(tmp_path) == []
     assert any("do not match" in str(w.message) for w in caught)
+
+
+def test_histograms_of_many_methods_on_one_benchmark_wrap_onto_rows() -> None:
+    from oodscope.figures.curves import WRAP, hist_figure
+
+    rng = np.random.default_rng(0)
+    is_ood = np.r_[np.zeros(50, bool), np.ones(50, bool)]
+    scored = {("split-mnist", None, f"m{k}"): (None, {"scores": rng.normal(size=100) + is_ood, "is_ood": is_ood})
+              for k in range(WRAP + 2)}
+    fig = hist_figure(scored, "split-mnist")
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert len(visible) == WRAP + 2 and len(fig.axes) == 2 * WRAP  # two rows, the unused panels hidden
+    assert [ax.get_title() for ax in visible] == [f"m{k}" for k in range(WRAP + 2)]
