@@ -1,6 +1,7 @@
-"""What the post hoc detectors on a classifier share (``msp``, ``energy``, ``max-logit``): they
-need labelled in-distribution images, read a :class:`~oodscope.detectors.classifier.Classifier`
-(trained by ``fit`` or shared), learn nothing of their own, and score its logits."""
+"""What the post hoc detectors on a classifier share (``msp``, ``energy``, ``max-logit``, ``odin``,
+``mahalanobis``, ``gram``, ``ncd``): they need labelled in-distribution images, read a
+:class:`~oodscope.detectors.classifier.Classifier` (trained by ``fit`` or shared), and score its
+logits (those reading its layers override ``_fit`` and ``_outputs``)."""
 
 from __future__ import annotations
 
