@@ -81,3 +81,47 @@ def test_reliability_diagram_draws_one_panel_per_entry(tmp_path) -> None:
     path = save_png(fig, tmp_path / "rel.png")
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size[0] > 300
+
+
+def test_uncertainty_scores_by_hand() -> None:
+    import torch
+
+    from oodscope.calibration import uncertainty_scores
+
+    # 3 passes, 2 images, 2 classes: image 0 agreed and confident, image 1 split 2:1
+    probs = torch.tensor([[[0.9, 0.1], [0.8, 0.2]],
+                          [[0.9, 0.1], [0.3, 0.7]],
+                          [[0.9, 0.1], [0.6, 0.4]]], dtype=torch.float64)
+    s = uncertainty_scores(probs)
+
+    def h(p):
+        p = np.asarray(p)
+        return -np.sum(p * np.log(p))
+
+    mean1 = np.array([0.8 + 0.3 + 0.6, 0.2 + 0.7 + 0.4]) / 3
+    np.testing.assert_allclose(s["max-prob"].numpy(), [-0.9, -mean1.max()])
+    np.testing.assert_allclose(s["entropy"].numpy(), [h([0.9, 0.1]), h(mean1)])
+    np.testing.assert_allclose(s["variation-ratio"].numpy(), [0.0, 1 / 3])  # 1 of 3 votes off the majority
+    mi1 = h(mean1) - np.mean([h([0.8, 0.2]), h([0.3, 0.7]), h([0.6, 0.4])])
+    np.testing.assert_allclose(s["mi"].numpy(), [0.0, mi1], atol=1e-12)
+    assert mi1 > 0
+
+
+def test_mc_dropout_passes_differ_and_leave_the_network_in_eval_mode() -> None:
+    from oodscope.data import load
+    from oodscope.detectors import create
+
+    train, test = load("digits", "train"), load("digits", "test")
+    det = create("mc-dropout", widths=[8, 16], hidden=32, epochs=5, batch_size=64, progress=False, passes=8)
+    det.fit(train.subset(np.isin(train.labels, [0, 1, 2])))
+    x = test.images[:40]
+    out = det.outputs(x)
+    assert set(out) >= {"score", "logits", "mi", "entropy", "max-prob", "variation-ratio"}
+    assert (out["mi"] > 1e-6).any(), "the passes must differ: dropout stays on at test time"
+    np.testing.assert_array_equal(out["score"], out["mi"])
+    np.testing.assert_array_equal(det.outputs(x)["score"], out["score"])  # same draws for the same call
+    assert not any(m.training for m in det.upstream.net.modules())
+    with pytest.raises(InputError, match="dropout"):
+        create("mc-dropout", dropout=0.0)
+    with pytest.raises(InputError, match="passes"):
+        create("mc-dropout", passes=1)

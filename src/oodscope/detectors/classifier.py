@@ -129,14 +129,22 @@ class Classifier(Upstream):
                 out.append(self.net(xb).float().cpu())
         return torch.cat(out)
 
-    def taps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def taps(self, x: torch.Tensor, dropout: bool = False) -> dict[str, torch.Tensor]:
         """The network's taps (feature maps ``z1``..., the penultimate vector, ``logits``) on one batch
         of images ``x`` in [0, 1], in float32, on the network's device, with gradients when enabled
-        (post hoc detectors that perturb their input need them)."""
+        (post hoc detectors that perturb their input need them). ``dropout``: its dropout layers
+        stay stochastic (MC dropout); otherwise the network is in evaluation mode."""
         self.net.eval()
-        xb = self.normalize(x).to(self.device).contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.settings["amp"]):
-            return {k: v.float() for k, v in self.net.taps(xb).items()}
+        if dropout:
+            for m in self.net.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.train()
+        try:
+            xb = self.normalize(x).to(self.device).contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.settings["amp"]):
+                return {k: v.float() for k, v in self.net.taps(xb).items()}
+        finally:
+            self.net.eval()
 
     @property
     def penultimate(self) -> str:
