@@ -147,6 +147,16 @@ class Classifier(Upstream):
             self.net.eval()
 
     @property
+    def tap_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of each tap for one image (without the batch axis), ``logits`` included, in the
+        network's order; probed once on blank images and kept."""
+        if getattr(self, "_tap_shapes", None) is None:
+            probe = torch.zeros(2, self.fitted["channels"], *self.fitted["size"])
+            with torch.no_grad():
+                self._tap_shapes = {k: tuple(v.shape[1:]) for k, v in self.taps(probe).items()}
+        return self._tap_shapes
+
+    @property
     def penultimate(self) -> str:
         """Name of the tap the last linear layer reads."""
         return PENULTIMATE[self.settings["arch"]]

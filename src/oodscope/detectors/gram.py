@@ -99,7 +99,7 @@ def layer_deviations(values: np.ndarray, predicted: np.ndarray, mins: np.ndarray
 
 def default_layers(shapes: dict[str, tuple[int, ...]], penultimate: str) -> list[str]:
     """Every spatial tap (in the network's order) and the penultimate vector."""
-    return [k for k, s in shapes.items() if len(s) == 4] + [penultimate]
+    return [k for k, s in shapes.items() if len(s) == 3] + [penultimate]
 
 
 @register
@@ -119,10 +119,9 @@ class GramDetector(LogitScoreDetector):
             raise InputError(f"gram: layers must be distinct tap names, got {layers!r}")
 
     # -- fitting ---------------------------------------------------------------------------
-    def _select_layers(self, x: torch.Tensor) -> list[str]:
+    def _select_layers(self) -> list[str]:
         """The layers read, checked against the classifier's taps."""
-        with torch.no_grad():
-            shapes = {k: tuple(v.shape) for k, v in self.upstream.taps(x[:1]).items() if k != "logits"}
+        shapes = {k: s for k, s in self.upstream.tap_shapes.items() if k != "logits"}
         layers = list(self.config["layers"]) or default_layers(shapes, self.upstream.penultimate)
         unknown = [k for k in layers if k not in shapes]
         if unknown:
@@ -158,7 +157,7 @@ class GramDetector(LogitScoreDetector):
         return {k: np.concatenate(v) for k, v in values.items()}, torch.cat(logits)
 
     def _fit(self, data: FitData) -> None:
-        layers = self._select_layers(data.x)
+        layers = self._select_layers()
         self.fitted[PREFIX] = {"layers": layers}
         fit_x, val_x, source = self._split(data)
         classes = int(self.upstream.fitted["classes"])

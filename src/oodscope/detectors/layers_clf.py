@@ -57,15 +57,13 @@ class LayersClfDetector(Detector):
 
     def _build(self) -> None:
         self.device = self.base.device
-        probe = torch.zeros(2, self.fitted["channels"], *self.fitted["size"])
-        with torch.no_grad():
-            names = [k for k in self.base.taps(probe) if k != "logits"]
-            taps = list(self.config["taps"]) or names
-            bad = [t for t in taps if t not in (*names, "softmax")]
-            if bad:
-                raise InputError(f"layers-clf: unknown taps {bad}; the classifier has {names} (and 'softmax')")
-            self.fitted["taps"] = taps
-            shapes = {k: tuple(v.shape[1:]) for k, v in self._features(probe).items()}
+        names = [k for k in self.base.tap_shapes if k != "logits"]
+        taps = list(self.config["taps"]) or names
+        bad = [t for t in taps if t not in (*names, "softmax")]
+        if bad:
+            raise InputError(f"layers-clf: unknown taps {bad}; the classifier has {names} (and 'softmax')")
+        self.fitted["taps"] = taps
+        shapes = {t: self.base.tap_shapes["logits" if t == "softmax" else t] for t in taps}
         c = self.config
         torch.manual_seed(int(c["seed"]) + 2)  # same g_theta initialisation whether f is shared or not
         self.head = LayerHead(shapes, c["head_width"], c["head_hidden"], c["head_dropout"]).to(self.device)

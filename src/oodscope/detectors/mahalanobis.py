@@ -92,9 +92,7 @@ class MahalanobisDetector(LogitScoreDetector):
 
     # -- the layers ------------------------------------------------------------------------
     def _layers(self) -> list[str]:
-        probe = torch.zeros(2, self.upstream.fitted["channels"], *self.upstream.fitted["size"])
-        with torch.no_grad():
-            taps = [k for k in self.upstream.taps(probe) if k != "logits"]
+        taps = [k for k in self.upstream.tap_shapes if k != "logits"]
         chosen = list(self.config["layers"]) or taps
         bad = [k for k in chosen if k not in taps]
         if bad:

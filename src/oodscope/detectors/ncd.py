@@ -143,11 +143,10 @@ class NCDDetector(LogitScoreDetector):
         return self.fitted[PREFIX]["layers"]
 
     # -- fitting ---------------------------------------------------------------------------
-    def _select_layers(self, x: torch.Tensor) -> dict[str, tuple[int, int]]:
+    def _select_layers(self) -> dict[str, tuple[int, int]]:
         """The layers read and their (channels, positions), checked against the classifier's taps."""
-        with torch.no_grad():
-            shapes = {k: tuple(v.shape) for k, v in self.upstream.taps(x[:1]).items() if k != "logits"}
-        spatial = [k for k, s in shapes.items() if len(s) == 4]
+        shapes = {k: s for k, s in self.upstream.tap_shapes.items() if k != "logits"}
+        spatial = [k for k, s in shapes.items() if len(s) == 3]
         layers = list(self.config["layers"]) or spatial
         unknown = [k for k in layers if k not in shapes]
         if unknown:
@@ -156,7 +155,7 @@ class NCDDetector(LogitScoreDetector):
         flat = [k for k in layers if k not in spatial]
         if flat:
             raise InputError(f"ncd: layers {flat} are vectors, not feature maps; spatial taps: {', '.join(spatial)}")
-        return {k: (shapes[k][1], shapes[k][2] * shapes[k][3]) for k in layers}
+        return {k: (shapes[k][0], shapes[k][1] * shapes[k][2]) for k in layers}
 
     @torch.no_grad()
     def _maps(self, x: torch.Tensor):
@@ -167,7 +166,7 @@ class NCDDetector(LogitScoreDetector):
             yield idx, maps, taps["logits"].cpu()
 
     def _fit(self, data: FitData) -> None:
-        shapes = self._select_layers(data.x)
+        shapes = self._select_layers()
         self.fitted[PREFIX] = {"layers": list(shapes)}
         classes = int(self.upstream.fitted["classes"])
         g = torch.Generator().manual_seed(int(self.config["seed"]))
