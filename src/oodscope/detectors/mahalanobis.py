@@ -124,12 +124,25 @@ class MahalanobisDetector(LogitScoreDetector):
         with torch.no_grad():
             return min_distance(pooled(self.upstream.taps(x)[layer]), means, precision).cpu()
 
+    def _scored(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, L) distances M_l, one column per layer, and the logits; without pre-processing,
+        one pass of the classifier per batch gives every layer and the logits."""
+        eps = float(self.fitted.get("eps", self.config["eps"]))
+        cols, logits = [], []
+        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
+            with torch.no_grad():
+                taps = self.upstream.taps(x[idx])
+            cols.append(torch.stack([self.layer_distance(x[idx], k) if eps > 0
+                                     else min_distance(pooled(taps[k]), *self.gaussians[k]).cpu()
+                                     for k in self.fitted["layers"]], dim=1))
+            logits.append(taps["logits"].cpu())
+        if not cols:
+            return np.zeros((0, len(self.fitted["layers"]))), np.zeros((0, int(self.upstream.fitted["classes"])), np.float32)
+        return torch.cat(cols).numpy(), torch.cat(logits).numpy()
+
     def layer_scores(self, x: torch.Tensor) -> np.ndarray:
         """(N, L) distances M_l, one column per layer."""
-        cols = []
-        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
-            cols.append(torch.stack([self.layer_distance(x[idx], k) for k in self.fitted["layers"]], dim=1))
-        return torch.cat(cols).numpy() if cols else np.zeros((0, len(self.fitted["layers"])))
+        return self._scored(x)[0]
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, data: FitData) -> None:
@@ -161,8 +174,8 @@ class MahalanobisDetector(LogitScoreDetector):
 
     # -- scoring and persistence -----------------------------------------------------------
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        layers = self.layer_scores(x)
-        return {"score": self.combine(layers), "layer_scores": layers, "logits": self.upstream.logits(x).numpy()}
+        layers, logits = self._scored(x)
+        return {"score": self.combine(layers), "layer_scores": layers, "logits": logits}
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         out = {f"{PREFIX}.{k}.means": m for k, (m, _) in self.gaussians.items()}
