@@ -53,22 +53,27 @@ class ODINDetector(LogitScoreDetector):
 
     def perturb(self, x: torch.Tensor) -> torch.Tensor:
         """x~ = x - eps * std * sign(-grad_x log S(x; T)) for one batch of images in [0, 1]."""
+        return self._perturbed(x)[0]
+
+    def _perturbed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x~ and the logits of x computed on the way (None when eps = 0: then x~ is x)."""
         t, eps = float(self.config["temperature"]), float(self.config["eps"])
         if eps == 0:
-            return x
+            return x, None
         with torch.enable_grad():
             xg = x.clone().requires_grad_(True)
             logits = self.upstream.taps(xg)["logits"]
             log_s = torch.log_softmax(logits / t, dim=1).max(dim=1).values
             (grad,) = torch.autograd.grad(log_s.sum(), xg)
-        return (x - eps * channel_std(self.upstream.fitted, x) * torch.sign(-grad)).detach()
+        return (x - eps * channel_std(self.upstream.fitted, x) * torch.sign(-grad)).detach(), logits.detach()
 
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         t = float(self.config["temperature"])
-        scores = []
+        scores, plain = [], []
         for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
-            xt = self.perturb(x[idx])
+            xt, logits_x = self._perturbed(x[idx])
             with torch.no_grad():
-                logits = self.upstream.taps(xt)["logits"].double().cpu()
-            scores.append(-torch.softmax(logits / t, dim=1).max(dim=1).values)
-        return {"score": torch.cat(scores).numpy(), "logits": self.upstream.logits(x).numpy()}
+                logits = self.upstream.taps(xt)["logits"]
+            scores.append(-torch.softmax(logits.double().cpu() / t, dim=1).max(dim=1).values)
+            plain.append((logits if logits_x is None else logits_x).cpu())
+        return {"score": torch.cat(scores).numpy(), "logits": torch.cat(plain).numpy()}
