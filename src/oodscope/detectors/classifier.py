@@ -9,11 +9,13 @@ After training, its accuracy on the validation images (when given) is recorded w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from oodscope.adversarial import ADVERSARIAL_KINDS, adversarial_batch
 from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, step
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
@@ -37,9 +39,19 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "device": "cpu",
     "progress": True,
+    # adversarial training (oodscope.adversarial.training): "none", "pgd" or "fgsm-rs"
+    "adversarial": "none",
+    "adv_eps": 0.3,  # L∞ radius, pixels in [0, 1]
+    "adv_steps": 10,  # PGD steps while training
+    "adv_alpha": 0.0,  # step size; 0 = 2.5 eps / steps for pgd (Madry et al.), 1.25 eps for fgsm-rs (Wong et al.)
+    "adv_warmup": 0.2,  # share of the training steps over which eps grows linearly from 0
 }
 
-CLASSIFIER_CHOICES: dict[str, tuple[Any, ...]] = {"arch": ("lenet", "small", "wrn"), "augment": ("none", "cifar")}
+CLASSIFIER_CHOICES: dict[str, tuple[Any, ...]] = {"arch": ("lenet", "small", "wrn"), "augment": ("none", "cifar"),
+                                                  "adversarial": ADVERSARIAL_KINDS}
+
+# settings added after cached networks were written: at their default they stay out of the cache key
+LATE_SETTINGS: tuple[str, ...] = ("adversarial", "adv_eps", "adv_steps", "adv_alpha", "adv_warmup")
 
 # paper: a Wide-ResNet-16-4 with dropout 0.3 on a GPU, as in the classifier-based OOD papers.
 CLASSIFIER_PRESETS: dict[str, dict[str, Any]] = {
@@ -48,6 +60,9 @@ CLASSIFIER_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {"widths": [4, 8], "hidden": 16, "epochs": 1},
     "demo": {"widths": [16, 32], "hidden": 64, "epochs": 30, "batch_size": 64},
 }
+
+# an adversarially trained LeNet for MNIST at eps 0.3 (Madry et al.'s model has a 1024-wide hidden layer)
+ROBUST_SETTINGS: dict[str, Any] = {"hidden": 1024, "adversarial": "pgd", "adv_eps": 0.3, "adv_steps": 10, "epochs": 8}
 
 
 def classifier_net(settings: dict[str, Any], fitted: dict[str, Any], outputs: int | None = None) -> torch.nn.Module:
@@ -89,6 +104,7 @@ class Classifier(Upstream):
     choices = CLASSIFIER_CHOICES
     needs_labels = True
     prefix = "clf"
+    late_settings = LATE_SETTINGS
 
     def _facts(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
         return {"classes": int(labels.max()) + 1}
@@ -105,18 +121,44 @@ class Classifier(Upstream):
         steps = int(c["epochs"]) * ((n + bs - 1) // bs)
         opt, sched = adam_with_drop(self.net.parameters(), c["lr"], steps, weight_decay=c["weight_decay"])
         self.net.train()
-        bar = progress(steps, "classifier: training", c["progress"])
+        adv = c["adversarial"]
+        bar = progress(steps, "classifier: training" + ("" if adv == "none" else f" ({adv}, eps {c['adv_eps']})"), c["progress"])
+        model, done = self.differentiable(), 0
         for _ in range(int(c["epochs"])):
             for idx in batches(n, bs, g, shuffle=True):
-                xb = self.normalize(train_augment(x[idx], c["augment"], g)).to(self.device).contiguous(memory_format=torch.channels_last)
+                xb, yb = train_augment(x[idx], c["augment"], g).to(self.device), labels[idx].to(self.device)
+                if adv != "none":
+                    eps = float(c["adv_eps"]) * min(1.0, (done + 1) / max(1.0, c["adv_warmup"] * steps))
+                    xb = adversarial_batch(model, self.net, xb, yb, adv, eps, self.adv_alpha(eps), int(c["adv_steps"]), g)
                 with autocast(self.device, c["amp"]):
-                    loss = F.cross_entropy(self.net(xb).float(), labels[idx].to(self.device))
+                    loss = F.cross_entropy(self.net(self.normalize(xb).contiguous(memory_format=torch.channels_last)).float(), yb)
                 step(opt, sched, loss, bar)
+                done += 1
         bar.close()
         self.net.eval()
         if validation is not None and validation_labels is not None:
             pred = self.logits(validation).argmax(dim=1)
             self.fitted["val_accuracy"] = round(100 * float((pred == validation_labels).float().mean()), 4)
+
+    def adv_alpha(self, eps: float) -> float:
+        """The adversarial training step size at radius ``eps``."""
+        c = self.settings
+        if c["adv_alpha"] > 0:
+            return float(c["adv_alpha"])
+        return 1.25 * eps if c["adversarial"] == "fgsm-rs" else 2.5 * eps / max(1, int(c["adv_steps"]))
+
+    def differentiable(self, amp: bool | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x -> logits`` for images in [0, 1] on the network's device, differentiable in ``x``
+        (what :mod:`oodscope.adversarial` attacks); bfloat16 autocast as the ``amp`` setting
+        unless ``amp`` is given (attacks that measure robustness use float32)."""
+        use = self.settings["amp"] if amp is None else amp
+
+        def model(x: torch.Tensor) -> torch.Tensor:
+            xb = self.normalize(x.to(self.device)).contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, use):
+                return self.net(xb).float()
+
+        return model
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,7 @@ class Upstream:
     needs_labels: ClassVar[bool] = False
     prefix: ClassVar[str] = "f"
     version: ClassVar[int] = 1
+    late_settings: ClassVar[tuple[str, ...]] = ()  # added later: at their default, left out of the cache key
 
     def __init__(self, **settings: Any) -> None:
         self.settings: dict[str, Any] = check_settings(self.kind, self.defaults, settings, self.choices)
@@ -127,8 +128,11 @@ def _digest(*arrays: torch.Tensor | None) -> str:
 
 def upstream_key(cls: type[Upstream], settings: dict[str, Any], x: torch.Tensor, labels: torch.Tensor | None = None,
                  validation: torch.Tensor | None = None, validation_labels: torch.Tensor | None = None) -> str:
-    """The cache key: kind, version, settings (``progress`` aside) and a digest of the data."""
-    text = f"{cls.kind}|{cls.version}|{settings_key(cls(**settings).settings)}|{_digest(x, labels, validation, validation_labels)}"
+    """The cache key: kind, version, settings (``progress`` aside, and late settings at their
+    default, so networks cached before a setting existed are still found) and a digest of the data."""
+    full = cls(**settings).settings
+    kept = {k: v for k, v in full.items() if not (k in cls.late_settings and v == cls.defaults[k])}
+    text = f"{cls.kind}|{cls.version}|{settings_key(kept)}|{_digest(x, labels, validation, validation_labels)}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -197,12 +201,19 @@ class UpstreamCache:
         key = upstream_key(cls, settings, x, labels, validation, validation_labels)
         path = self._path(cls, key)
         found = self.memory.get(key)
-        if found is None and path is not None and path.is_dir():
+        if found is None and path is not None and path.is_dir() and not hasattr(cls, "member_settings"):
             found = self._from_disk(cls, key, path)
         if found is not None:
             net, seconds = found
             self._remember(key, net, seconds)
             return net, UpstreamInfo(cls.kind, key, seconds, True, net.summary())
+        if hasattr(cls, "member_settings"):  # a composite (an ensemble): each member is cached on its own
+            got = [self.get(cls.member_cls, s, x, labels, validation, validation_labels)
+                   for s in cls.member_settings(settings)]
+            net = cls(**settings).assemble([m for m, _ in got])
+            seconds = sum(info.fit_seconds for _, info in got)
+            self._remember(key, net, seconds)
+            return net, UpstreamInfo(cls.kind, key, seconds, all(info.reused for _, info in got), net.summary())
         start = time.perf_counter()
         net = cls(**settings).fit(x, labels, validation, validation_labels)
         seconds = time.perf_counter() - start
