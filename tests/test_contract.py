@@ -36,6 +36,7 @@ def data() -> dict[str, Any]:
     return {
         "train": train.subset(np.isin(train.labels, [0, 1])),  # ImageSet: its labels serve detectors that need them
         "outliers": train.images[train.labels == 7][:16],
+        "validation": test.subset(np.isin(test.labels, [0, 1])),  # for detectors that require labelled validation images
         "test": test_id,
         "noise": np.random.default_rng(0).integers(0, 256, test_id.shape, dtype=np.uint8),
     }
@@ -50,6 +51,8 @@ def settings(method: str) -> dict[str, Any]:
 
 def fit(method: str, data: dict[str, Any], **kw: Any) -> Detector:
     det = create(method, **settings(method))
+    if det.requires.validation:
+        kw.setdefault("validation", data["validation"])
     return det.fit(data["train"], data["outliers"] if det.requires.outliers else None, **kw)
 
 
@@ -132,8 +135,7 @@ def test_a_shared_upstream_gives_the_scores_of_one_trained_alone(fitted: Detecto
     x = torch.from_numpy(data["train"].images.astype(np.float32) / 255)
     labels = torch.from_numpy(data["train"].labels) if up_cls.needs_labels else None
     shared = up_cls(**up_cls.settings_from(fitted.config)).fit(x, labels)
-    det = create(fitted.method, **settings(fitted.method))
-    det.fit(data["train"], data["outliers"] if det.requires.outliers else None, upstream=shared)
+    det = fit(fitted.method, data, upstream=shared)
     np.testing.assert_allclose(det.score(data["test"]), fitted.score(data["test"]), rtol=1e-6, atol=1e-7)
 
 
@@ -144,6 +146,9 @@ def test_requirements_are_enforced(fitted: Detector, data: dict[str, Any]) -> No
     if req.outliers:
         with pytest.raises(InputError, match="outlier"):
             create(method, **settings(method)).fit(data["train"])
+    if req.validation:
+        with pytest.raises(InputError, match="validation"):
+            create(method, **settings(method)).fit(data["train"], data["outliers"] if req.outliers else None)
     if req.labels:
         outliers = data["outliers"] if req.outliers else None
         with pytest.raises(InputError, match="labels"):

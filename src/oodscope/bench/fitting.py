@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from oodscope.calibration import BINS, expected_calibration_error, negative_log_likelihood
 from oodscope.detectors import UpstreamCache, UpstreamInfo, detector_class
 from oodscope.detectors.inputs import as_images
 from oodscope.metrics import classification_accuracy, evaluate
@@ -50,10 +51,23 @@ def shared_upstream(cls: type, config: dict[str, Any], task: Task, cache: Upstre
     return cache.get(up, up.settings_from(config), x, labels, val, val_labels)
 
 
+def classifier_metrics(logits: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """Accuracy (%), ECE (%, 15 bins, the notes' bin centres and Guo et al.'s bin means) and NLL
+    of the classifier on the in-distribution test images (``classes`` >= 0)."""
+    known = np.asarray(classes) >= 0
+    z = torch.as_tensor(np.asarray(logits)[known], dtype=torch.float64)
+    probs, labels = torch.softmax(z, dim=1).numpy(), np.asarray(classes)[known]
+    return {"accuracy": classification_accuracy(logits, classes),
+            "ece": 100 * expected_calibration_error(probs, labels, BINS, "centre"),
+            "ece_mean": 100 * expected_calibration_error(probs, labels, BINS, "mean"),
+            "nll": negative_log_likelihood(probs, labels)}
+
+
 def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache) -> CellOutcome:
     """Fit ``method`` with ``settings`` on ``task`` (sharing its upstream through ``cache``), score
-    the test images and evaluate them: the OOD metrics, and the classifier's accuracy on the
-    in-distribution test images when the detector gives logits and the task their classes."""
+    the test images and evaluate them: the OOD metrics, the classifier's accuracy, ECE and NLL on
+    the in-distribution test images when the detector gives logits and the task their classes,
+    and what the detector learnt that is worth a row (its ``summary()``, e.g. a temperature)."""
     cls = detector_class(method)
     det = cls(**settings)
     upstream, info = shared_upstream(cls, det.config, task, cache)
@@ -65,6 +79,7 @@ def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: Upst
     score_seconds = time.perf_counter() - start
     metrics = evaluate(out["score"], task.is_ood)
     if "logits" in out and task.test_class is not None:
-        metrics["accuracy"] = classification_accuracy(out["logits"], task.test_class)
+        metrics.update(classifier_metrics(out["logits"], task.test_class))
+    metrics.update(det.summary())
     total = fit_seconds + (info.fit_seconds if info is not None else 0.0)
     return CellOutcome(metrics, total, score_seconds, dict(det.config), info, out["score"])

@@ -112,7 +112,9 @@ def build_run(opts: dict[str, Any]) -> RunOptions:
 @click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES])), default=None,
               help="Run one of the paper's experiments (table2, table3, fig4, fig5) instead of a plain grid; "
                    "writes table.md, table.csv, suite.json and figures to OUT. 'classifier' (with --protocol "
-                   "mnist-vs-letters or split-mnist): every classifier-based detector, seeds 0-2, table.md and figures.")
+                   "mnist-vs-letters or split-mnist): every classifier-based detector, seeds 0-2, table.md and figures; "
+                   "'calibration' (same protocols): accuracy, ECE and NLL before / after temperature scaling, and MC "
+                   "dropout and a deep ensemble with each uncertainty score; 'robustness': see `oodscope attack`.")
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from results.jsonl, without training.")
 @protocol_options
 @grid_options
@@ -166,7 +168,7 @@ def _run_grid_suite(suite: str, out: str, opts: dict[str, Any], command: list[st
     if opts["variants"]:
         raise InputError("--variant cannot be combined with --suite")
     protocol = build_protocol(opts)
-    family = [m for m, cls in registry().items() if cls.family == spec.family and cls.unavailable() is None]
+    family = spec.methods or [m for m, cls in registry().items() if cls.family == spec.family and cls.unavailable() is None]
     methods = family if opts["methods"] is None else parse_methods(opts["methods"])
     stray = [m for m in methods if m not in family]
     if stray:
@@ -181,7 +183,7 @@ def _run_grid_suite(suite: str, out: str, opts: dict[str, Any], command: list[st
     config = BenchConfig(
         out=out, protocol=protocol, methods=methods,
         seeds=spec.seeds if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds"),
-        preset=opts["preset"], variants=None, overrides=parse_settings(opts["settings"], methods),
+        preset=opts["preset"], variants=spec.variants or None, overrides=parse_settings(opts["settings"], methods),
         run=build_run(opts), command=command,
     )
     run_bench(config)

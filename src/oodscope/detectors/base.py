@@ -47,6 +47,8 @@ class Requires:
     Attributes:
         outliers: Known outlier images (outlier exposure) are required at fit time.
         labels: Class labels of the in-distribution images are required (it trains a classifier).
+        validation: Held-out labelled in-distribution images are required (``validation=``), e.g.
+            to fit a temperature on images the classifier was not trained on.
         upstream: The class of a shared trained network it reads (GEOM's f, a classifier): trained
             by the detector itself unless one is passed to ``fit``.
         inputs: ``"images"`` (N, C, H, W) or ``"features"`` (flattened pixels or feature vectors).
@@ -56,6 +58,7 @@ class Requires:
 
     outliers: bool = False
     labels: bool = False
+    validation: bool = False
     upstream: type[Upstream] | None = None
     inputs: str = "images"
     package: str | None = None
@@ -66,6 +69,8 @@ class Requires:
         parts = ["in-distribution images" if self.inputs == "images" else "in-distribution images or feature vectors"]
         if self.labels:
             parts.append("their class labels")
+        if self.validation:
+            parts.append("held-out labelled validation images")
         if self.outliers:
             parts.append("known outliers")
         if self.upstream is not None:
@@ -175,6 +180,9 @@ class Detector:
             if data.validation is not None:
                 vl = validation_labels if validation_labels is not None else _labels_of(validation)
                 data.validation_labels = None if vl is None else torch.as_tensor(np.asarray(vl), dtype=torch.int64)
+        if self.requires.validation and (data.validation is None or (_labels_of(validation) is None and validation_labels is None)):
+            raise InputError(f"{self.method}: needs held-out labelled validation images; pass validation= "
+                             "(an ImageSet with labels, or images and validation_labels=)")
         return data
 
     def _convert_fit(self, x: Any, what: str) -> Any:
@@ -227,6 +235,10 @@ class Detector:
         t = as_images(x, "images to score")
         check_like(t, self.fitted["channels"], tuple(self.fitted["size"]), "images to score")
         return t
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers learnt at fit time worth a results row (e.g. a fitted temperature); none by default."""
+        return {}
 
     def predict(self, x: Any) -> np.ndarray:
         """True where the input is rejected as out-of-distribution (score above the saved threshold)."""

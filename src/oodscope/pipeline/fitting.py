@@ -45,7 +45,8 @@ def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None =
     """Fit ``method`` (settings: ``preset``, then ``device`` and ``overrides``; the seed set) on
     90 % of ``train`` and set the threshold so that a fraction ``accept`` of the held-out 10 % (at
     least one image) scores at or below it, i.e. is accepted as in-distribution. A detector that
-    needs class labels takes them from ``train.labels`` (e.g. one sub-folder per class).
+    needs class labels takes them from ``train.labels`` (e.g. one sub-folder per class); one that
+    needs labelled validation images (``temperature``) gets the held-out 10 %.
 
     Raises:
         InputError: unknown method or setting, ``accept`` outside (0, 1], fewer than 2 images,
@@ -62,7 +63,8 @@ def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None =
                          "sub-folder per class")
     fit_idx, hold_idx = holdout_split(len(train), seed)
     det = create(method, **settings)
-    det.fit(train.subset(fit_idx), outliers)
-    threshold = threshold_at_acceptance(det.score(train.subset(hold_idx)), accept)
+    held_out = train.subset(hold_idx)
+    det.fit(train.subset(fit_idx), outliers, validation=held_out if cls.requires.validation else None)
+    threshold = threshold_at_acceptance(det.score(held_out), accept)
     det.set_threshold(threshold)
     return FitReport(det, len(fit_idx), len(hold_idx), threshold)

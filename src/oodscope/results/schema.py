@@ -30,7 +30,8 @@ SCHEMA_VERSION = 2
 CORE_FIELDS = ("protocol", "dataset", "method", "variant", "seed", "preset")
 CLASS_FIELD = "id_class"  # a protocol field naming the in-distribution class: tables show one row per class
 METRIC_NAMES = {"auroc": "AUROC", "aupr_in": "AUPR-in", "aupr_out": "AUPR-out", "fpr95": "FPR95",
-                "accuracy": "accuracy"}
+                "accuracy": "accuracy", "ece": "ECE", "ece_mean": "ECE (bin means)", "nll": "NLL (nats)",
+                "temperature": "T"}
 
 # schema 1 (one-class rows written before protocols were objects)
 V1_PROTOCOL = "one-class"

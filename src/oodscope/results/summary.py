@@ -104,7 +104,9 @@ def metrics_table(rows: list[dict[str, Any]]) -> Table:
         by_method[table_label(r)].append(r)
     header = ["method", "cells", "seeds", *[METRIC_NAMES.get(n, n) for n in names], "fit s", "score s"]
     what = "mean ± std over seeds" if spread else "mean over cells"
-    table = Table(header, caption=f"Metrics in %, {what}; seconds per cell")
+    plain = [METRIC_NAMES[n] for n in ("nll", "temperature") if n in names]
+    units = f" ({' and '.join(plain)} not)" if plain else ""
+    table = Table(header, caption=f"Metrics in %{units}, {what}; seconds per cell")
     for m, rs in by_method.items():
         seeds = len({str(r.get("seed")) for r in rs})
         line = [m, str(len(rs)), str(seeds)]

@@ -1,0 +1,52 @@
+"""Deep ensemble uncertainty as an OOD detector (Lakshminarayanan et al., NeurIPS 2017; seed 002's
+notes): the ``members`` (N, 5 by default) classifiers of an
+:class:`~oodscope.detectors.ensemble_net.Ensemble`, differing only in their seed, each give
+p_i(y | x) = softmax(f_i(x)); their mean is the predictive distribution. The score (``score``)
+is one of the uncertainties of :mod:`oodscope.calibration.uncertainty` over the N members:
+``mi`` (default: the mutual information H[p̄] − mean_i H[p_i], the epistemic part: members
+disagree), ``entropy`` of the mean, ``max-prob`` (negated) or ``variation-ratio``; higher = more
+out-of-distribution. ``outputs(x)`` holds all four, and as ``logits`` the log of the mean
+distribution (the ensemble's prediction, whose accuracy the benchmark records).
+
+A benchmark gets each member from the upstream cache, so member 0 is the same classifier the
+other classifier-based detectors of that seed read and the ensemble costs N − 1 more trainings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from oodscope.calibration import SCORES, uncertainty_scores
+from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.detectors.classifier import CLASSIFIER_PRESETS
+from oodscope.detectors.ensemble_net import ENSEMBLE_DEFAULTS, Ensemble
+from oodscope.detectors.registry import register
+from oodscope.detectors.training import batches
+
+
+@register
+class EnsembleDetector(Detector):
+    method = "ensemble"
+    requires = Requires(labels=True, upstream=Ensemble)
+    family = "classifier"
+    defaults = {**ENSEMBLE_DEFAULTS, "score": "mi"}
+    choices = {**Ensemble.choices, "score": SCORES}
+    presets = CLASSIFIER_PRESETS
+    order = 61
+
+    def _fit(self, data: FitData) -> None:
+        """Nothing beyond the members, which ``fit`` trained (or was given)."""
+
+    def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*SCORES, "logits")}
+        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
+            probs = torch.softmax(self.upstream.member_logits(x[idx]).double(), dim=2)
+            for k, v in uncertainty_scores(probs).items():
+                parts[k].append(v.cpu())
+            parts["logits"].append(torch.log(probs.mean(dim=0).clamp_min(1e-300)).float().cpu())
+        out: dict[str, Any] = {k: torch.cat(v).numpy() for k, v in parts.items()}
+        out["score"] = out[self.config["score"]].copy()
+        return out

@@ -1,0 +1,70 @@
+"""The deep ensemble: members differing only in seed, each cached on its own, and its uncertainty
+scores computed from the members' distributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from oodscope.calibration import uncertainty_scores
+from oodscope.data import load
+from oodscope.detectors import UpstreamCache, create, load as load_model
+from oodscope.detectors.classifier import Classifier
+from oodscope.detectors.ensemble_net import Ensemble
+from oodscope.detectors.inputs import as_images
+from oodscope.errors import InputError
+
+SMALL = {"widths": [8, 16], "hidden": 32, "epochs": 3, "batch_size": 64, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train, test = load("digits", "train"), load("digits", "test")
+    keep = np.isin(train.labels, [0, 1, 2])
+    return train.subset(keep), test
+
+
+def test_members_differ_only_in_seed_and_member_zero_is_the_plain_classifier() -> None:
+    members = Ensemble.member_settings({**SMALL, "seed": 2, "members": 3})
+    assert [m["seed"] for m in members] == [2, 102, 202]
+    for m in members:
+        assert {k: v for k, v in m.items() if k != "seed"} == {k: v for k, v in members[0].items() if k != "seed"}
+    assert Classifier(**members[0]).settings == Classifier(**{**SMALL, "seed": 2}).settings
+    with pytest.raises(InputError, match="members"):
+        Ensemble(members=1)
+
+
+def test_scores_come_from_the_members_and_survive_save_and_load(digits, tmp_path) -> None:
+    train, test = digits
+    det = create("ensemble", **SMALL, members=3).fit(train)
+    x = test.images[:50]
+    out = det.outputs(x)
+    members = [Classifier(**s).fit(as_images(train, "train"), torch.as_tensor(train.labels))
+               for s in Ensemble.member_settings({**SMALL, "members": 3})]
+    probs = torch.stack([torch.softmax(m.logits(as_images(x, "x")).double(), dim=1) for m in members])
+    want = uncertainty_scores(probs)
+    for k in ("mi", "entropy", "max-prob", "variation-ratio"):
+        np.testing.assert_allclose(out[k], want[k].numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(out["score"], out["mi"])
+    assert (out["mi"] > 0).any(), "members trained from different seeds disagree somewhere"
+    np.testing.assert_allclose(np.exp(out["logits"]), probs.mean(dim=0).numpy(), rtol=1e-5)
+    det.save(tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").score(x), out["score"])
+
+
+def test_the_cache_trains_each_member_once_and_shares_member_zero(digits, tmp_path) -> None:
+    train, _ = digits
+    x, y = as_images(train, "train"), torch.as_tensor(train.labels)
+    cache = UpstreamCache(tmp_path)
+    clf, _ = cache.get(Classifier, {**SMALL, "seed": 0}, x, y)
+    assert cache.trained == 1
+    ens, info = cache.get(Ensemble, {**SMALL, "members": 3}, x, y)
+    assert cache.trained == 3, "member 0 is the classifier already cached"
+    assert not info.reused and info.facts["members"] == 3
+    assert ens.members[0] is clf
+    again = UpstreamCache(tmp_path)  # a new process: every member from disk
+    ens2, info2 = again.get(Ensemble, {**SMALL, "members": 3}, x, y)
+    assert again.trained == 0 and info2.reused
+    for a, b in zip(ens.members, ens2.members):
+        torch.testing.assert_close(a.logits(x[:20]), b.logits(x[:20]))
