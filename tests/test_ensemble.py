@@ -68,3 +68,15 @@ def test_the_cache_trains_each_member_once_and_shares_member_zero(digits, tmp_pa
     assert again.trained == 0 and info2.reused
     for a, b in zip(ens.members, ens2.members):
         torch.testing.assert_close(a.logits(x[:20]), b.logits(x[:20]))
+
+
+def test_the_ensemble_score_is_differentiable_in_the_input(digits) -> None:
+    train, test = digits
+    det = create("ensemble", **SMALL, members=2, score="entropy").fit(train)
+    x = as_images(test.images[:6], "x").requires_grad_(True)
+    s = det.differentiable_score(x)
+    np.testing.assert_allclose(s.detach().numpy(), det.score(test.images[:6]), rtol=1e-3, atol=1e-4)
+    (grad,) = torch.autograd.grad(s.sum(), x)
+    assert grad.abs().sum() > 0
+    with pytest.raises(InputError, match="variation ratio"):
+        create("ensemble", **SMALL, members=2, score="variation-ratio").fit(train).differentiable_score(x)

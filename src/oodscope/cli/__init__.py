@@ -1,4 +1,4 @@
-"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score`` and ``study``.
+"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score``, ``attack`` and ``study``.
 
 Every expected failure (bad data, bad input, bad model file, missing or unreadable
 paths) is reported as one line ``error: <message>`` on stderr with exit status 2.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 import oodscope
+from oodscope.cli.attack import attack
 from oodscope.cli.bench import bench
 from oodscope.cli.demo import demo
 from oodscope.cli.errors import ErrorReportingGroup
@@ -30,6 +31,7 @@ cli.add_command(bench)
 cli.add_command(merge)
 cli.add_command(fit)
 cli.add_command(score)
+cli.add_command(attack)
 cli.add_command(report)
 cli.add_command(study)
 

@@ -109,12 +109,14 @@ def build_run(opts: dict[str, Any]) -> RunOptions:
 
 
 @click.command()
-@click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES])), default=None,
+@click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES, "robustness"])), default=None,
               help="Run one of the paper's experiments (table2, table3, fig4, fig5) instead of a plain grid; "
                    "writes table.md, table.csv, suite.json and figures to OUT. 'classifier' (with --protocol "
                    "mnist-vs-letters or split-mnist): every classifier-based detector, seeds 0-2, table.md and figures; "
                    "'calibration' (same protocols): accuracy, ECE and NLL before / after temperature scaling, and MC "
-                   "dropout and a deep ensemble with each uncertainty score; 'robustness': see `oodscope attack`.")
+                   "dropout and a deep ensemble with each uncertainty score; 'robustness' (default protocol mnist-vs-letters): "
+                   "standard and adversarially trained classifiers under FGSM / PGD, transfer between classifiers, "
+                   "detectors under attack.")
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from results.jsonl, without training.")
 @protocol_options
 @grid_options
@@ -135,6 +137,9 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
         return
     if suite in GRID_SUITES:
         _run_grid_suite(suite, out, opts, command)
+        return
+    if suite == "robustness":
+        _run_robustness(out, opts, command)
         return
     if suite is not None:
         _run_suite(suite, out, opts, command)
@@ -194,6 +199,20 @@ def _run_grid_suite(suite: str, out: str, opts: dict[str, Any], command: list[st
     _echo_paths(config.directory, [config.directory / "table.md", *paths])
 
 
+def _run_robustness(out: str, opts: dict[str, Any], command: list[str] | None) -> None:
+    """The robustness suite (:mod:`oodscope.bench.robustness`) on a multi-class benchmark."""
+    from oodscope.bench.robustness import RobustnessPlan, run_robustness
+
+    if opts["variants"] or opts["settings"] or opts["methods"]:
+        raise InputError("--suite robustness sets its own models and detectors (no --methods, --set or --variant)")
+    benchmark = "mnist-vs-letters" if opts["protocol"] == OneClass.name else opts["protocol"]
+    plan = RobustnessPlan.for_preset(opts["preset"], benchmark=benchmark,
+                                     seeds=[0] if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds"))
+    run_robustness(plan, out, build_run(opts), command)
+    click.echo((Path(out) / "table.md").read_text(encoding="utf-8"))
+    _echo_paths(Path(out), [Path(out) / "table.md", Path(out) / "summary.md"])
+
+
 def _run_suite(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:
     """Resolve the suite with the given overrides, run it, draw its figures, print its table."""
     from oodscope.bench.suite_run import run_suite
@@ -227,6 +246,12 @@ def _tables_only(directory: Path, suite: str | None, data_root: str | None) -> N
     """Redraw a suite's tables and figures (or a plain grid's figures) from its results."""
     from oodscope.figures import rebuild_outputs, write_figures
 
+    if (directory / "robustness.json").is_file():
+        from oodscope.bench.robustness_tables import write_tables
+        from oodscope.results import ResultsLog, first_per_cell
+
+        _echo_paths(directory, [write_tables(directory, list(first_per_cell(ResultsLog(directory / "results.jsonl").rows()).values()))])
+        return
     info = read_suite(directory)
     if info is None:
         if suite is not None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
@@ -31,6 +30,6 @@ class EnergyDetector(LogitScoreDetector):
     defaults = ENERGY_DEFAULTS
     order = 51
 
-    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
+    def logit_score(self, logits: torch.Tensor) -> torch.Tensor:
         t = float(self.config["temperature"])
-        return (-t * torch.logsumexp(logits.double() / t, dim=1)).numpy()
+        return -t * torch.logsumexp(logits.double() / t, dim=1)

@@ -25,6 +25,7 @@ from oodscope.detectors.classifier import CLASSIFIER_PRESETS
 from oodscope.detectors.ensemble_net import ENSEMBLE_DEFAULTS, Ensemble
 from oodscope.detectors.registry import register
 from oodscope.detectors.training import batches
+from oodscope.errors import InputError
 
 
 @register
@@ -39,6 +40,14 @@ class EnsembleDetector(Detector):
 
     def _fit(self, data: FitData) -> None:
         """Nothing beyond the members, which ``fit`` trained (or was given)."""
+
+    def differentiable_score(self, x: torch.Tensor) -> torch.Tensor:
+        """The score of images ``x`` in [0, 1], differentiable in ``x`` (float32 members), for
+        attacks on the detector; the variation ratio (a count of votes) has no useful gradient."""
+        if self.config["score"] == "variation-ratio":
+            raise InputError("ensemble: the variation ratio is not differentiable in the input")
+        logits = torch.stack([m.differentiable(amp=False)(x) for m in self.upstream.members])
+        return uncertainty_scores(torch.softmax(logits.double(), dim=2))[self.config["score"]]
 
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*SCORES, "logits")}

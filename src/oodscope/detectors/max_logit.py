@@ -12,7 +12,6 @@ winning logit is. ``outputs(x)`` also returns the logits.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from oodscope.detectors.posthoc import LogitScoreDetector
@@ -24,5 +23,5 @@ class MaxLogitDetector(LogitScoreDetector):
     method = "max-logit"
     order = 52
 
-    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
-        return -logits.max(dim=1).values.double().numpy()
+    def logit_score(self, logits: torch.Tensor) -> torch.Tensor:
+        return -logits.max(dim=1).values.double()

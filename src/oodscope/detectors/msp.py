@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
 from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
@@ -31,6 +30,6 @@ class MSPDetector(LogitScoreDetector):
     defaults = MSP_DEFAULTS
     order = 50
 
-    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
+    def logit_score(self, logits: torch.Tensor) -> torch.Tensor:
         p = torch.softmax(logits / float(self.config["temperature"]), dim=1)
-        return -p.max(dim=1).values.numpy()
+        return -p.max(dim=1).values

@@ -15,7 +15,8 @@ from oodscope.errors import InputError
 
 class LogitScoreDetector(Detector):
     """Subclasses set ``method`` (and ``defaults`` beyond the classifier's) and implement
-    :meth:`score_logits`; ``outputs(x)`` returns the score and the logits."""
+    :meth:`logit_score` (in torch, so the score is differentiable: :meth:`differentiable_score`)
+    or :meth:`score_logits`; ``outputs(x)`` returns the score and the logits."""
 
     requires = Requires(labels=True, upstream=Classifier)
     family = "classifier"
@@ -30,9 +31,25 @@ class LogitScoreDetector(Detector):
     def _fit(self, data: FitData) -> None:
         """Nothing beyond the classifier, which ``fit`` trained (or was given)."""
 
-    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
-        """The score, higher = more out-of-distribution, from the classifier's logits."""
+    def logit_score(self, logits: torch.Tensor) -> torch.Tensor:
+        """The score, higher = more out-of-distribution, from the classifier's logits, in torch."""
         raise NotImplementedError
+
+    def score_logits(self, logits: torch.Tensor) -> np.ndarray:
+        """The score from the classifier's logits, as float64."""
+        with torch.no_grad():
+            return self.logit_score(logits).double().cpu().numpy()
+
+    def differentiable_score(self, x: torch.Tensor) -> torch.Tensor:
+        """The score of images ``x`` in [0, 1] as a tensor differentiable in ``x`` (float32
+        network), for attacks on the detector (:mod:`oodscope.adversarial`).
+
+        Raises:
+            InputError: the detector's score is not a torch function of the logits.
+        """
+        if type(self).logit_score is LogitScoreDetector.logit_score:
+            raise InputError(f"{self.method}: its score is not differentiable in the input here")
+        return self.logit_score(self.upstream.differentiable(amp=False)(x))
 
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         logits = self.upstream.logits(x)

@@ -34,6 +34,9 @@ class TemperatureScaledDetector(LogitScoreDetector):
     def summary(self) -> dict[str, Any]:
         return {"temperature": self.fitted["temperature"]}
 
+    def logit_score(self, logits: torch.Tensor) -> torch.Tensor:
+        return -torch.softmax(logits.double() / float(self.fitted["temperature"]), dim=1).max(dim=1).values
+
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        logits = self.upstream.logits(x) / float(self.fitted["temperature"])
-        return {"score": -torch.softmax(logits.double(), dim=1).max(dim=1).values.numpy(), "logits": logits.numpy()}
+        logits = self.upstream.logits(x)
+        return {"score": self.score_logits(logits), "logits": (logits / float(self.fitted["temperature"])).numpy()}

@@ -1,0 +1,267 @@
+"""The ``robustness`` suite (seed 002's notes: adversarial examples, transferability, adversarial
+training): classifiers of a multi-class benchmark under attack, and OOD detectors under attack.
+
+Per seed s it measures, on a fixed subset of the in-distribution test images:
+
+* robust accuracy of each model — ``standard`` (the benchmark's classifier), ``adversarial``
+  (PGD adversarial training, Madry et al. 2018) and ``fgsm-rs`` (FGSM with random start, Wong et
+  al. 2020) — under FGSM and PGD-``steps`` at every ε, and under PGD-``strong_steps`` ×
+  ``restarts`` random restarts at the largest ε for the adversarially trained ones;
+* transfer success between two independently trained standard classifiers (seeds s and
+  s + 100, i.e. ensemble member 1), both directions, PGD at every ε > 0;
+* detectors under attack: the AUROC of each detector with a differentiable score when the OOD
+  test images are perturbed by PGD (L∞, ε) to lower its score, i.e. to look in-distribution.
+
+Each measurement is one row of ``results.jsonl`` in the common format (a cell of the benchmark
+with ``method`` = the model, the detector or ``transfer`` and the attack as its ``variant``);
+a rerun skips finished rows. ``table.md`` shows the three tables; ``robustness.json`` records the plan. Networks come from the upstream
+cache, so the standard classifier is the one every classifier-based detector of that seed reads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import oodscope
+from oodscope.adversarial import ascend
+from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_success
+from oodscope.atomic import write_json_atomic
+from oodscope.bench.config import RunOptions
+from oodscope.bench.fitting import shared_upstream
+from oodscope.bench.lock import directory_lock
+from oodscope.bench.robustness_tables import write_tables
+from oodscope.bench.summary import write_summary
+from oodscope.detectors import UpstreamCache, create, default_cache_dir, detector_class, settings_for
+from oodscope.detectors.classifier import ROBUST_SETTINGS
+from oodscope.detectors.ensemble_net import SEED_STRIDE
+from oodscope.detectors.inputs import as_images
+from oodscope.errors import InputError
+from oodscope.metrics import evaluate
+from oodscope.progress import message
+from oodscope.protocols import Cell, DataStore, MultiClass, Task, freeze
+from oodscope.results import SCHEMA_VERSION, ResultsLog, first_per_cell
+
+# the classifier settings each model adds to the preset's, per preset
+ROBUST_MODELS: dict[str, dict[str, dict[str, Any]]] = {
+    "cpu": {"standard": {}, "adversarial": ROBUST_SETTINGS, "fgsm-rs": {**ROBUST_SETTINGS, "adversarial": "fgsm-rs"}},
+    # Madry et al.: PGD-40 with step 0.01 while training
+    "paper": {"standard": {}, "adversarial": {**ROBUST_SETTINGS, "adv_steps": 40, "adv_alpha": 0.01, "epochs": 30},
+              "fgsm-rs": {**ROBUST_SETTINGS, "adversarial": "fgsm-rs", "epochs": 30}},
+    "smoke": {"standard": {}, "adversarial": {"adversarial": "pgd", "adv_steps": 2},
+              "fgsm-rs": {"adversarial": "fgsm-rs"}},
+}
+ROBUST_MODELS["demo"] = ROBUST_MODELS["smoke"]
+PLAN_FILE = "robustness.json"
+
+
+@dataclass
+class RobustnessPlan:
+    """What the suite measures (defaults: the cpu preset's).
+
+    Attributes:
+        benchmark: The multi-class benchmark (``--protocol``).
+        preset: Settings preset of the classifiers.
+        seeds: Seeds.
+        models: Models whose robust accuracy is measured.
+        eps: L∞ radii (pixels in [0, 1]); 0 gives the clean accuracy.
+        steps: PGD steps (step size 2.5 ε / steps, random start).
+        strong_steps: Steps of the strong PGD, with ``restarts`` random restarts, at the largest
+            ε, for the adversarially trained models.
+        restarts: Random restarts of the strong PGD.
+        n_test: In-distribution test images attacked (a fixed random subset; 0 = all).
+        n_strong: Images attacked by the strong PGD.
+        detectors: Detectors attacked (each with a differentiable score).
+        detector_models: Models the single-network detectors are also attacked on.
+        detector_eps: ε of the attacks on the detectors.
+        n_ood: OOD test images attacked for the detectors (a fixed random subset).
+    """
+
+    benchmark: str = "mnist-vs-letters"
+    preset: str = "cpu"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    models: list[str] = field(default_factory=lambda: ["standard", "adversarial", "fgsm-rs"])
+    eps: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3])
+    steps: int = 40
+    strong_steps: int = 100
+    restarts: int = 10
+    n_test: int = 2000
+    n_strong: int = 500
+    detectors: list[str] = field(default_factory=lambda: ["msp", "energy", "max-logit", "ensemble"])
+    detector_models: list[str] = field(default_factory=lambda: ["standard", "adversarial"])
+    detector_eps: list[float] = field(default_factory=lambda: [0.1, 0.3])
+    n_ood: int = 2000
+
+    @classmethod
+    def for_preset(cls, preset: str, **given: Any) -> RobustnessPlan:
+        """The plan of ``preset``: the paper preset attacks the whole test set; smoke and demo a
+        few images with short attacks (for tests)."""
+        small = {"n_test": 200, "n_strong": 40, "n_ood": 200, "steps": 5, "strong_steps": 10, "restarts": 2,
+                 "eps": [0.0, 0.3], "detectors": ["msp"], "detector_eps": [0.3]}
+        base = {"paper": {"n_test": 0, "n_strong": 1000, "n_ood": 0}, "smoke": small, "demo": small}.get(preset, {})
+        return cls(preset=preset, **{**base, **given})
+
+    def check(self) -> None:
+        if self.preset not in ROBUST_MODELS:
+            raise InputError(f"robustness: no models for preset {self.preset!r}; known: {', '.join(ROBUST_MODELS)}")
+        unknown = [m for m in [*self.models, *self.detector_models] if m not in ROBUST_MODELS[self.preset]]
+        if unknown:
+            raise InputError(f"robustness: unknown models {unknown}; known: {', '.join(ROBUST_MODELS[self.preset])}")
+        if any(not 0 <= e <= 1 for e in [*self.eps, *self.detector_eps]):
+            raise InputError("robustness: every eps must be in [0, 1]")
+        for d in self.detectors:
+            detector_class(d)
+        if self.steps < 1 or self.strong_steps < 1 or self.restarts < 1 or self.n_test < 0 or self.n_strong < 1:
+            raise InputError("robustness: steps, strong steps, restarts and n-strong must be positive, n-test >= 0")
+
+
+def model_settings(model: str, preset: str, device: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """The classifier settings (as a ``msp`` config) of ``model`` under ``preset``."""
+    return {**settings_for("msp", preset, device), **ROBUST_MODELS[preset][model], "seed": seed}
+
+
+def _cell(protocol: MultiClass, method: str, seed: int, preset: str, variant: dict[str, Any]) -> Cell:
+    return protocol.cell(method, seed, preset, 0, tuple(sorted((k, freeze(v)) for k, v in variant.items())))
+
+
+def plan_cells(plan: RobustnessPlan) -> list[tuple[Cell, dict[str, Any]]]:
+    """Every measurement as (cell, what to do), seed by seed."""
+    protocol = MultiClass(plan.benchmark)
+    top = max(plan.eps)
+    out: list[tuple[Cell, dict[str, Any]]] = []
+    for s in plan.seeds:
+        for m in plan.models:
+            for e in plan.eps:
+                attacks = [("none", 0)] if e == 0 else [("fgsm", 1), ("pgd", plan.steps)]
+                for name, steps in attacks:
+                    v = {"attack": name, "eps": e, "steps": steps, "restarts": 1}
+                    out.append((_cell(protocol, m, s, plan.preset, v), {"kind": "accuracy", "model": m, **v}))
+            if m != "standard" and top > 0:
+                v = {"attack": "pgd", "eps": top, "steps": plan.strong_steps, "restarts": plan.restarts}
+                out.append((_cell(protocol, m, s, plan.preset, v), {"kind": "accuracy", "model": m, **v}))
+        for e in [e for e in plan.eps if e > 0]:
+            for src, tgt in (("standard", "standard-b"), ("standard-b", "standard")):
+                v = {"attack": "pgd", "eps": e, "steps": plan.steps, "source": src, "target": tgt}
+                out.append((_cell(protocol, "transfer", s, plan.preset, v), {"kind": "transfer", **v}))
+        for d in plan.detectors:
+            for m in plan.detector_models if detector_class(d).requires.upstream.kind == "classifier" else ["standard"]:
+                for e in [0.0, *plan.detector_eps]:
+                    v = {"model": m, "attack": "none" if e == 0 else "pgd", "eps": e, "steps": 0 if e == 0 else plan.steps}
+                    out.append((_cell(protocol, d, s, plan.preset, v), {"kind": "detector", "detector": d, **v}))
+    return out
+
+
+def _subset(n_total: int, n: int, salt: int) -> np.ndarray:
+    if n == 0 or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(salt).permutation(n_total)[:n])
+
+
+class _Context:
+    """The task, cache and networks of one seed."""
+
+    def __init__(self, plan: RobustnessPlan, task: Task, cache: UpstreamCache, seed: int, device: str | None) -> None:
+        self.plan, self.task, self.cache, self.seed, self.device = plan, task, cache, seed, device
+        inside = np.flatnonzero(~task.is_ood)
+        self.id_idx = inside[_subset(len(inside), plan.n_test, 0)]
+        outside = np.flatnonzero(task.is_ood)
+        self.ood_idx = outside[_subset(len(outside), plan.n_ood, 1)]
+        self.x = as_images(task.test.images[self.id_idx], "test images")
+        self.y = torch.as_tensor(task.test_class[self.id_idx], dtype=torch.int64)
+        self.nets: dict[str, tuple[Any, Any]] = {}
+
+    def config(self, model: str) -> dict[str, Any]:
+        base = "standard" if model == "standard-b" else model
+        seed = self.seed + (SEED_STRIDE if model == "standard-b" else 0)
+        return create("msp", **model_settings(base, self.plan.preset, self.device, seed)).config
+
+    def net(self, model: str) -> tuple[Any, Any]:
+        if model not in self.nets:
+            self.nets[model] = shared_upstream(detector_class("msp"), self.config(model), self.task, self.cache)
+        return self.nets[model]
+
+
+def _accuracy(ctx: _Context, job: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    clf, info = ctx.net(job["model"])
+    n = ctx.plan.n_strong if job["restarts"] > 1 else len(ctx.x)
+    attack = make_attack("fgsm" if job["attack"] == "none" else job["attack"], job["eps"], job["steps"],
+                         restarts=job["restarts"], seed=ctx.seed)
+    result = robust_accuracy(clf.differentiable(amp=False), ctx.x[:n], ctx.y[:n], attack, show=False)
+    return {"accuracy": result["accuracy"], "clean_accuracy": result["clean_accuracy"], "n_attacked": n}, info, clf.settings
+
+
+def _transfer(ctx: _Context, job: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    (src, info), (tgt, _) = ctx.net(job["source"]), ctx.net(job["target"])
+    attack = make_attack(job["attack"], job["eps"], job["steps"], seed=ctx.seed)
+    r = transfer_success(src.differentiable(amp=False), tgt.differentiable(amp=False), ctx.x, ctx.y, attack)
+    return {"source_success": r["source_success"], "transfer_success": r["transfer_success"], "n_attacked": r["n"]}, \
+        info, src.settings
+
+
+def _detector(ctx: _Context, job: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    config = {**settings_for(job["detector"], ctx.plan.preset, ctx.device),
+              **ROBUST_MODELS[ctx.plan.preset][job["model"]], "seed": ctx.seed}
+    cls = detector_class(job["detector"])
+    det = cls(**{k: v for k, v in config.items() if k in cls.defaults})
+    upstream, info = shared_upstream(cls, det.config, ctx.task, ctx.cache)
+    det.fit(ctx.task.train, validation=ctx.task.validation, upstream=upstream)
+    x_ood = as_images(ctx.task.test.images[ctx.ood_idx], "OOD test images")
+    if job["eps"] > 0:
+        g = torch.Generator().manual_seed(ctx.seed)
+        alpha = 2.5 * job["eps"] / job["steps"]
+        parts = [ascend(lambda z: -det.differentiable_score(z), x_ood[i:i + 250], job["eps"], alpha, job["steps"], True, g)
+                 for i in range(0, len(x_ood), 250)]
+        x_ood = torch.cat(parts)
+    scores = np.r_[det.score(ctx.x), det.score(x_ood)]
+    is_ood = np.r_[np.zeros(len(ctx.x), bool), np.ones(len(x_ood), bool)]
+    return {**evaluate(scores, is_ood), "n_attacked": len(x_ood)}, info, det.config
+
+
+RUNNERS = {"accuracy": _accuracy, "transfer": _transfer, "detector": _detector}
+
+
+def run_robustness(plan: RobustnessPlan, out: str | Path, run: RunOptions, command: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run every unfinished measurement of ``plan`` into ``out``; returns every row of the plan."""
+    plan.check()
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    with directory_lock(directory):
+        results = ResultsLog(directory / "results.jsonl")
+        finished = first_per_cell(results.rows())
+        cells = plan_cells(plan)
+        write_json_atomic(directory / PLAN_FILE, {"suite": "robustness", "plan": asdict(plan), "command": command,
+                                                     "run": run.to_json(), "oodscope_version": oodscope.__version__})
+        pending = [(c, job) for c, job in cells if c.key() not in finished]
+        rows = [finished[c.key()] for c, _ in cells if c.key() in finished]
+        message(f"robustness: {len(pending)} of {len(cells)} measurements to run -> {directory}")
+        store = DataStore(run.data_root, run.download)
+        cache = UpstreamCache(run.cache_dir or default_cache_dir() if run.disk_cache else None)
+        protocol = MultiClass(plan.benchmark)
+        contexts: dict[int, _Context] = {}
+        for cell, job in pending:
+            if cell.seed not in contexts:
+                contexts.clear()
+                task = protocol.task(protocol.cell("msp", cell.seed, plan.preset, 0), store)
+                contexts[cell.seed] = _Context(plan, task, cache, cell.seed, run.device)
+            start = time.perf_counter()
+            metrics, info, settings = RUNNERS[job["kind"]](contexts[cell.seed], job)
+            row = {"schema": SCHEMA_VERSION, **cell.row_fields(), "metrics": metrics,
+                   "fit_seconds": None if info is None else round(info.fit_seconds, 3),
+                   "score_seconds": round(time.perf_counter() - start, 3),
+                   "upstream": None if info is None else info.row(), "settings": settings,
+                   "oodscope_version": oodscope.__version__, "torch_version": torch.__version__,
+                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            results.append(row)
+            rows.append(row)
+            write_tables(directory, rows)
+            message(f"robustness: {cell.label} seed {cell.seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()
+                                                                               if isinstance(v, float)))
+        write_summary(directory, rows)
+        write_tables(directory, rows)
+    return rows
