@@ -15,10 +15,12 @@ from oodscope.studies import STUDIES, StudyOptions, run_study
 @click.command()
 @click.argument("name", type=click.Choice(STUDIES))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (figures, CSV, note).")
-@click.option("--epochs", type=int, default=None, help="Training epochs [ae-*: 10; alocc-epochs: 10].")
+@click.option("--epochs", type=int, default=None, help="Training epochs [ae-*: 10; alocc-epochs: 10; "
+              "regression-uncertainty: 2000 full-batch steps].")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0 or 0,1,2 (alocc-epochs: one curve each).")
 @click.option("--n-train", type=int, default=None,
-              help="Training images drawn from the split [ae-*: 20000 of MNIST's 60000; alocc-epochs: all of '1'].")
+              help="Training images drawn from the split [ae-*: 20000 of MNIST's 60000; alocc-epochs: all of '1'; "
+                   "regression-uncertainty: 1000 toy points].")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Data root (default: $OODSCOPE_DATA or ~/.cache/oodscope).")
 @click.option("--download/--no-download", default=True, show_default=True, help="Download missing data files.")
@@ -32,6 +34,9 @@ def study(name: str, out: str, seeds: str, threads: int | None, **opts: Any) -> 
     ae-errors           seed 003, fig. 7: reconstruction errors, training vs unseen images
     ae-reconstructions  seed 003, figs. 6, 8: inputs and reconstructions, 64-d and 3-d latents
     alocc-epochs        seed 004: ALOCC on '1' vs '0', accuracy and F1 over epochs
+    regression-uncertainty
+                        seed 002, figs. 8.1-8.2: aleatoric and epistemic sd of a deep
+                        ensemble on y = sin x + noise, inside and outside the training range
     """
     apply_threads(threads)
     options = StudyOptions(out=out, seeds=parse_int_list(seeds, "--seeds"),

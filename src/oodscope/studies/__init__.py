@@ -7,7 +7,10 @@
 * ``ae-reconstructions`` (seed 003, figures 6 and 8): unseen inputs and their reconstructions with
   a 64-d and a 3-d latent;
 * ``alocc-epochs`` (seed 004): ALOCC trained on the digit '1', tested on '1' (normal) versus '0'
-  (anomalous): accuracy and F1 after every epoch, over several seeds.
+  (anomalous): accuracy and F1 after every epoch, over several seeds;
+* ``regression-uncertainty`` (seed 002, figures 8.1 and 8.2): y = sin x + noise observed on
+  (0, 2 pi), a deep ensemble of mean-variance networks: its aleatoric uncertainty against the true
+  noise, and its epistemic uncertainty inside and outside the training range (no data set needed).
 
 Each writes PNG figures, a CSV of the numbers drawn and a Markdown note (what was run, with the
 measured numbers) into its output directory, which ``oodscope report DIR`` renders.

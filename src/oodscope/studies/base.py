@@ -103,11 +103,12 @@ def write_outputs(study: Study, options: StudyOptions, output: StudyOutput) -> l
 def _registry() -> dict[str, Study]:
     from oodscope.studies.alocc_epochs import ALOCC_EPOCHS
     from oodscope.studies.autoencoder import AE_ERRORS, AE_LATENT, AE_RECONSTRUCTIONS
+    from oodscope.studies.regression import REGRESSION_UNCERTAINTY
 
-    return {s.name: s for s in (AE_LATENT, AE_ERRORS, AE_RECONSTRUCTIONS, ALOCC_EPOCHS)}
+    return {s.name: s for s in (AE_LATENT, AE_ERRORS, AE_RECONSTRUCTIONS, ALOCC_EPOCHS, REGRESSION_UNCERTAINTY)}
 
 
-STUDIES: tuple[str, ...] = ("ae-latent", "ae-errors", "ae-reconstructions", "alocc-epochs")
+STUDIES: tuple[str, ...] = ("ae-latent", "ae-errors", "ae-reconstructions", "alocc-epochs", "regression-uncertainty")
 
 
 def run_study(name: str, options: StudyOptions) -> list[Path]:
