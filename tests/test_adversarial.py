@@ -180,6 +180,10 @@ def test_robustness_suite_end_to_end_and_resume(tmp_path: Path, data_root: Path)
     assert attacked and attacked[0]["metrics"]["auroc"] < clean[0]["metrics"]["auroc"]
     table = (tmp_path / "table.md").read_text()
     assert "Transfer success" in table and "| standard | PGD-5 |" in table and "msp (standard classifier)" in table
+    report = CliRunner().invoke(cli, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "r.html").read_text()
+    assert "Transfer success" in html and "Accuracy (%) on the in-distribution test images under attack" in html
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(rows), "a rerun adds no row"

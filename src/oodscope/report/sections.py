@@ -8,6 +8,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from oodscope.bench.robustness import PLAN_FILE
+from oodscope.bench.robustness_tables import accuracy_table, detector_table, transfer_table
 from oodscope.bench.suite_stats import with_unsupervised
 from oodscope.bench.suite_tables import sections as suite_sections
 from oodscope.bench.suites import SuiteSpec
@@ -68,7 +70,12 @@ def results(d: RunDir, rows: list[dict[str, Any]], spec: SuiteSpec | None) -> li
     if not rows and not d.csv_tables:
         return []
     parts = ["<h3>Results</h3>"]
-    if spec is not None and rows:
+    if rows and (d.path / PLAN_FILE).is_file():  # the robustness suite: its own three tables
+        tables = [t for t in (accuracy_table(rows), transfer_table(rows), detector_table(rows)) if t is not None]
+        for table in tables:
+            parts += [f"<h5>{esc(table.caption)}</h5>", replace(table, caption="").html()]
+        parts += ["<details><summary>Every metric, per configuration</summary>", *_summary(rows), "</details>"]
+    elif spec is not None and rows:
         title, notes, tables = suite_sections(spec, rows)
         parts += [f"<h4>{esc(title)}</h4>", "<p class=\"notes\">" + "<br>".join(esc(n) for n in notes) + "</p>"]
         for heading, table in tables:
