@@ -80,3 +80,28 @@ def test_the_ensemble_score_is_differentiable_in_the_input(digits) -> None:
     assert grad.abs().sum() > 0
     with pytest.raises(InputError, match="variation ratio"):
         create("ensemble", **SMALL, members=2, score="variation-ratio").fit(train).differentiable_score(x)
+
+
+def test_calibration_suite_end_to_end(tmp_path, data_root) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from oodscope.cli import cli
+
+    r = CliRunner().invoke(cli, ["bench", "--suite", "calibration", "--protocol", "split-mnist", "--methods",
+                                 "msp,temperature,ensemble", "--set", "members=2", "--seeds", "0", "--preset", "smoke",
+                                 "--data-root", str(data_root), "--no-download", "--no-progress", "--threads", "1",
+                                 "--no-disk-cache", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    rows = {(row["method"], (row["variant"] or {}).get("score")): row
+            for row in map(json.loads, (tmp_path / "results.jsonl").read_text().splitlines())}
+    assert set(rows) == {("msp", None), ("temperature", None), *[("ensemble", s) for s in
+                                                                  ("max-prob", "entropy", "variation-ratio", "mi")]}
+    before, after = rows[("msp", None)]["metrics"], rows[("temperature", None)]["metrics"]
+    assert before["accuracy"] == after["accuracy"], "temperature scaling keeps the arg-max"
+    assert after["temperature"] > 0 and after["nll"] <= before["nll"] + 0.01
+    for m in rows.values():
+        assert 0 <= m["metrics"]["ece"] <= 100 and 0 <= m["metrics"]["ece_mean"] <= 100
+    assert (tmp_path / "reliability_seed0.png").stat().st_size > 10_000
+    assert "| temperature |" in (tmp_path / "table.md").read_text()

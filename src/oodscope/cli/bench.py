@@ -195,6 +195,10 @@ def _run_grid_suite(suite: str, out: str, opts: dict[str, Any], command: list[st
     summary = (config.directory / "summary.md").read_text(encoding="utf-8")
     write_text_atomic(config.directory / "table.md", summary)
     paths = write_figures(config.directory)
+    if suite == "calibration":
+        from oodscope.figures.calibration_suite import write_reliability
+
+        paths += write_reliability(config)
     click.echo(summary)
     _echo_paths(config.directory, [config.directory / "table.md", *paths])
 
