@@ -178,8 +178,11 @@ def test_robustness_suite_end_to_end_and_resume(tmp_path: Path, data_root: Path)
     attacked = [row for row in rows if row["method"] == "msp" and row["variant"]["eps"] > 0]
     clean = [row for row in rows if row["method"] == "msp" and row["variant"]["eps"] == 0]
     assert attacked and attacked[0]["metrics"]["auroc"] < clean[0]["metrics"]["auroc"]
+    targeted = [row for row in rows if row["variant"].get("attack") == "targeted-l1"]
+    assert {t["method"] for t in targeted} == {"standard", "adversarial", "fgsm-rs"}
+    assert all(0 <= t["metrics"]["success"] <= 100 for t in targeted)
     table = (tmp_path / "table.md").read_text()
-    assert "Transfer success" in table and "| standard | PGD-5 |" in table and "msp (standard classifier)" in table
+    assert "targeted attack" in table and "Transfer success" in table and "| standard | PGD-5 |" in table and "msp (standard classifier)" in table
     report = CliRunner().invoke(cli, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
     assert report.exit_code == 0, report.output
     html = (tmp_path / "r.html").read_text()

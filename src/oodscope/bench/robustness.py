@@ -7,6 +7,8 @@ Per seed s it measures, on a fixed subset of the in-distribution test images:
   (PGD adversarial training, Madry et al. 2018) and ``fgsm-rs`` (FGSM with random start, Wong et
   al. 2020) — under FGSM and PGD-``steps`` at every ε, and under PGD-``strong_steps`` ×
   ``restarts`` random restarts at the largest ε for the adversarially trained ones;
+* the targeted L1 attack of the notes (target class y + 1 mod K) on each model: success rate, and
+  the L1 and L0 size of the perturbations that succeed;
 * transfer success between two independently trained standard classifiers (seeds s and
   s + 100, i.e. ensemble member 1), both directions, PGD at every ε > 0;
 * detectors under attack: the AUROC of each detector with a differentiable score when the OOD
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 import oodscope
-from oodscope.adversarial import ascend
+from oodscope.adversarial import ascend, targeted_l1
 from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_success
 from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
@@ -81,6 +83,7 @@ class RobustnessPlan:
         detector_models: Models the single-network detectors are also attacked on.
         detector_eps: ε of the attacks on the detectors.
         n_ood: OOD test images attacked for the detectors (a fixed random subset).
+        n_targeted: Images given to the targeted L1 attack.
     """
 
     benchmark: str = "mnist-vs-letters"
@@ -96,13 +99,14 @@ class RobustnessPlan:
     detectors: list[str] = field(default_factory=lambda: ["msp", "energy", "max-logit", "ensemble"])
     detector_models: list[str] = field(default_factory=lambda: ["standard", "adversarial"])
     detector_eps: list[float] = field(default_factory=lambda: [0.1, 0.3])
-    n_ood: int = 2000
+    n_ood: int = 1000
+    n_targeted: int = 100
 
     @classmethod
     def for_preset(cls, preset: str, **given: Any) -> RobustnessPlan:
         """The plan of ``preset``: the paper preset attacks the whole test set; smoke and demo a
         few images with short attacks (for tests)."""
-        small = {"n_test": 200, "n_strong": 40, "n_ood": 200, "steps": 5, "strong_steps": 10, "restarts": 2,
+        small = {"n_test": 200, "n_strong": 40, "n_ood": 200, "n_targeted": 20, "steps": 5, "strong_steps": 10, "restarts": 2,
                  "eps": [0.0, 0.3], "detectors": ["msp"], "detector_eps": [0.3]}
         base = {"paper": {"n_test": 0, "n_strong": 1000, "n_ood": 0}, "smoke": small, "demo": small}.get(preset, {})
         return cls(preset=preset, **{**base, **given})
@@ -145,6 +149,9 @@ def plan_cells(plan: RobustnessPlan) -> list[tuple[Cell, dict[str, Any]]]:
             if m != "standard" and top > 0:
                 v = {"attack": "pgd", "eps": top, "steps": plan.strong_steps, "restarts": plan.restarts}
                 out.append((_cell(protocol, m, s, plan.preset, v), {"kind": "accuracy", "model": m, **v}))
+            if plan.n_targeted > 0:
+                v = {"attack": "targeted-l1", "target": "y+1"}
+                out.append((_cell(protocol, m, s, plan.preset, v), {"kind": "targeted", "model": m, **v}))
         for e in [e for e in plan.eps if e > 0]:
             for src, tgt in (("standard", "standard-b"), ("standard-b", "standard")):
                 v = {"attack": "pgd", "eps": e, "steps": plan.steps, "source": src, "target": tgt}
@@ -223,7 +230,23 @@ def _detector(ctx: _Context, job: dict[str, Any]) -> tuple[dict[str, Any], Any, 
     return {**evaluate(scores, is_ood), "n_attacked": len(x_ood)}, info, det.config
 
 
-RUNNERS = {"accuracy": _accuracy, "transfer": _transfer, "detector": _detector}
+def _targeted(ctx: _Context, job: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    clf, info = ctx.net(job["model"])
+    n = min(ctx.plan.n_targeted, len(ctx.x))
+    x, y = ctx.x[:n], ctx.y[:n]
+    target = (y + 1) % int(clf.fitted["classes"])
+    xa, ok = targeted_l1(clf.differentiable(amp=False), x, target, steps=200)
+    delta = (xa - x).flatten(1)[ok]
+    l1 = delta.abs().sum(dim=1)
+    l0 = (delta.abs() > 1e-3).float().mean(dim=1)
+    metrics = {"success": 100.0 * float(ok.float().mean()), "n_attacked": n}
+    if len(l1):  # sizes of the successful perturbations
+        metrics.update(mean_l1=float(l1.mean()), changed_pixels=100.0 * float(l0.mean()),
+                       mean_linf=float(delta.abs().max(dim=1).values.mean()))
+    return metrics, info, clf.settings
+
+
+RUNNERS = {"accuracy": _accuracy, "transfer": _transfer, "detector": _detector, "targeted": _targeted}
 
 
 def run_robustness(plan: RobustnessPlan, out: str | Path, run: RunOptions, command: list[str] | None = None) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ def _eps(v: float) -> str:
 
 def accuracy_table(rows: list[dict[str, Any]]) -> Table | None:
     """Rows: model and attack; columns: ε."""
-    acc = [r for r in rows if r["method"] not in ("transfer",) and "accuracy" in r["metrics"]]
+    acc = [r for r in rows if r["method"] != "transfer" and "accuracy" in r["metrics"]]
     if not acc:
         return None
     eps = sorted({float(r["variant"]["eps"]) for r in acc})
@@ -48,6 +48,23 @@ def accuracy_table(rows: list[dict[str, Any]]) -> Table | None:
         secs = seconds.get(model)
         table.rows.append([model, attack, *[_cell(by_eps.get(e, [])) for e in eps],
                            f"{fmean(secs):.0f}" if secs else MISSING])
+    return table
+
+
+def targeted_table(rows: list[dict[str, Any]]) -> Table | None:
+    """Rows: model; the targeted L1 attack's success and the size of its successful perturbations."""
+    tg = [r for r in rows if "success" in r["metrics"]]
+    if not tg:
+        return None
+    by: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for r in tg:
+        by[r["method"]].append(r["metrics"])
+    table = Table(["model", "success %", "‖δ‖₁", "pixels changed %", "‖δ‖∞"],
+                  caption="The notes' targeted attack min E(x + δ, k_adv) + λ‖δ‖₁ (target: the next class), "
+                          "λ searched per image; sizes of the successful perturbations")
+    for model, ms in by.items():
+        table.rows.append([model, *[_cell([m[k] for m in ms if k in m])
+                                    for k in ("success", "mean_l1", "changed_pixels", "mean_linf")]])
     return table
 
 
@@ -93,7 +110,7 @@ def detector_table(rows: list[dict[str, Any]]) -> Table | None:
 def render(rows: list[dict[str, Any]]) -> str:
     seeds = sorted({str(r.get("seed")) for r in rows})
     out = ["# Robustness suite", "", f"Seeds: {', '.join(seeds) or '–'}; {len(rows)} measurements.", ""]
-    for t in (accuracy_table(rows), transfer_table(rows), detector_table(rows)):
+    for t in (accuracy_table(rows), targeted_table(rows), transfer_table(rows), detector_table(rows)):
         if t is not None:
             out += [t.caption + ":", "", t.markdown(), ""]
     return "\n".join(out)
