@@ -6,17 +6,11 @@ from __future__ import annotations
 import json
 
 import click
-import numpy as np
-import torch
 
 from oodscope.adversarial.robust import make_attack, robust_accuracy
 from oodscope.atomic import write_text_atomic
 from oodscope.cli.common import apply_threads, threads_option
-from oodscope.data import load, load_folder
-from oodscope.detectors import load as load_model
-from oodscope.detectors.classifier import Classifier
-from oodscope.detectors.inputs import as_images
-from oodscope.errors import InputError
+from oodscope.cli.labelled import classifier_of, labelled_images
 
 
 @click.command()
@@ -42,26 +36,10 @@ def attack(model: str, attack_name: str, eps: float, steps: int, alpha: float | 
     """Accuracy of the classifier of a saved model (e.g. ``oodscope fit --method msp``) on clean
     images and under FGSM or PGD (L∞, random start, projection and clipping to [0, 1])."""
     apply_threads(threads)
-    det = load_model(model)
-    clf = det.upstream
-    if not isinstance(clf, Classifier):
-        raise InputError(f"{model}: {det.method} does not read one classifier; attack needs a model of a "
-                         "classifier-based detector (msp, energy, odin, ...)")
-    data = load_folder(folder, size=tuple(clf.fitted["size"]), channels=clf.fitted["channels"]) if folder else \
-        load(dataset, "test", root=data_root)
-    labels = np.asarray(data.labels, dtype=np.int64)
-    if labels.min(initial=0) < 0 or labels.max(initial=0) >= clf.fitted["classes"]:
-        raise InputError(f"the images' classes ({labels.min()}..{labels.max()}) do not fit the model's "
-                         f"{clf.fitted['classes']} classes")
-    idx = np.arange(len(labels))
-    if 0 < n_images < len(idx):
-        idx = np.sort(np.random.default_rng(seed).permutation(len(idx))[:n_images])
-    x = as_images(data.images[idx], "images to attack")
-    if list(x.shape[1:]) != [clf.fitted["channels"], *clf.fitted["size"]]:
-        raise InputError(f"images of shape {tuple(x.shape[1:])}; the model takes "
-                         f"{clf.fitted['channels']}x{clf.fitted['size'][0]}x{clf.fitted['size'][1]}")
+    det, clf = classifier_of(model, "attack")
+    x, y = labelled_images(clf, folder, dataset, data_root, n_images, seed, "images to attack")
     fn = make_attack(attack_name, eps, steps, alpha, restarts, seed)
-    result = robust_accuracy(clf.differentiable(amp=False), x, torch.as_tensor(labels[idx]), fn, show=progress,
+    result = robust_accuracy(clf.differentiable(amp=False), x, y, fn, show=progress,
                              what=f"{attack_name} eps {eps}")
     what = "FGSM" if attack_name == "fgsm" else f"PGD-{steps}" + (f" x {restarts} restarts" if restarts > 1 else "")
     record = {"model": model, "method": det.method, "attack": attack_name, "eps": eps,

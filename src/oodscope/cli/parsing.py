@@ -52,6 +52,25 @@ def _number(text: str) -> int | float | None:
     return None
 
 
+def parse_radii(values: str | tuple[str, ...] | list[str], what: str = "--eps") -> list[float]:
+    """Radii in [0, 1] from comma lists (an option given several times passes several), order
+    kept, duplicates dropped: ``("0.1", "0.2,0.3")`` -> ``[0.1, 0.2, 0.3]``."""
+    out: list[float] = []
+    for text in [values] if isinstance(values, str) else values:
+        for part in str(text).split(","):
+            try:
+                value = float(part)
+            except ValueError:
+                raise InputError(f"{what}: expected numbers in [0, 1], got {part.strip()!r}") from None
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"{what}: expected numbers in [0, 1], got {part.strip()}")
+            if value not in out:
+                out.append(value)
+    if not out:
+        raise InputError(f"{what}: no radius given")
+    return out
+
+
 def parse_budgets(text: str, what: str = "value", fractions: bool = False, names: tuple[str, ...] = (ALL,)) -> list[int | float | str]:
     """A comma list of positive ints and/or the ``names`` (``all``), order kept, duplicates dropped;
     with ``fractions``, also numbers in (0, 1) (a ratio of the training set)."""

@@ -10,8 +10,13 @@ With ``adversarial`` = "pgd" it is trained adversarially (seed 002's notes; Madr
 "Towards deep learning models resistant to adversarial attacks", ICLR 2018): every batch is
 replaced by PGD examples of the current network within the L∞ ball ``adv_eps`` (grown linearly
 over the first ``adv_warmup`` of training); "fgsm-rs" uses one FGSM step from a random start
-instead (Wong, Rice & Kolter, ICLR 2020). ``differentiable()`` gives the network as a function
-of the image for :mod:`oodscope.adversarial`.
+instead (Wong, Rice & Kolter, ICLR 2020). With "ibp" it is trained to be certifiably robust
+(Gowal et al. 2018, :mod:`oodscope.verify.ibp_training`): the loss mixes the cross-entropy of
+the clean logits and of the worst-case logits that interval bound propagation gives over the ball,
+``κ CE(z, y) + (1 − κ) CE(ẑ, y)``, with the radius ramping from 0 to ``adv_eps`` and ``κ`` from
+1 to 0.5 over the warm-up, in float32 whatever ``amp`` says (LeNet only: the layers the verifiers
+accept; ``adv_steps`` and ``adv_alpha`` are unused). ``differentiable()`` gives the network as
+a function of the image for :mod:`oodscope.adversarial`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from oodscope.errors import InputError
 from oodscope.nets import LeNet, build_backbone
 from oodscope.progress import progress
 from oodscope.transforms.augment import cifar_augment
+from oodscope.verify.ibp_training import ibp_loss, ibp_modules, ibp_schedule
 
 CLASSIFIER_DEFAULTS: dict[str, Any] = {
     "arch": "lenet",  # "lenet", "small" (residual CNN) or "wrn" (Wide-ResNet)
@@ -46,16 +52,20 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "device": "cpu",
     "progress": True,
-    # adversarial training (oodscope.adversarial.training): "none", "pgd" or "fgsm-rs"
+    # adversarial training (oodscope.adversarial.training): "none", "pgd" or "fgsm-rs";
+    # "ibp": certified training with interval bounds (oodscope.verify.ibp_training)
     "adversarial": "none",
     "adv_eps": 0.3,  # L∞ radius, pixels in [0, 1]
     "adv_steps": 10,  # PGD steps while training
     "adv_alpha": 0.0,  # step size; 0 = 2.5 eps / steps for pgd (Madry et al.), 1.25 eps for fgsm-rs (Wong et al.)
-    "adv_warmup": 0.2,  # share of the training steps over which eps grows linearly from 0
+    "adv_warmup": 0.2,  # share of the training steps over which eps grows linearly from 0 (ibp: and kappa falls from 1 to 0.5)
 }
 
+# the attacks of adversarial_batch, and certified training (a loss of its own, not a batch of examples)
+TRAINING_KINDS: tuple[str, ...] = (*ADVERSARIAL_KINDS, "ibp")
+
 CLASSIFIER_CHOICES: dict[str, tuple[Any, ...]] = {"arch": ("lenet", "small", "wrn"), "augment": ("none", "cifar"),
-                                                  "adversarial": ADVERSARIAL_KINDS}
+                                                  "adversarial": TRAINING_KINDS}
 
 # settings added after cached networks were written: at their default they stay out of the cache key
 LATE_SETTINGS: tuple[str, ...] = ("adversarial", "adv_eps", "adv_steps", "adv_alpha", "adv_warmup")
@@ -131,21 +141,33 @@ class Classifier(Upstream):
         adv = c["adversarial"]
         bar = progress(steps, "classifier: training" + ("" if adv == "none" else f" ({adv}, eps {c['adv_eps']})"), c["progress"])
         model, done = self.differentiable(), 0
+        layers = ibp_modules(self.net) if adv == "ibp" else None  # refuses networks the verifiers do not accept
         for _ in range(int(c["epochs"])):
             for idx in batches(n, bs, g, shuffle=True):
                 xb, yb = train_augment(x[idx], c["augment"], g).to(self.device), labels[idx].to(self.device)
-                if adv != "none":
-                    eps = float(c["adv_eps"]) * min(1.0, (done + 1) / max(1.0, c["adv_warmup"] * steps))
-                    xb = adversarial_batch(model, self.net, xb, yb, adv, eps, self.adv_alpha(eps), int(c["adv_steps"]), g)
-                with autocast(self.device, c["amp"]):
-                    loss = F.cross_entropy(self.net(self.normalize(xb).contiguous(memory_format=torch.channels_last)).float(), yb)
-                step(opt, sched, loss, bar)
+                step(opt, sched, self._batch_loss(xb, yb, done, steps, model, layers, g), bar)
                 done += 1
         bar.close()
         self.net.eval()
         if validation is not None and validation_labels is not None:
             pred = self.logits(validation).argmax(dim=1)
             self.fitted["val_accuracy"] = round(100 * float((pred == validation_labels).float().mean()), 4)
+
+    def _batch_loss(self, xb: torch.Tensor, yb: torch.Tensor, done: int, steps: int, model: Callable[[torch.Tensor], torch.Tensor],
+                    layers: list[torch.nn.Module] | None, g: torch.Generator) -> torch.Tensor:
+        """The training loss of batch ``(xb, yb)`` at step ``done`` of ``steps``: certified (IBP,
+        float32, on the network's ``layers``), or the cross-entropy of the batch, replaced by
+        adversarial examples of ``model`` when ``adversarial`` asks for them."""
+        c = self.settings
+        if layers is not None:
+            eps, kappa = ibp_schedule(done, steps, float(c["adv_warmup"]), float(c["adv_eps"]))
+            xb = xb.contiguous(memory_format=torch.channels_last)
+            return ibp_loss(layers, xb, yb, eps, kappa, self.fitted["mean"], self.fitted["std"])
+        if c["adversarial"] != "none":
+            eps = float(c["adv_eps"]) * min(1.0, (done + 1) / max(1.0, c["adv_warmup"] * steps))
+            xb = adversarial_batch(model, self.net, xb, yb, c["adversarial"], eps, self.adv_alpha(eps), int(c["adv_steps"]), g)
+        with autocast(self.device, c["amp"]):
+            return F.cross_entropy(self.net(self.normalize(xb).contiguous(memory_format=torch.channels_last)).float(), yb)
 
     def adv_alpha(self, eps: float) -> float:
         """The adversarial training step size at radius ``eps``."""

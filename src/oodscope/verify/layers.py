@@ -1,14 +1,16 @@
 """A network as the flat list of operations the verifiers understand.
 
 :func:`as_layers` turns a :class:`~oodscope.detectors.classifier.Classifier` (its input
-normalisation followed by its LeNet), or an ``nn.Module`` with an optional per-channel mean and
-std, into a list of :class:`Op` in float64: per-channel affine maps (the normalisation
-``(x - mean) / std``), ``Conv2d`` (any stride, padding, dilation; groups 1; zero padding; bias
-or not), ``Linear``, ``ReLU``, ``MaxPool2d`` (kernel = stride, no padding, dilation 1, floor mode)
-and ``Flatten`` (from dimension 1). ``Identity`` and ``Dropout`` are left out (the identity in
-evaluation mode, the network that is verified), ``nn.Sequential`` is followed recursively and a
-LeNet (:class:`oodscope.nets.LeNet`) as its ``taps``: block1, block2, hidden, fc. Anything else
-(batch norm, average pooling, residual networks, attention, other activations ...) raises
+normalisation followed by its LeNet; recognised by duck typing, any object with a ``net`` and
+``fitted["mean"]``, ``fitted["std"]``, so that ``verify`` never imports ``detectors``), or an
+``nn.Module`` with an optional per-channel mean and std, into a list of :class:`Op` in float64:
+per-channel affine maps (the normalisation ``(x - mean) / std``), ``Conv2d`` (any stride,
+padding, dilation; groups 1; zero padding; bias or not), ``Linear``, ``ReLU``, ``MaxPool2d``
+(kernel = stride, no padding, dilation 1, floor mode) and ``Flatten`` (from dimension 1).
+``Identity`` and ``Dropout`` are left out (the identity in evaluation mode, the network that is
+verified), ``nn.Sequential`` is followed recursively and a LeNet (:class:`oodscope.nets.LeNet`)
+as its ``taps``: block1, block2, hidden, fc. Anything else (batch norm, average pooling, residual
+networks, attention, other activations ...) raises
 :class:`~oodscope.errors.InputError` naming the module type.
 
 Each affine op (:class:`Affine`) gives its linear part, the linear part with absolute weights
@@ -30,6 +32,7 @@ from oodscope.errors import InputError
 
 DTYPE = torch.float64
 Window = tuple[int, int] | None  # top-left (row, column) of a window of a feature map; None: flat / whole
+Stats = Sequence[float] | torch.Tensor | None  # per-channel mean or std of the input normalisation
 
 SUPPORTED = ("Conv2d (groups 1, zero padding), Linear, ReLU, MaxPool2d (kernel = stride, no padding), "
              "Flatten, Identity, Dropout, Sequential, LeNet, per-channel normalisation")
@@ -254,6 +257,13 @@ def module_ops(m: nn.Module) -> list[Op]:
     raise _refuse(m)
 
 
+def is_classifier_like(model: Any) -> bool:
+    """Whether ``model`` looks like a :class:`~oodscope.detectors.classifier.Classifier` (an
+    upstream network: ``fitted``, with the input ``mean`` and ``std`` once trained, and ``net``).
+    Duck-typed, so that ``verify`` (beside ``nets``, below ``detectors``) never imports the detectors."""
+    return not isinstance(model, nn.Module) and hasattr(model, "fitted")
+
+
 def as_layers(model: Any, mean: Sequence[float] | torch.Tensor | None = None,
               std: Sequence[float] | torch.Tensor | None = None) -> list[Op]:
     """The operations of a Classifier (its normalisation, then its network), of an ``nn.Module``
@@ -261,10 +271,8 @@ def as_layers(model: Any, mean: Sequence[float] | torch.Tensor | None = None,
     of :class:`Op` as it is."""
     if isinstance(model, list) and all(isinstance(op, Op) for op in model):
         return model
-    from oodscope.detectors.classifier import Classifier
-
-    if isinstance(model, Classifier):
-        if getattr(model, "net", None) is None:
+    if is_classifier_like(model):
+        if getattr(model, "net", None) is None or not model.fitted:
             raise InputError("verify: the classifier is not fitted")
         mean, std, model = model.fitted["mean"], model.fitted["std"], model.net
     if not isinstance(model, nn.Module):
@@ -280,6 +288,18 @@ def as_layers(model: Any, mean: Sequence[float] | torch.Tensor | None = None,
     if not ops:
         raise InputError("verify: the network has no operations")
     return ops
+
+
+def normalized(x: torch.Tensor, mean: Stats, std: Stats) -> torch.Tensor:
+    """``(x - mean) / std`` per channel (axis 1) in ``x``'s dtype and device; ``x`` itself when
+    both are ``None``."""
+    if mean is None and std is None:
+        return x
+    if mean is None or std is None:
+        raise InputError("verify: give both mean and std, or neither")
+    shape = (1, -1, *([1] * (x.ndim - 2)))
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(shape)
+    return (x - m) / torch.as_tensor(std, dtype=x.dtype, device=x.device).view(shape)
 
 
 def forward(ops: Sequence[Op], x: torch.Tensor) -> torch.Tensor:
