@@ -86,12 +86,15 @@ def _number(row: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _summary(values: list[float], spread: bool) -> str:
+DIGITS = {"nll": 4, "temperature": 3}  # metrics shown with more decimals than the 2 of percentages
+
+
+def _summary(values: list[float], spread: bool, digits: int = 2) -> str:
     if not values:
         return MISSING
     if spread and len(values) > 1:
-        return f"{fmean(values):.2f} ± {pstdev(values):.2f}"
-    return fmt(fmean(values))
+        return f"{fmean(values):.{digits}f} ± {pstdev(values):.{digits}f}"
+    return fmt(fmean(values), digits)
 
 
 def metrics_table(rows: list[dict[str, Any]]) -> Table:
@@ -111,7 +114,7 @@ def metrics_table(rows: list[dict[str, Any]]) -> Table:
         seeds = len({str(r.get("seed")) for r in rs})
         line = [m, str(len(rs)), str(seeds)]
         for n in names:
-            line.append(_summary([v for v in (metric(r, n) for r in rs) if v is not None], spread))
+            line.append(_summary([v for v in (metric(r, n) for r in rs) if v is not None], spread, DIGITS.get(n, 2)))
         for key in ("fit_seconds", "score_seconds"):
             secs = [v for v in (_number(r, key) for r in rs) if v is not None]
             line.append(fmt(fmean(secs), 1) if secs else MISSING)

@@ -5,7 +5,13 @@ Two methods on networks of convolution, linear, ReLU, max-pooling (kernel = stri
 layers after a per-channel normalisation (oodscope's LeNet classifiers; anything else is refused
 with :class:`~oodscope.errors.InputError`): interval bound propagation (Gowal et al. 2018) and
 DeepPoly's back-substituted linear bounds (Singh et al., POPL 2019), tighter than intervals.
-:func:`certify` gives the certificates, :func:`layer_bounds` the bounds of every layer.
+:func:`certify` gives the certificates, :func:`layer_bounds` the bounds of every layer,
+:func:`certify_box` certificates of arbitrary input boxes.
+
+Geometric certificates (:mod:`oodscope.verify.geometric`, after DeepG, Balunović et al. 2019):
+:func:`certify_rotation` (and :func:`certify_geometric` for translations and scalings too) proves the
+class constant for every rotation within ±θ degrees, with per-pixel interval bounds of the
+bilinearly interpolated image over sub-intervals of the angle.
 
 Also: :func:`ibp_loss` (:mod:`oodscope.verify.ibp_training`), the differentiable interval bounds of
 Gowal et al.'s certified training (the classifier's ``adversarial="ibp"``), and
@@ -13,13 +19,15 @@ Gowal et al.'s certified training (the classifier's ``adversarial="ibp"``), and
 test images (Pei et al. 2017).
 """
 
-from oodscope.verify.certify import METHODS, CertResult, certified_share, certify, layer_bounds
+from oodscope.verify.certify import METHODS, CertResult, certified_share, certify, certify_box, layer_bounds
 from oodscope.verify.coverage import NeuronCoverage, neuron_coverage
 from oodscope.verify.deeppoly import DeepPoly, deeppoly_bounds, deeppoly_margins
+from oodscope.verify.geometric import certify_geometric, certify_rotation, pixel_bounds, transform
 from oodscope.verify.ibp_training import ibp_loss, ibp_schedule, worst_case_logits
 from oodscope.verify.interval import input_box, interval_bounds, interval_margins
 from oodscope.verify.layers import SUPPORTED, Op, as_layers, forward
 
 __all__ = ["METHODS", "SUPPORTED", "CertResult", "DeepPoly", "NeuronCoverage", "Op", "as_layers", "certified_share",
-           "certify", "deeppoly_bounds", "deeppoly_margins", "forward", "ibp_loss", "ibp_schedule", "input_box",
-           "interval_bounds", "interval_margins", "layer_bounds", "neuron_coverage", "worst_case_logits"]
+           "certify", "certify_box", "certify_geometric", "certify_rotation", "deeppoly_bounds", "deeppoly_margins",
+           "forward", "ibp_loss", "ibp_schedule", "input_box", "interval_bounds", "interval_margins", "layer_bounds",
+           "neuron_coverage", "pixel_bounds", "transform", "worst_case_logits"]

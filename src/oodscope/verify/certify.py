@@ -14,6 +14,9 @@ the classifier itself rounds differently, by far less than typical margins).
 Singh et al. 2019; the difference back-substituted from the output through every layer). The
 DeepPoly margin is, per ``j``, the larger of the back-substituted bound and the folded interval
 bound on DeepPoly's layer bounds (both sound), so it is never looser than the interval method.
+
+:func:`certify_box` certifies an arbitrary input box ``[lower, upper]`` instead of a ball (the
+region of the geometric certificates, :mod:`oodscope.verify.geometric`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 from oodscope.errors import InputError
 from oodscope.verify.deeppoly import BUDGET, DeepPoly, deeppoly_bounds, deeppoly_margins
 from oodscope.verify.interval import input_box, interval_bounds, interval_margins
-from oodscope.verify.layers import DTYPE, as_layers, forward
+from oodscope.verify.layers import DTYPE, Op, as_layers, forward
 
 METHODS = ("deeppoly", "interval")
 TOLERANCE = 1e-9
@@ -84,22 +87,71 @@ def certify(model: Any, x: torch.Tensor, eps: float, method: str = "deeppoly", l
         if k.shape != top.shape:
             raise InputError(f"verify: {x.shape[0]} images but {k.numel()} labels")
         lo, hi = input_box(x, eps, clip)
-        margins, seconds = [], []
-        for n in range(x.shape[0]):
+        margin, seconds = box_margins(ops, lo, hi, k, method, budget)
+    correct = top == k
+    return CertResult(method, float(eps), k, (margin > TOLERANCE) & correct, margin, correct, seconds)
+
+
+def box_margins(ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, labels: torch.Tensor, method: str = "deeppoly",
+                budget: int = BUDGET) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lower bounds (N,) of ``min_{j≠k} z_k - z_j`` over each input box ``[lo[n], hi[n]]`` (float64,
+    ``lo <= hi``) for the class ``k = labels[n]``, and the seconds (N,) each took; the bound that
+    :func:`certify` and :func:`certify_box` compare with ``TOLERANCE``."""
+    if method not in METHODS:
+        raise InputError(f"verify: method must be one of {METHODS}, got {method!r}")
+    margins, seconds = [], []
+    with torch.no_grad():
+        for n in range(lo.shape[0]):
             start = time.perf_counter()
             sl = slice(n, n + 1)
             if method == "interval":
-                m = interval_margins(ops, lo[sl], hi[sl], k[sl])
+                m = interval_margins(ops, lo[sl], hi[sl], labels[sl])
             else:
                 dp = DeepPoly(ops, lo[sl], hi[sl], intersect=True, budget=budget)
-                m = torch.maximum(deeppoly_margins(ops, lo[sl], hi[sl], k[sl], states=[dp]),
-                                  interval_margins(ops, lo[sl], hi[sl], k[sl], bounds=dp.bounds[1:]))
+                m = torch.maximum(deeppoly_margins(ops, lo[sl], hi[sl], labels[sl], states=[dp]),
+                                  interval_margins(ops, lo[sl], hi[sl], labels[sl], bounds=dp.bounds[1:]))
             margins.append(m.min(dim=1).values)
             seconds.append(time.perf_counter() - start)
-    margin = torch.cat(margins)
+    return torch.cat(margins), torch.tensor(seconds, dtype=torch.float64)
+
+
+def certify_box(model: Any, lower: torch.Tensor, upper: torch.Tensor, method: str = "deeppoly",
+                label: torch.Tensor | None = None, center: torch.Tensor | None = None, budget: int = BUDGET) -> CertResult:
+    """Certificates of arbitrary input boxes: for each ``n``, is the class the same for every input
+    in ``[lower[n], upper[n]]`` (N, C, H, W)? Used by the geometric certificates
+    (:mod:`oodscope.verify.geometric`), whose region is a box of transformed images rather than an
+    L∞ ball. The box is taken as given (not clipped).
+
+    ``center``: the reference inputs (N, ...) whose arg-max is the ``predicted`` class when no
+    ``label`` is given and against which ``correct`` is checked (default: the boxes' centres); it
+    should lie in its box. ``eps`` of the result is NaN (the region is no ball).
+    """
+    if method not in METHODS:
+        raise InputError(f"verify: method must be one of {METHODS}, got {method!r}")
+    ops = as_layers(model)
+    if not (torch.is_tensor(lower) and torch.is_tensor(upper)) or lower.shape != upper.shape or lower.ndim < 2 \
+            or lower.shape[0] == 0:
+        raise InputError("verify: lower and upper must be non-empty batch tensors (N, ...) of the same shape")
+    lo, hi = lower.detach().to(DTYPE).cpu(), upper.detach().to(DTYPE).cpu()
+    if bool(torch.isnan(lo).any() | torch.isnan(hi).any()):
+        raise InputError("verify: the box holds NaN")
+    if bool((lo > hi).any()):
+        raise InputError("verify: the box has lower > upper")
+    ref = (lo + hi) / 2 if center is None else center.detach().to(DTYPE).cpu()
+    if ref.shape != lo.shape:
+        raise InputError(f"verify: center of shape {tuple(ref.shape)} for boxes of shape {tuple(lo.shape)}")
+    with torch.no_grad():
+        logits = forward(ops, ref)
+        if logits.ndim != 2:
+            raise InputError(f"verify: the network's output must be flat logits (N, K), got shape {tuple(logits.shape)}")
+        top = logits.argmax(dim=1)
+        k = top if label is None else torch.as_tensor(label).long().flatten().cpu()
+        if k.shape != top.shape:
+            raise InputError(f"verify: {lo.shape[0]} boxes but {k.numel()} labels")
+        margin, seconds = box_margins(ops, lo, hi, k, method, budget)
     correct = top == k
-    return CertResult(method, float(eps), k, (margin > TOLERANCE) & correct, margin, correct,
-                      torch.tensor(seconds, dtype=torch.float64))
+    return CertResult(method, float("nan"), k, (margin > TOLERANCE) & correct, margin, correct, seconds,
+                      {"region": "box"})
 
 
 def layer_bounds(model: Any, x: torch.Tensor, eps: float, method: str = "deeppoly", intersect: bool = True,
