@@ -56,7 +56,7 @@ def test_msp_on_split_mnist_end_to_end(tmp_path: Path, data_root: Path, monkeypa
     assert len(rows) == 2 and len(trained) == 1
     for row in rows:
         assert row["protocol"] == "multi-class" and row["protocol_fields"]["benchmark"] == "split-mnist"
-        assert set(row["metrics"]) == {"auroc", "aupr_in", "aupr_out", "fpr95", "accuracy"}
+        assert set(row["metrics"]) == {"auroc", "aupr_in", "aupr_out", "fpr95", "accuracy", "ece", "ece_mean", "nll"}
         assert row["metrics"]["accuracy"] > 80 and row["upstream"]["kind"] == "classifier"
         assert row["upstream"]["classes"] == 6 and 80 < row["upstream"]["val_accuracy"] <= 100
         assert row["n_validation"] > 3000 and row["n_test"] == 10000

@@ -38,7 +38,7 @@ from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.robustness_tables import write_tables
+from oodscope.bench.robustness_tables import PLAN_FILE, write_tables
 from oodscope.bench.summary import write_summary
 from oodscope.detectors import UpstreamCache, create, default_cache_dir, detector_class, settings_for
 from oodscope.detectors.classifier import ROBUST_SETTINGS
@@ -60,7 +60,6 @@ ROBUST_MODELS: dict[str, dict[str, dict[str, Any]]] = {
               "fgsm-rs": {"adversarial": "fgsm-rs"}},
 }
 ROBUST_MODELS["demo"] = ROBUST_MODELS["smoke"]
-PLAN_FILE = "robustness.json"
 
 
 @dataclass

@@ -13,6 +13,7 @@ from oodscope.atomic import write_text_atomic
 from oodscope.results.tables import Table
 
 MISSING = "–"
+PLAN_FILE = "robustness.json"  # written by the suite beside its results; marks a robustness directory
 
 
 def _cell(values: list[float]) -> str:
@@ -43,6 +44,7 @@ def accuracy_table(rows: list[dict[str, Any]]) -> Table | None:
         if r.get("fit_seconds") is not None:
             seconds[r["method"]].append(float(r["fit_seconds"]))
     table = Table(["model", "attack", *[f"ε = {_eps(e)}" for e in eps], "training s"],
+                  align=["left", "left", *["right"] * (len(eps) + 1)],
                   caption="Accuracy (%) on the in-distribution test images under attack (L∞, pixels in [0, 1])")
     for (model, attack), by_eps in values.items():
         secs = seconds.get(model)

@@ -250,8 +250,9 @@ def _tables_only(directory: Path, suite: str | None, data_root: str | None) -> N
     """Redraw a suite's tables and figures (or a plain grid's figures) from its results."""
     from oodscope.figures import rebuild_outputs, write_figures
 
-    if (directory / "robustness.json").is_file():
-        from oodscope.bench.robustness_tables import write_tables
+    from oodscope.bench.robustness_tables import PLAN_FILE, write_tables
+
+    if (directory / PLAN_FILE).is_file():
         from oodscope.results import ResultsLog, first_per_cell
 
         _echo_paths(directory, [write_tables(directory, list(first_per_cell(ResultsLog(directory / "results.jsonl").rows()).values()))])
