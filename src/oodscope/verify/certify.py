@@ -78,18 +78,29 @@ def certify(model: Any, x: torch.Tensor, eps: float, method: str = "deeppoly", l
     if bool(torch.isnan(x).any()):
         raise InputError("verify: x holds NaN")
     x = x.detach().to(DTYPE).cpu()
+    top, k = predicted_classes(ops, x, label)
     with torch.no_grad():
-        logits = forward(ops, x)
-        if logits.ndim != 2:
-            raise InputError(f"verify: the network's output must be flat logits (N, K), got shape {tuple(logits.shape)}")
-        top = logits.argmax(dim=1)
-        k = top if label is None else torch.as_tensor(label).long().flatten().cpu()
-        if k.shape != top.shape:
-            raise InputError(f"verify: {x.shape[0]} images but {k.numel()} labels")
         lo, hi = input_box(x, eps, clip)
         margin, seconds = box_margins(ops, lo, hi, k, method, budget)
     correct = top == k
     return CertResult(method, float(eps), k, (margin > TOLERANCE) & correct, margin, correct, seconds)
+
+
+def predicted_classes(ops: Sequence[Op], x: torch.Tensor, label: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's arg-max at ``x`` (N,) and the classes to certify: ``label`` (N,) or that arg-max.
+
+    Raises:
+        InputError: the network does not end in flat logits, or the labels do not match the images.
+    """
+    with torch.no_grad():
+        logits = forward(ops, x)
+    if logits.ndim != 2:
+        raise InputError(f"verify: the network's output must be flat logits (N, K), got shape {tuple(logits.shape)}")
+    top = logits.argmax(dim=1)
+    k = top if label is None else torch.as_tensor(label).long().flatten().cpu()
+    if k.shape != top.shape:
+        raise InputError(f"verify: {x.shape[0]} images but {k.numel()} labels")
+    return top, k
 
 
 def box_margins(ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, labels: torch.Tensor, method: str = "deeppoly",
@@ -140,14 +151,8 @@ def certify_box(model: Any, lower: torch.Tensor, upper: torch.Tensor, method: st
     ref = (lo + hi) / 2 if center is None else center.detach().to(DTYPE).cpu()
     if ref.shape != lo.shape:
         raise InputError(f"verify: center of shape {tuple(ref.shape)} for boxes of shape {tuple(lo.shape)}")
+    top, k = predicted_classes(ops, ref, label)
     with torch.no_grad():
-        logits = forward(ops, ref)
-        if logits.ndim != 2:
-            raise InputError(f"verify: the network's output must be flat logits (N, K), got shape {tuple(logits.shape)}")
-        top = logits.argmax(dim=1)
-        k = top if label is None else torch.as_tensor(label).long().flatten().cpu()
-        if k.shape != top.shape:
-            raise InputError(f"verify: {lo.shape[0]} boxes but {k.numel()} labels")
         margin, seconds = box_margins(ops, lo, hi, k, method, budget)
     correct = top == k
     return CertResult(method, float("nan"), k, (margin > TOLERANCE) & correct, margin, correct, seconds,

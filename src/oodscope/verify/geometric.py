@@ -81,10 +81,10 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.errors import InputError
-from oodscope.verify.certify import METHODS, TOLERANCE, CertResult, box_margins
+from oodscope.verify.certify import METHODS, TOLERANCE, CertResult, box_margins, predicted_classes
 from oodscope.verify.deeppoly import BUDGET
 from oodscope.verify.interval import interval_margins
-from oodscope.verify.layers import DTYPE, as_layers, forward
+from oodscope.verify.layers import DTYPE, as_layers
 
 Interval = tuple[float, float]
 PARAMETERS = ("rotation", "translation", "scaling")
@@ -320,14 +320,8 @@ def certify_geometric(model: Any, x: torch.Tensor, rotation: float = 0.0, transl
     shape = tuple(x.shape[-2:])
     coords = [coordinate_box(shape, a, u, v, s) for a, u, v, s in boxes]
     r_lo, r_hi, c_lo, c_hi = (torch.stack([c[i] for c in coords]) for i in range(4))  # (P, H, W)
+    top, k = predicted_classes(ops, x, label)
     with torch.no_grad():
-        logits = forward(ops, x)
-        if logits.ndim != 2:
-            raise InputError(f"verify: the network's output must be flat logits (N, K), got shape {tuple(logits.shape)}")
-        top = logits.argmax(dim=1)
-        k = top if label is None else torch.as_tensor(label).long().flatten().cpu()
-        if k.shape != top.shape:
-            raise InputError(f"verify: {x.shape[0]} images but {k.numel()} labels")
         margins, seconds, ran = [], [], []
         for n in range(x.shape[0]):
             start = time.perf_counter()
