@@ -5,7 +5,7 @@ and the uncertainty scores of several predictive distributions (ensembles, MC dr
 
 from oodscope.calibration.ece import BINS, ReliabilityBins, expected_calibration_error, negative_log_likelihood, reliability_bins
 from oodscope.calibration.temperature import TemperatureScaler
-from oodscope.calibration.uncertainty import SCORES, uncertainty_scores
+from oodscope.calibration.uncertainty import SCORES, pooled_outputs, uncertainty_scores
 
 __all__ = ["BINS", "SCORES", "ReliabilityBins", "TemperatureScaler", "expected_calibration_error",
-           "negative_log_likelihood", "reliability_bins", "uncertainty_scores"]
+           "negative_log_likelihood", "pooled_outputs", "reliability_bins", "uncertainty_scores"]

@@ -17,6 +17,9 @@ All are higher = more uncertain = more out-of-distribution; computed in float64.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import numpy as np
 import torch
 
 SCORES = ("max-prob", "entropy", "variation-ratio", "mi")
@@ -38,3 +41,17 @@ def uncertainty_scores(probs: torch.Tensor) -> dict[str, torch.Tensor]:
         "variation-ratio": 1.0 - votes.max(dim=-1).values.double() / p.shape[0],
         "mi": total - _entropy(p).mean(dim=0),
     }
+
+
+def pooled_outputs(batches: Iterable[torch.Tensor], score: str) -> dict[str, np.ndarray]:
+    """Every score of :data:`SCORES` over batches of ``probs`` (I, n, K), concatenated; ``logits``:
+    the log of the mean distribution (float32, its arg-max is the pooled prediction); ``score``: a
+    copy of the one named ``score``."""
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*SCORES, "logits")}
+    for probs in batches:
+        for k, v in uncertainty_scores(probs).items():
+            parts[k].append(v.cpu())
+        parts["logits"].append(torch.log(probs.double().mean(dim=0).clamp_min(1e-300)).float().cpu())
+    out = {k: torch.cat(v).numpy() for k, v in parts.items()}
+    out["score"] = out[score].copy()
+    return out

@@ -14,12 +14,11 @@ other classifier-based detectors of that seed read and the ensemble costs N − 
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import torch
 
-from oodscope.calibration import SCORES, uncertainty_scores
+from oodscope.calibration import SCORES, pooled_outputs, uncertainty_scores
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.classifier import CLASSIFIER_PRESETS
 from oodscope.detectors.ensemble_net import ENSEMBLE_DEFAULTS, Ensemble
@@ -50,12 +49,6 @@ class EnsembleDetector(Detector):
         return uncertainty_scores(torch.softmax(logits.double(), dim=2))[self.config["score"]]
 
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*SCORES, "logits")}
-        for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
-            probs = torch.softmax(self.upstream.member_logits(x[idx]).double(), dim=2)
-            for k, v in uncertainty_scores(probs).items():
-                parts[k].append(v.cpu())
-            parts["logits"].append(torch.log(probs.mean(dim=0).clamp_min(1e-300)).float().cpu())
-        out: dict[str, Any] = {k: torch.cat(v).numpy() for k, v in parts.items()}
-        out["score"] = out[self.config["score"]].copy()
-        return out
+        probs = (torch.softmax(self.upstream.member_logits(x[idx]).double(), dim=2)
+                 for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])))
+        return pooled_outputs(probs, self.config["score"])

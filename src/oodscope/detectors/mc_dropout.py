@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodscope.calibration import SCORES, uncertainty_scores
+from oodscope.calibration import SCORES, pooled_outputs
 from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
@@ -56,14 +56,7 @@ class MCDropoutDetector(LogitScoreDetector):
                                 for _ in range(int(self.config["passes"]))])
 
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
-        parts: dict[str, list[torch.Tensor]] = {k: [] for k in (*SCORES, "logits")}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.config["seed"]))
-            for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
-                probs = self.pass_probabilities(x[idx])
-                for k, v in uncertainty_scores(probs).items():
-                    parts[k].append(v.cpu())
-                parts["logits"].append(torch.log(probs.mean(dim=0).clamp_min(1e-300)).float().cpu())
-        out = {k: torch.cat(v).numpy() for k, v in parts.items()}
-        out["score"] = out[self.config["score"]].copy()
-        return out
+            return pooled_outputs((self.pass_probabilities(x[idx]) for idx in batches(x.shape[0], 4 * int(self.config["batch_size"]))),
+                                  self.config["score"])
