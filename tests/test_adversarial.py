@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from PIL import Image
+
+from helpers import digits_tensors, write_class_folders
 
 from oodscope.adversarial import adversarial_batch, ascend, fgsm, pgd, targeted_l1
 from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_success
@@ -19,7 +20,6 @@ from oodscope.cli import cli
 from oodscope.data import load
 from oodscope.detectors import create
 from oodscope.detectors.classifier import LATE_SETTINGS, Classifier
-from oodscope.detectors.inputs import as_images
 from oodscope.detectors.settings import settings_key
 from oodscope.detectors.upstream import _digest, upstream_key
 
@@ -34,9 +34,7 @@ def linear_model(seed: int = 0, d: int = 16, k: int = 3) -> tuple[torch.nn.Linea
 
 @pytest.fixture(scope="module")
 def digits() -> dict[str, torch.Tensor]:
-    train, test = load("digits", "train"), load("digits", "test")
-    return {"x": as_images(train, "train"), "y": torch.as_tensor(train.labels),
-            "xt": as_images(test, "test")[:200], "yt": torch.as_tensor(test.labels)[:200]}
+    return digits_tensors(200)
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +135,7 @@ def test_attack_command_on_a_saved_model(tmp_path: Path) -> None:
     train, test = load("digits", "train"), load("digits", "test")
     det = create("msp", **SMALL).fit(train)
     det.save(tmp_path / "model")
-    for i in range(40):
-        folder = tmp_path / "images" / str(int(test.labels[i]))
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(test.images[i, 0]).save(folder / f"{i}.png")
+    write_class_folders(test.images, test.labels, 40, tmp_path / "images")
     runner = CliRunner()
     args = ["attack", str(tmp_path / "model"), "--images", str(tmp_path / "images"), "--no-progress"]
     r = runner.invoke(cli, [*args, "--attack", "pgd", "--eps", "0.2", "--steps", "10", "--out", str(tmp_path / "r.json")])

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import digits_tensors
+
 from oodscope.adversarial import ascend, pgd
-from oodscope.data import load
 from oodscope.detectors.classifier import Classifier
-from oodscope.detectors.inputs import as_images
 from oodscope.errors import InputError
 from oodscope.nets import LeNet, build_backbone
 from oodscope.verify import (as_layers, certify, deeppoly_bounds, deeppoly_margins, forward, input_box, interval_bounds,
@@ -26,9 +26,7 @@ EPSILONS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05)
 
 @pytest.fixture(scope="module")
 def digits() -> dict[str, torch.Tensor]:
-    train, test = load("digits", "train"), load("digits", "test")
-    return {"x": as_images(train, "train"), "y": torch.as_tensor(train.labels),
-            "xt": as_images(test, "test")[:40], "yt": torch.as_tensor(test.labels)[:40]}
+    return digits_tensors(40)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from PIL import Image
 from torch import nn
+
+from helpers import write_class_folders
 
 from oodscope.cli import cli
 from oodscope.data import load
@@ -187,10 +188,7 @@ def test_verify_command_on_a_saved_model(tmp_path: Path) -> None:
     train, test = load("digits", "train"), load("digits", "test")
     det = create("msp", **{**BASE, "epochs": 15}).fit(train)
     det.save(tmp_path / "model")
-    for i in range(30):
-        folder = tmp_path / "images" / str(int(test.labels[i]))
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(test.images[i, 0]).save(folder / f"{i}.png")
+    write_class_folders(test.images, test.labels, 30, tmp_path / "images")
     runner = CliRunner()
     args = ["verify", str(tmp_path / "model"), "--images", str(tmp_path / "images"), "--no-progress"]
     r = runner.invoke(cli, [*args, "--method", "interval", "--eps", "0,0.01", "--eps", "0.05", "--out", str(tmp_path / "r.json")])
