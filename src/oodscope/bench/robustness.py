@@ -16,40 +16,32 @@ Per seed s it measures, on a fixed subset of the in-distribution test images:
 
 Each measurement is one row of ``results.jsonl`` in the common format (a cell of the benchmark
 with ``method`` = the model, the detector or ``transfer`` and the attack as its ``variant``);
-a rerun skips finished rows. ``table.md`` shows the four tables; ``robustness.json`` records the
-plan. Networks come from the upstream cache, so the standard classifier is the one every
+a rerun skips finished rows (:mod:`oodscope.bench.measured`). ``table.md`` shows the four tables;
+``robustness.json`` records the plan. Networks come from the upstream cache, so the standard classifier is the one every
 classifier-based detector of that seed reads.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-import oodscope
 from oodscope.adversarial import ascend, targeted_l1
 from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_success
-from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
-from oodscope.bench.lock import directory_lock
-from oodscope.bench.robustness_tables import PLAN_FILE, write_tables
-from oodscope.bench.summary import write_summary
+from oodscope.bench.measured import fixed_subset, measurement_cell, run_measured
 from oodscope.detectors import UpstreamCache, create, default_cache_dir, detector_class, settings_for
 from oodscope.detectors.classifier import ROBUST_SETTINGS
 from oodscope.detectors.ensemble_net import SEED_STRIDE
 from oodscope.detectors.inputs import as_images
 from oodscope.errors import InputError
 from oodscope.metrics import evaluate
-from oodscope.progress import message
-from oodscope.protocols import Cell, DataStore, MultiClass, Task, freeze
-from oodscope.results import SCHEMA_VERSION, ResultsLog, first_per_cell
+from oodscope.protocols import Cell, MultiClass, Task
 
 # the classifier settings each model adds to the preset's, per preset
 ROBUST_MODELS: dict[str, dict[str, dict[str, Any]]] = {
@@ -130,10 +122,6 @@ def model_settings(model: str, preset: str, device: str | None = None, seed: int
     return {**settings_for("msp", preset, device), **ROBUST_MODELS[preset][model], "seed": seed}
 
 
-def _cell(protocol: MultiClass, method: str, seed: int, preset: str, variant: dict[str, Any]) -> Cell:
-    return protocol.cell(method, seed, preset, 0, tuple(sorted((k, freeze(v)) for k, v in variant.items())))
-
-
 def plan_cells(plan: RobustnessPlan) -> list[tuple[Cell, dict[str, Any]]]:
     """Every measurement as (cell, what to do), seed by seed."""
     protocol = MultiClass(plan.benchmark)
@@ -145,29 +133,23 @@ def plan_cells(plan: RobustnessPlan) -> list[tuple[Cell, dict[str, Any]]]:
                 attacks = [("none", 0)] if e == 0 else [("fgsm", 1), ("pgd", plan.steps)]
                 for name, steps in attacks:
                     v = {"attack": name, "eps": e, "steps": steps, "restarts": 1}
-                    out.append((_cell(protocol, m, s, plan.preset, v), {"kind": "accuracy", "model": m, **v}))
+                    out.append((measurement_cell(protocol, m, s, plan.preset, v), {"kind": "accuracy", "model": m, **v}))
             if m != "standard" and top > 0:
                 v = {"attack": "pgd", "eps": top, "steps": plan.strong_steps, "restarts": plan.restarts}
-                out.append((_cell(protocol, m, s, plan.preset, v), {"kind": "accuracy", "model": m, **v}))
+                out.append((measurement_cell(protocol, m, s, plan.preset, v), {"kind": "accuracy", "model": m, **v}))
             if plan.n_targeted > 0:
                 v = {"attack": "targeted-l1", "target": "y+1"}
-                out.append((_cell(protocol, m, s, plan.preset, v), {"kind": "targeted", "model": m, **v}))
+                out.append((measurement_cell(protocol, m, s, plan.preset, v), {"kind": "targeted", "model": m, **v}))
         for e in [e for e in plan.eps if e > 0]:
             for src, tgt in (("standard", "standard-b"), ("standard-b", "standard")):
                 v = {"attack": "pgd", "eps": e, "steps": plan.steps, "source": src, "target": tgt}
-                out.append((_cell(protocol, "transfer", s, plan.preset, v), {"kind": "transfer", **v}))
+                out.append((measurement_cell(protocol, "transfer", s, plan.preset, v), {"kind": "transfer", **v}))
         for d in plan.detectors:
             for m in plan.detector_models if detector_class(d).requires.upstream.kind == "classifier" else ["standard"]:
                 for e in [0.0, *plan.detector_eps]:
                     v = {"model": m, "attack": "none" if e == 0 else "pgd", "eps": e, "steps": 0 if e == 0 else plan.steps}
-                    out.append((_cell(protocol, d, s, plan.preset, v), {"kind": "detector", "detector": d, **v}))
+                    out.append((measurement_cell(protocol, d, s, plan.preset, v), {"kind": "detector", "detector": d, **v}))
     return out
-
-
-def _subset(n_total: int, n: int, salt: int) -> np.ndarray:
-    if n == 0 or n >= n_total:
-        return np.arange(n_total)
-    return np.sort(np.random.default_rng(salt).permutation(n_total)[:n])
 
 
 class _Context:
@@ -176,9 +158,9 @@ class _Context:
     def __init__(self, plan: RobustnessPlan, task: Task, cache: UpstreamCache, seed: int, device: str | None) -> None:
         self.plan, self.task, self.cache, self.seed, self.device = plan, task, cache, seed, device
         inside = np.flatnonzero(~task.is_ood)
-        self.id_idx = inside[_subset(len(inside), plan.n_test, 0)]
+        self.id_idx = inside[fixed_subset(len(inside), plan.n_test, 0)]
         outside = np.flatnonzero(task.is_ood)
-        self.ood_idx = outside[_subset(len(outside), plan.n_ood, 1)]
+        self.ood_idx = outside[fixed_subset(len(outside), plan.n_ood, 1)]
         self.x = as_images(task.test.images[self.id_idx], "test images")
         self.y = torch.as_tensor(task.test_class[self.id_idx], dtype=torch.int64)
         self.nets: dict[str, tuple[Any, Any]] = {}
@@ -252,39 +234,6 @@ RUNNERS = {"accuracy": _accuracy, "transfer": _transfer, "detector": _detector, 
 def run_robustness(plan: RobustnessPlan, out: str | Path, run: RunOptions, command: list[str] | None = None) -> list[dict[str, Any]]:
     """Run every unfinished measurement of ``plan`` into ``out``; returns every row of the plan."""
     plan.check()
-    directory = Path(out)
-    directory.mkdir(parents=True, exist_ok=True)
-    with directory_lock(directory):
-        results = ResultsLog(directory / "results.jsonl")
-        finished = first_per_cell(results.rows())
-        cells = plan_cells(plan)
-        write_json_atomic(directory / PLAN_FILE, {"suite": "robustness", "plan": asdict(plan), "command": command,
-                                                     "run": run.to_json(), "oodscope_version": oodscope.__version__})
-        pending = [(c, job) for c, job in cells if c.key() not in finished]
-        rows = [finished[c.key()] for c, _ in cells if c.key() in finished]
-        message(f"robustness: {len(pending)} of {len(cells)} measurements to run -> {directory}")
-        store = DataStore(run.data_root, run.download)
-        cache = UpstreamCache(run.cache_dir or default_cache_dir() if run.disk_cache else None)
-        protocol = MultiClass(plan.benchmark)
-        contexts: dict[int, _Context] = {}
-        for cell, job in pending:
-            if cell.seed not in contexts:
-                contexts.clear()
-                task = protocol.task(protocol.cell("msp", cell.seed, plan.preset, 0), store)
-                contexts[cell.seed] = _Context(plan, task, cache, cell.seed, run.device)
-            start = time.perf_counter()
-            metrics, info, settings = RUNNERS[job["kind"]](contexts[cell.seed], job)
-            row = {"schema": SCHEMA_VERSION, **cell.row_fields(), "metrics": metrics,
-                   "fit_seconds": None if info is None else round(info.fit_seconds, 3),
-                   "score_seconds": round(time.perf_counter() - start, 3),
-                   "upstream": None if info is None else info.row(), "settings": settings,
-                   "oodscope_version": oodscope.__version__, "torch_version": torch.__version__,
-                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            results.append(row)
-            rows.append(row)
-            write_tables(directory, rows)
-            message(f"robustness: {cell.label} seed {cell.seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()
-                                                                               if isinstance(v, float)))
-        write_summary(directory, rows)
-        write_tables(directory, rows)
-    return rows
+    cache = UpstreamCache(run.cache_dir or default_cache_dir() if run.disk_cache else None)
+    return run_measured("robustness", plan, plan_cells(plan), RUNNERS,
+                        lambda task, seed: _Context(plan, task, cache, seed, run.device), out, run, command)

@@ -5,18 +5,15 @@ means over seeds (± std when there are several)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from statistics import fmean, pstdev
 from typing import Any
 
-from oodscope.atomic import write_text_atomic
 from oodscope.results.tables import Table
 
 MISSING = "–"
-PLAN_FILE = "robustness.json"  # written by the suite beside its results; marks a robustness directory
 
 
-def _cell(values: list[float]) -> str:
+def cell_text(values: list[float]) -> str:
     if not values:
         return MISSING
     if len(values) > 1:
@@ -24,7 +21,7 @@ def _cell(values: list[float]) -> str:
     return f"{values[0]:.2f}"
 
 
-def _eps(v: float) -> str:
+def eps_text(v: float) -> str:
     return f"{v:g}"
 
 
@@ -43,12 +40,12 @@ def accuracy_table(rows: list[dict[str, Any]]) -> Table | None:
         values[(r["method"], name)][float(v["eps"])].append(r["metrics"]["accuracy"])
         if r.get("fit_seconds") is not None:
             seconds[r["method"]].append(float(r["fit_seconds"]))
-    table = Table(["model", "attack", *[f"ε = {_eps(e)}" for e in eps], "training s"],
+    table = Table(["model", "attack", *[f"ε = {eps_text(e)}" for e in eps], "training s"],
                   align=["left", "left", *["right"] * (len(eps) + 1)],
                   caption="Accuracy (%) on the in-distribution test images under attack (L∞, pixels in [0, 1])")
     for (model, attack), by_eps in values.items():
         secs = seconds.get(model)
-        table.rows.append([model, attack, *[_cell(by_eps.get(e, [])) for e in eps],
+        table.rows.append([model, attack, *[cell_text(by_eps.get(e, [])) for e in eps],
                            f"{fmean(secs):.0f}" if secs else MISSING])
     return table
 
@@ -65,7 +62,7 @@ def targeted_table(rows: list[dict[str, Any]]) -> Table | None:
                   caption="The notes' targeted attack min E(x + δ, k_adv) + λ‖δ‖₁ (target: the next class), "
                           "λ searched per image; sizes of the successful perturbations")
     for model, ms in by.items():
-        table.rows.append([model, *[_cell([m[k] for m in ms if k in m])
+        table.rows.append([model, *[cell_text([m[k] for m in ms if k in m])
                                     for k in ("success", "mean_l1", "changed_pixels", "mean_linf")]])
     return table
 
@@ -82,11 +79,11 @@ def transfer_table(rows: list[dict[str, Any]]) -> Table | None:
         key = f"{v['source']} → {v['target']} (PGD-{v['steps']})"
         values[key][float(v["eps"])][0].append(r["metrics"]["transfer_success"])
         values[key][float(v["eps"])][1].append(r["metrics"]["source_success"])
-    table = Table(["crafted on → evaluated on", *[f"ε = {_eps(e)}" for e in eps]],
+    table = Table(["crafted on → evaluated on", *[f"ε = {eps_text(e)}" for e in eps]],
                   caption="Transfer success (%) of adversarial examples between two independently trained classifiers "
                           "(in brackets: white-box success on the source); over images both classify correctly")
     for key, by_eps in values.items():
-        table.rows.append([key, *[f"{_cell(by_eps[e][0])} ({_cell(by_eps[e][1])})" if e in by_eps else MISSING for e in eps]])
+        table.rows.append([key, *[f"{cell_text(by_eps[e][0])} ({cell_text(by_eps[e][1])})" if e in by_eps else MISSING for e in eps]])
     return table
 
 
@@ -101,23 +98,14 @@ def detector_table(rows: list[dict[str, Any]]) -> Table | None:
         v = r["variant"]
         values[f"{r['method']} ({v['model']} classifier)"][float(v["eps"])].append(r["metrics"]["auroc"])
     steps = sorted({r["variant"]["steps"] for r in det if r["variant"]["steps"]})
-    table = Table(["detector", *[("clean" if e == 0 else f"ε = {_eps(e)}") for e in eps]],
+    table = Table(["detector", *[("clean" if e == 0 else f"ε = {eps_text(e)}") for e in eps]],
                   caption=f"AUROC (%) when the OOD test images are perturbed by PGD-{'/'.join(map(str, steps))} to lower "
                           "the detector's score (look in-distribution)")
     for key, by_eps in values.items():
-        table.rows.append([key, *[_cell(by_eps.get(e, [])) for e in eps]])
+        table.rows.append([key, *[cell_text(by_eps.get(e, [])) for e in eps]])
     return table
 
 
-def render(rows: list[dict[str, Any]]) -> str:
-    seeds = sorted({str(r.get("seed")) for r in rows})
-    out = ["# Robustness suite", "", f"Seeds: {', '.join(seeds) or '–'}; {len(rows)} measurements.", ""]
-    for t in (accuracy_table(rows), targeted_table(rows), transfer_table(rows), detector_table(rows)):
-        if t is not None:
-            out += [t.caption + ":", "", t.markdown(), ""]
-    return "\n".join(out)
-
-
-def write_tables(directory: str | Path, rows: list[dict[str, Any]]) -> Path:
-    """Write ``directory/table.md`` atomically."""
-    return write_text_atomic(Path(directory) / "table.md", render(rows))
+def tables(rows: list[dict[str, Any]]) -> list[Table]:
+    """The suite's tables that ``rows`` fill: accuracy, targeted attack, transfer, detectors."""
+    return [t for t in (accuracy_table(rows), targeted_table(rows), transfer_table(rows), detector_table(rows)) if t is not None]

@@ -108,15 +108,20 @@ def build_run(opts: dict[str, Any]) -> RunOptions:
                       progress=opts["progress"], cache_dir=opts["cache_dir"], disk_cache=opts["disk_cache"])
 
 
+MEASURED_SUITES = ("robustness", "verification")  # measurements with their own plan and tables
+
+
 @click.command()
-@click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES, "robustness"])), default=None,
+@click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES, *MEASURED_SUITES])), default=None,
               help="Run one of the paper's experiments (table2, table3, fig4, fig5) instead of a plain grid; "
                    "writes table.md, table.csv, suite.json and figures to OUT. 'classifier' (with --protocol "
                    "mnist-vs-letters or split-mnist): every classifier-based detector, seeds 0-2, table.md and figures; "
                    "'calibration' (same protocols): accuracy, ECE and NLL before / after temperature scaling, and MC "
                    "dropout and a deep ensemble with each uncertainty score; 'robustness' (default protocol mnist-vs-letters): "
                    "standard and adversarially trained classifiers under FGSM / PGD, transfer between classifiers, "
-                   "detectors under attack.")
+                   "detectors under attack; 'verification' (same default): certified accuracy (interval and DeepPoly "
+                   "bounds) of standard, PGD-trained and IBP-trained classifiers, rotation certificates, neuron coverage "
+                   "(--methods picks the models).")
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from results.jsonl, without training.")
 @protocol_options
 @grid_options
@@ -138,8 +143,8 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
     if suite in GRID_SUITES:
         _run_grid_suite(suite, out, opts, command)
         return
-    if suite == "robustness":
-        _run_robustness(out, opts, command)
+    if suite in MEASURED_SUITES:
+        _run_measured(suite, out, opts, command)
         return
     if suite is not None:
         _run_suite(suite, out, opts, command)
@@ -203,16 +208,24 @@ def _run_grid_suite(suite: str, out: str, opts: dict[str, Any], command: list[st
     _echo_paths(config.directory, [config.directory / "table.md", *paths])
 
 
-def _run_robustness(out: str, opts: dict[str, Any], command: list[str] | None) -> None:
-    """The robustness suite (:mod:`oodscope.bench.robustness`) on a multi-class benchmark."""
-    from oodscope.bench.robustness import RobustnessPlan, run_robustness
-
-    if opts["variants"] or opts["settings"] or opts["methods"]:
-        raise InputError("--suite robustness sets its own models and detectors (no --methods, --set or --variant)")
+def _run_measured(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:
+    """The robustness (:mod:`oodscope.bench.robustness`) or verification
+    (:mod:`oodscope.bench.verification`) suite on a multi-class benchmark."""
+    if opts["variants"] or opts["settings"] or (opts["methods"] and suite == "robustness"):
+        raise InputError(f"--suite {suite} sets its own models" + (" and detectors (no --methods, --set or --variant)"
+                                                                   if suite == "robustness" else " (no --set or --variant)"))
     benchmark = "mnist-vs-letters" if opts["protocol"] == OneClass.name else opts["protocol"]
-    plan = RobustnessPlan.for_preset(opts["preset"], benchmark=benchmark,
-                                     seeds=[0] if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds"))
-    run_robustness(plan, out, build_run(opts), command)
+    seeds = [0] if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds")
+    if suite == "robustness":
+        from oodscope.bench.robustness import RobustnessPlan, run_robustness
+
+        run_robustness(RobustnessPlan.for_preset(opts["preset"], benchmark=benchmark, seeds=seeds), out, build_run(opts), command)
+    else:
+        from oodscope.bench.verification import VerificationPlan, run_verification
+
+        models = {} if opts["methods"] is None else {"models": [m.strip() for m in opts["methods"].split(",") if m.strip()]}
+        run_verification(VerificationPlan.for_preset(opts["preset"], benchmark=benchmark, seeds=seeds, **models), out,
+                         build_run(opts), command)
     click.echo((Path(out) / "table.md").read_text(encoding="utf-8"))
     _echo_paths(Path(out), [Path(out) / "table.md", Path(out) / "summary.md"])
 
@@ -250,9 +263,9 @@ def _tables_only(directory: Path, suite: str | None, data_root: str | None) -> N
     """Redraw a suite's tables and figures (or a plain grid's figures) from its results."""
     from oodscope.figures import rebuild_outputs, write_figures
 
-    from oodscope.bench.robustness_tables import PLAN_FILE, write_tables
+    from oodscope.bench.plan_tables import plan_suite, write_tables
 
-    if (directory / PLAN_FILE).is_file():
+    if plan_suite(directory) is not None:
         from oodscope.results import ResultsLog, first_per_cell
 
         _echo_paths(directory, [write_tables(directory, list(first_per_cell(ResultsLog(directory / "results.jsonl").rows()).values()))])

@@ -8,7 +8,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from oodscope.bench.robustness_tables import PLAN_FILE, accuracy_table, detector_table, targeted_table, transfer_table
+from oodscope.bench.plan_tables import suite_tables
 from oodscope.bench.suite_stats import with_unsupervised
 from oodscope.bench.suite_tables import sections as suite_sections
 from oodscope.bench.suites import SuiteSpec
@@ -69,9 +69,9 @@ def results(d: RunDir, rows: list[dict[str, Any]], spec: SuiteSpec | None) -> li
     if not rows and not d.csv_tables:
         return []
     parts = ["<h3>Results</h3>"]
-    if rows and (d.path / PLAN_FILE).is_file():  # the robustness suite: its own four tables
-        tables = [t for t in (accuracy_table(rows), targeted_table(rows), transfer_table(rows), detector_table(rows)) if t is not None]
-        for table in tables:
+    measured = suite_tables(d.path, rows) if rows else None
+    if measured is not None:  # the robustness or verification suite: its own tables
+        for table in measured:
             parts += [f"<h5>{esc(table.caption)}</h5>", replace(table, caption="").html()]
         parts += ["<details><summary>Every metric, per configuration</summary>", *_summary(rows), "</details>"]
     elif spec is not None and rows:

@@ -1,0 +1,92 @@
+"""The runner of the measurement suites (``robustness``, ``verification``): a plan expands into
+measurements, each a cell of a multi-class benchmark with ``method`` = the model (or detector) and
+what is measured as its ``variant``; each finished measurement is one row of ``results.jsonl`` in
+the common format, so a rerun skips finished rows. The suite's plan is recorded in its own JSON file
+beside the results (``robustness.json``, ``verification.json``), which also tells the report and
+``--tables-only`` which tables to draw (:mod:`oodscope.bench.plan_tables`).
+
+A suite gives the runner its cells, a context per seed (the task, the cache and the networks,
+built once per seed) and a function per kind of measurement returning ``(metrics, upstream info,
+settings)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import oodscope
+from oodscope.atomic import write_json_atomic
+from oodscope.bench.config import RunOptions
+from oodscope.bench.lock import directory_lock
+from oodscope.bench.plan_tables import write_tables
+from oodscope.bench.summary import write_summary
+from oodscope.progress import message
+from oodscope.protocols import Cell, DataStore, MultiClass, Task, freeze
+from oodscope.results import SCHEMA_VERSION, ResultsLog, first_per_cell
+
+Job = dict[str, Any]
+Runner = Callable[[Any, Job], tuple[dict[str, Any], Any, dict[str, Any]]]
+ContextFactory = Callable[[Task, int], Any]
+
+
+def measurement_cell(protocol: MultiClass, method: str, seed: int, preset: str, variant: dict[str, Any]) -> Cell:
+    """The benchmark cell of one measurement: ``method`` with ``variant`` as its settings."""
+    return protocol.cell(method, seed, preset, 0, tuple(sorted((k, freeze(v)) for k, v in variant.items())))
+
+
+def fixed_subset(n_total: int, n: int, salt: int) -> np.ndarray:
+    """``n`` sorted indices of ``range(n_total)`` drawn with seed ``salt`` (all when ``n`` is 0 or
+    not smaller than ``n_total``): the same images for every model and seed."""
+    if n == 0 or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(salt).permutation(n_total)[:n])
+
+
+def run_measured(suite: str, plan: Any, cells: Sequence[tuple[Cell, Job]], runners: dict[str, Runner],
+                 context: ContextFactory, out: str | Path, run: RunOptions, command: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run every unfinished measurement of ``cells`` into ``out`` and return every row of the plan.
+
+    ``plan``: a dataclass with ``benchmark`` and ``preset``, recorded in ``out/<suite>.json``;
+    ``runners[job["kind"]](context, job)`` measures one cell; ``context(task, seed)`` builds the
+    per-seed state (the cells must be ordered seed by seed)."""
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    with directory_lock(directory):
+        results = ResultsLog(directory / "results.jsonl")
+        finished = first_per_cell(results.rows())
+        write_json_atomic(directory / f"{suite}.json", {"suite": suite, "plan": asdict(plan), "command": command,
+                                                          "run": run.to_json(), "oodscope_version": oodscope.__version__})
+        pending = [(c, job) for c, job in cells if c.key() not in finished]
+        rows = [finished[c.key()] for c, _ in cells if c.key() in finished]
+        message(f"{suite}: {len(pending)} of {len(cells)} measurements to run -> {directory}")
+        store = DataStore(run.data_root, run.download)
+        protocol = MultiClass(plan.benchmark)
+        contexts: dict[int, Any] = {}
+        for cell, job in pending:
+            if cell.seed not in contexts:
+                contexts.clear()
+                contexts[cell.seed] = context(protocol.task(protocol.cell("msp", cell.seed, plan.preset, 0), store), cell.seed)
+            start = time.perf_counter()
+            metrics, info, settings = runners[job["kind"]](contexts[cell.seed], job)
+            row = {"schema": SCHEMA_VERSION, **cell.row_fields(), "metrics": metrics,
+                   "fit_seconds": None if info is None else round(info.fit_seconds, 3),
+                   "score_seconds": round(time.perf_counter() - start, 3),
+                   "upstream": None if info is None else info.row(), "settings": settings,
+                   "oodscope_version": oodscope.__version__, "torch_version": torch.__version__,
+                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            results.append(row)
+            rows.append(row)
+            write_tables(directory, rows)
+            message(f"{suite}: {cell.label} seed {cell.seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()
+                                                                           if isinstance(v, float)))
+        write_summary(directory, rows)
+        write_tables(directory, rows)
+    return rows
