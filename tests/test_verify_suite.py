@@ -1,0 +1,98 @@
+"""The ``verification`` suite (oodscope.bench.verification): certified accuracy per model, bound
+method and ε with its soundness checks, rotation certificates and neuron coverage, end to end
+through ``oodscope bench`` on MNIST at the smoke preset; resume, tables and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from oodscope.bench.plan_tables import plan_suite, suite_tables
+from oodscope.bench.verification import VerificationPlan, plan_cells
+from oodscope.cli import cli
+from oodscope.errors import InputError
+
+
+def _args(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
+    return ["bench", "--suite", "verification", "--protocol", "split-mnist", "--preset", "smoke", "--seeds", "0",
+            "--data-root", str(data_root), "--no-download", "--no-progress", "--threads", "1", "--no-disk-cache",
+            "--out", str(tmp_path), *extra]
+
+
+def test_verification_suite_end_to_end_sound_resumable_and_reported(tmp_path: Path, data_root: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(cli, _args(tmp_path, data_root))
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    plan = VerificationPlan.for_preset("smoke", benchmark="split-mnist")
+    assert len(rows) == len(plan_cells(plan))
+    kinds = {row["variant"]["kind"] for row in rows}
+    assert kinds == {"certify", "rotation", "coverage"}
+    assert {row["method"] for row in rows} == {"standard", "adversarial", "certified"}
+    settings = {row["method"]: row["settings"]["adversarial"] for row in rows}
+    assert settings == {"standard": "none", "adversarial": "pgd", "certified": "ibp"}
+
+    cert = [row for row in rows if row["variant"]["kind"] == "certify"]
+    for row in cert:
+        m = row["metrics"]
+        assert m["pgd_flips"] == 0, row  # PGD never changes a certified prediction
+        assert 0 <= m["certified"] <= m["clean_accuracy"] and m["certified"] <= m["pgd_accuracy"] + 1e-9, row
+        assert m["seconds_per_certificate"] > 0
+        if row["variant"]["method"] == "deeppoly":  # never looser than intervals on the same images
+            assert m["lost_to_interval"] == 0 and m["certified"] >= m["interval_certified_same"], row
+
+    def share(model: str, method: str, eps: float) -> float:
+        return next(r["metrics"]["certified"] for r in cert if r["method"] == model and r["variant"]["method"] == method
+                    and r["variant"]["eps"] == eps)
+
+    # interval-bound training certifies where standard training does not
+    assert share("certified", "interval", 0.1) > share("standard", "interval", 0.1)
+    for row in (r for r in rows if r["variant"]["kind"] == "rotation"):
+        assert row["metrics"]["sampled_flips"] == 0 and row["metrics"]["certified"] <= row["metrics"]["clean_accuracy"]
+    for row in (r for r in rows if r["variant"]["kind"] == "coverage"):
+        layers = [v for k, v in row["metrics"].items() if k.startswith("coverage:")]
+        assert layers and min(layers) <= row["metrics"]["coverage"] <= max(layers) and 0 <= row["metrics"]["coverage"] <= 100
+
+    table = (tmp_path / "table.md").read_text()
+    for title in ("Certified accuracy", "Rotation certificates", "Soundness checks", "Neuron coverage"):
+        assert title in table
+    assert plan_suite(tmp_path) == "verification.json"
+    assert len(suite_tables(tmp_path, rows)) == 4
+
+    again = runner.invoke(cli, _args(tmp_path, data_root))  # resumes: nothing left to run, no row added
+    assert again.exit_code == 0 and "0 of" in again.output
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(rows)
+
+    (tmp_path / "table.md").unlink()
+    redraw = runner.invoke(cli, ["bench", "--suite", "verification", "--tables-only", "--out", str(tmp_path)])
+    assert redraw.exit_code == 0 and (tmp_path / "table.md").read_text() == table
+    report = runner.invoke(cli, ["report", str(tmp_path), "--out", str(tmp_path / "r.html")])
+    assert report.exit_code == 0, report.output
+    html = (tmp_path / "r.html").read_text()
+    assert "Certified accuracy" in html and "Neuron coverage" in html
+
+
+def test_verification_suite_refuses_unknown_models_and_settings(tmp_path: Path, data_root: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(cli, _args(tmp_path, data_root, "--methods", "standard,robustest"))
+    assert bad.exit_code == 2 and "unknown models ['robustest']" in bad.output
+    refused = runner.invoke(cli, _args(tmp_path, data_root, "--set", "msp.epochs=2"))
+    assert refused.exit_code == 2 and "sets its own models" in refused.output
+    with pytest.raises(InputError, match="bound methods"):
+        VerificationPlan(methods=["crown"]).check()
+    with pytest.raises(InputError, match="rotations"):
+        VerificationPlan(rotations=[0.0]).check()
+
+
+def test_the_plan_certifies_every_model_at_every_eps_with_both_methods() -> None:
+    plan = VerificationPlan()
+    cells = plan_cells(plan)
+    cert = {(job["model"], job["method"], job["eps"]) for _, job in cells if job["kind"] == "certify"}
+    assert cert == {(m, b, e) for m in ("standard", "adversarial", "certified") for b in ("interval", "deeppoly")
+                    for e in (0.01, 0.05, 0.1, 0.2, 0.3)}
+    rot = {(job["model"], job["theta"], job["splits"]) for _, job in cells if job["kind"] == "rotation"}
+    assert {(t, s) for _, t, s in rot} == {(5.0, 20), (10.0, 40), (15.0, 60)}  # two angle splits per degree
+    assert len({c.key() for c, _ in cells}) == len(cells)  # every measurement its own cell
