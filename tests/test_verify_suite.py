@@ -24,8 +24,12 @@ def _args(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
 
 def test_verification_suite_end_to_end_sound_resumable_and_reported(tmp_path: Path, data_root: Path) -> None:
     runner = CliRunner()
-    r = runner.invoke(cli, _args(tmp_path, data_root))
-    assert r.exit_code == 0, r.output
+    # the models split over two runs (as over two processes), gathered by merge
+    for name, models in (("a", "standard"), ("b", "adversarial,certified")):
+        r = runner.invoke(cli, _args(tmp_path / name, data_root, "--methods", models))
+        assert r.exit_code == 0, r.output
+    merged = runner.invoke(cli, ["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--into", str(tmp_path)])
+    assert merged.exit_code == 0, merged.output
     rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     plan = VerificationPlan.for_preset("smoke", benchmark="split-mnist")
     assert len(rows) == len(plan_cells(plan))
@@ -63,7 +67,7 @@ def test_verification_suite_end_to_end_sound_resumable_and_reported(tmp_path: Pa
     assert len(suite_tables(tmp_path, rows)) == 4
 
     again = runner.invoke(cli, _args(tmp_path, data_root))  # resumes: nothing left to run, no row added
-    assert again.exit_code == 0 and "0 of" in again.output
+    assert again.exit_code == 0 and f"0 of {len(rows)} measurements" in again.output
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(rows)
 
     (tmp_path / "table.md").unlink()
@@ -96,3 +100,13 @@ def test_the_plan_certifies_every_model_at_every_eps_with_both_methods() -> None
     rot = {(job["model"], job["theta"], job["splits"]) for _, job in cells if job["kind"] == "rotation"}
     assert {(t, s) for _, t, s in rot} == {(5.0, 20), (10.0, 40), (15.0, 60)}  # two angle splits per degree
     assert len({c.key() for c, _ in cells}) == len(cells)  # every measurement its own cell
+
+
+def test_merge_refuses_results_of_different_measurement_suites(tmp_path: Path) -> None:
+    for name, plan in (("a", "robustness.json"), ("b", "verification.json")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text("")
+        (tmp_path / name / plan).write_text("{}")
+    r = CliRunner().invoke(cli, ["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--into", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "different measurement suites" in r.output
+    assert not (tmp_path / "c" / "results.jsonl").exists()

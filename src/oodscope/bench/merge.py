@@ -9,7 +9,8 @@ check that it reads back) and then the row is appended to ``DEST/results.jsonl``
 ``DEST/merges.json`` records each merge: the source, when, how many cells, and the commands
 that produced the source (from its ``run.json`` and ``suite.json``), which the report shows.
 Everything is checked before anything is written, and both directories are locked so
-that no run is appending to either meanwhile. As on a resume, a partial last line of a
+that no run is appending to either meanwhile. A measurement suite's plan file (``robustness.json``,
+``verification.json``) comes along when the destination has none, and its ``table.md`` is rebuilt. As on a resume, a partial last line of a
 results log (left by a killed run; never a finished cell) is cut away when it is read.
 """
 
@@ -27,6 +28,7 @@ from typing import Any
 from oodscope.atomic import write_atomic, write_json_atomic
 from oodscope.bench.consistency import UNCOMPARED, settings_diff
 from oodscope.bench.lock import directory_lock
+from oodscope.bench.plan_tables import PLAN_SUITES, plan_suite, write_tables
 from oodscope.bench.suite_files import read_suite
 from oodscope.bench.summary import write_summary
 from oodscope.errors import InputError
@@ -70,6 +72,9 @@ def _check_settings(source: Path, row: dict[str, Any], reference: dict[str, Any]
 
 def _check_suites(sources: list[Path], dest: Path) -> None:
     """InputError if a source and the destination hold different suites, data sets or presets."""
+    kinds = {k for k in (plan_suite(d) for d in [dest, *sources]) if k is not None}
+    if len(kinds) > 1:
+        raise InputError(f"the directories hold results of different measurement suites ({', '.join(sorted(kinds))}); not merged")
     target = read_suite(dest)
     if target is None:
         return
@@ -88,7 +93,7 @@ def source_commands(src: Path) -> list[dict[str, Any]]:
     """The commands recorded in ``src``'s ``suite.json`` and ``run.json`` (with their histories)
     as ``{"file", "started", "command"}``; unreadable files are left out."""
     out = []
-    for name in ("suite.json", "run.json"):
+    for name in ("suite.json", "run.json", *PLAN_SUITES):
         try:
             data = json.loads((src / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -106,6 +111,19 @@ def _record(dest: Path, merges: list[Any], srcs: list[Path], added: dict[str, in
                         "cells_skipped": skipped[str(s)], "commands": source_commands(s)}
                        for s in srcs if added[str(s)]]
     write_json_atomic(dest / MERGES, {"merges": merges})
+
+
+def _carry_plan(sources: list[Path], dest: Path, rows: list[dict[str, Any]]) -> None:
+    """A measurement suite's plan file from the first source that has one (when ``dest`` has none),
+    then ``dest/table.md`` from every row."""
+    if plan_suite(dest) is None:
+        src = next((s for s in sources if plan_suite(s) is not None), None)
+        if src is None:
+            return
+        name = plan_suite(src)
+        with open(src / name, "rb") as f_in:
+            write_atomic(dest / name, lambda f_out: shutil.copyfileobj(f_in, f_out))
+    write_tables(dest, rows)
 
 
 def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[str]) -> MergeReport:
@@ -175,4 +193,5 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
         if plan:
             write_summary(dest, rows)
             _record(dest, earlier, srcs, added, skipped)
+            _carry_plan(srcs, dest, rows)
     return MergeReport(added=added, skipped=skipped)
