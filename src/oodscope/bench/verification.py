@@ -92,7 +92,7 @@ class VerificationPlan:
     pgd_steps: int = 40
     pgd_restarts: int = 5
     rotations: list[float] = field(default_factory=lambda: [5.0, 10.0, 15.0])
-    splits_per_degree: float = 2.0
+    splits_per_degree: float = 1.0
     rotation_method: str = "deeppoly"
     n_rotation: int = 20
     sampled_angles: int = 61
