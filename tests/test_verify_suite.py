@@ -11,9 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from oodscope.bench.plan_tables import plan_suite, suite_tables
-from oodscope.bench.verification import VerificationPlan, plan_cells
+from oodscope.bench.verification import VERIFY_MODELS, VerificationPlan, model_settings, plan_cells
 from oodscope.cli import cli
+from oodscope.detectors import create
+from oodscope.detectors.classifier import classifier_net
 from oodscope.errors import InputError
+from oodscope.verify import as_layers
 
 
 def _args(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
@@ -110,3 +113,12 @@ def test_merge_refuses_results_of_different_measurement_suites(tmp_path: Path) -
     r = CliRunner().invoke(cli, ["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--into", str(tmp_path / "c")])
     assert r.exit_code == 2 and "different measurement suites" in r.output
     assert not (tmp_path / "c" / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("preset", sorted(VERIFY_MODELS))
+def test_every_preset_verifies_networks_the_verifiers_accept(preset: str) -> None:
+    # the paper preset's classifier is a Wide-ResNet (refused by the verifiers): its models are LeNets
+    for model in VERIFY_MODELS[preset]:
+        settings = create("msp", **model_settings(model, preset)).config
+        net = classifier_net(settings, {"channels": 1, "size": [28, 28], "classes": 10})
+        assert as_layers(net, [0.5], [0.25]), (preset, model)

@@ -36,6 +36,7 @@ from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.measured import Job, fixed_subset, measurement_cell, run_measured
 from oodscope.bench.robustness import ROBUST_MODELS
+from oodscope.detectors.classifier import ROBUST_SETTINGS
 from oodscope.detectors import UpstreamCache, create, default_cache_dir, detector_class, settings_for
 from oodscope.detectors.inputs import as_images
 from oodscope.errors import InputError
@@ -47,12 +48,18 @@ from oodscope.verify.layers import DTYPE, as_layers, forward
 # Gowal et al. train at a larger radius than they certify; here the cpu LeNet at the largest ε
 # certified, its radius ramped over the first 40 % of 10 epochs (IBP needs a slow ramp)
 CERTIFIED_SETTINGS: dict[str, Any] = {"adversarial": "ibp", "adv_eps": 0.3, "adv_warmup": 0.4, "epochs": 10}
+# the verifiers take LeNets (convolution, ReLU, max pooling, linear), so the paper preset replaces
+# its Wide-ResNet by the same LeNets trained longer (Gowal et al.: 100 epochs, trained at ε = 0.4)
+_LENET: dict[str, Any] = {"arch": "lenet", "widths": [32, 64], "hidden": 128, "dropout": 0.0}
 # the classifier settings each model adds to the preset's, per preset
 VERIFY_MODELS: dict[str, dict[str, dict[str, Any]]] = {
-    preset: {"standard": models["standard"], "adversarial": models["adversarial"],
-             "certified": {**CERTIFIED_SETTINGS, **({"epochs": 1, "adv_eps": 0.1} if preset in ("smoke", "demo") else {})}}
-    for preset, models in ROBUST_MODELS.items()
+    "cpu": {"standard": {}, "adversarial": ROBUST_SETTINGS, "certified": CERTIFIED_SETTINGS},
+    "paper": {"standard": {**_LENET, "epochs": 30}, "adversarial": {**_LENET, **ROBUST_MODELS["paper"]["adversarial"]},
+              "certified": {**_LENET, **CERTIFIED_SETTINGS, "adv_eps": 0.4, "epochs": 100}},
+    "smoke": {"standard": {}, "adversarial": ROBUST_MODELS["smoke"]["adversarial"],
+              "certified": {**CERTIFIED_SETTINGS, "epochs": 1, "adv_eps": 0.1}},
 }
+VERIFY_MODELS["demo"] = VERIFY_MODELS["smoke"]
 KINDS = ("certify", "rotation", "coverage")
 COVERAGE_INPUTS = ("test", "adversarial", "ood")
 
@@ -101,10 +108,12 @@ class VerificationPlan:
 
     @classmethod
     def for_preset(cls, preset: str, **given: Any) -> VerificationPlan:
-        """The plan of ``preset``: smoke and demo certify a few images (for tests)."""
+        """The plan of ``preset``: the paper preset certifies the whole test set with intervals and
+        1,000 images with DeepPoly; smoke and demo a few images (for tests)."""
         small = {"n_interval": 20, "n_deeppoly": 4, "eps": [0.01, 0.1], "pgd_steps": 5, "pgd_restarts": 2,
                  "rotations": [2.0], "splits_per_degree": 1.0, "n_rotation": 3, "sampled_angles": 9, "n_coverage": 50}
-        base = {"smoke": small, "demo": small}.get(preset, {})
+        base = {"paper": {"n_interval": 0, "n_deeppoly": 1000, "n_rotation": 100},
+                "smoke": small, "demo": small}.get(preset, {})
         return cls(preset=preset, **{**base, **given})
 
     def check(self) -> None:
