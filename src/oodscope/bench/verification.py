@@ -60,7 +60,6 @@ VERIFY_MODELS: dict[str, dict[str, dict[str, Any]]] = {
               "certified": {**CERTIFIED_SETTINGS, "epochs": 1, "adv_eps": 0.1}},
 }
 VERIFY_MODELS["demo"] = VERIFY_MODELS["smoke"]
-KINDS = ("certify", "rotation", "coverage")
 COVERAGE_INPUTS = ("test", "adversarial", "ood")
 
 
@@ -172,9 +171,8 @@ class _Context:
     def __init__(self, plan: VerificationPlan, task: Task, cache: UpstreamCache, seed: int, device: str | None) -> None:
         self.plan, self.task, self.cache, self.seed, self.device = plan, task, cache, seed, device
         inside = np.flatnonzero(~task.is_ood)
-        n = max(plan.n_interval, plan.n_deeppoly, plan.n_rotation, plan.n_coverage) if 0 not in (
-            plan.n_interval, plan.n_deeppoly, plan.n_rotation, plan.n_coverage) else 0
-        self.id_idx = inside[fixed_subset(len(inside), n, 0)]
+        counts = (plan.n_interval, plan.n_deeppoly, plan.n_rotation, plan.n_coverage)
+        self.id_idx = inside[fixed_subset(len(inside), 0 if 0 in counts else max(counts), 0)]  # each takes its first n
         outside = np.flatnonzero(task.is_ood)
         self.ood_idx = outside[fixed_subset(len(outside), plan.n_coverage, 1)]
         self.nets: dict[str, tuple[Any, Any]] = {}
