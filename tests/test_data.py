@@ -163,7 +163,9 @@ def test_existing_corrupt_file_is_reported_not_deleted(tmp_path):
 
 
 def test_registry_contents():
-    assert set(DATASETS) == {"mnist", "emnist-letters", "cifar10", "cifar100", "digits"}
+    assert set(DATASETS) == {"mnist", "emnist-letters", "cifar10", "cifar100", "digits", "digits-28", "synthetic-noise",
+                             "synthetic-blobs", "synthetic-strokes"}
+    assert all(DATASETS[n].folder is None and not DATASETS[n].files for n in ("digits-28", "synthetic-blobs"))
     assert DATASETS["cifar10"].files["cifar-10-python.tar.gz"].md5 == "c58f30108f718f92721af3b95e74349a"
     assert DATASETS["cifar100"].files["cifar-100-python.tar.gz"].md5 == "eb9058c3a382ffc7106e4002c42a8d85"
     assert DATASETS["mnist"].folder == "mnist" and DATASETS["emnist-letters"].folder == "emnist"

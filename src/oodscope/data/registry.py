@@ -16,6 +16,8 @@ from pathlib import Path
 from oodscope.data.cifar import CIFAR10_ARCHIVE, CIFAR100_ARCHIVE, read_cifar10, read_cifar100
 from oodscope.data.digits import read_digits
 from oodscope.data.imageset import ImageSet
+from oodscope.data.synthetic import KINDS as SYNTHETIC_KINDS
+from oodscope.data.synthetic import read_digits28, read_synthetic
 from oodscope.data.mnist import (
     EMNIST_LETTERS_FILES,
     MNIST_FILES,
@@ -201,5 +203,24 @@ DATASETS: dict[str, DatasetSpec] = {
         description="scikit-learn's bundled 8x8 digits (1797 images), stratified 2/3 : 1/3 split",
         homepage="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
     ),
+    "digits-28": DatasetSpec(
+        name="digits-28",
+        folder=None,
+        files={},
+        splits={split: () for split in SPLITS},
+        base_urls=(),
+        loader=read_digits28,
+        description="scikit-learn's digits upscaled to 20x20 and centred in 28x28 (an outlier source for MNIST-sized sets)",
+        homepage="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+    ),
+    **{f"synthetic-{kind}": DatasetSpec(
+        name=f"synthetic-{kind}",
+        folder=None,
+        files={},
+        splits={split: () for split in SPLITS},
+        base_urls=(),
+        loader=lambda directory, split, kind=kind: read_synthetic(kind, split),
+        description=f"generated 28x28 {kind} ({', '.join(classes)}), an outlier source for stress tests",
+    ) for kind, classes in SYNTHETIC_KINDS.items()},
 }
 """Named data sets known to :func:`oodscope.data.load`."""
