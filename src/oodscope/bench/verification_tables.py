@@ -12,6 +12,14 @@ from oodscope.bench.robustness_tables import MISSING, cell_text, eps_text
 from oodscope.results.tables import Table
 
 
+MODEL_ORDER = ("standard", "adversarial", "certified")
+
+
+def _order(model: str) -> tuple[int, str]:
+    """Models in the suite's order (standard, adversarial, certified), others after by name."""
+    return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
+
+
 def _kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("variant", {}).get("kind") == kind]
 
@@ -37,7 +45,7 @@ def certified_table(rows: list[dict[str, Any]]) -> Table | None:
                   align=["left", "left", *["right"] * (len(eps) + 2)],
                   caption="Certified accuracy (%) on the L∞ ball (pixels in [0, 1]): the share of test images whose true "
                           "class is proven to stay the prediction; PGD's accuracy bounds it from above")
-    for (model, method), by_eps in sorted(values.items(), key=lambda kv: (kv[0][0], kv[0][1].startswith("PGD"), kv[0][1])):
+    for (model, method), by_eps in sorted(values.items(), key=lambda kv: (_order(kv[0][0]), kv[0][1].startswith("PGD"), kv[0][1])):
         secs = seconds.get((model, method))
         n = images.get((model, method))
         table.rows.append([model, method, *[cell_text(by_eps.get(e, [])) for e in eps],
@@ -60,7 +68,7 @@ def rotation_table(rows: list[dict[str, Any]]) -> Table | None:
     table = Table(["model", *[f"±{eps_text(t)}°" for t in thetas], "images", *[f"s / image ±{eps_text(t)}°" for t in thetas]],
                   caption=f"Rotation certificates: share (%) of test images whose class is proven constant for every angle "
                           f"in ±θ (bilinear interpolation; {'/'.join(splits)} angle splits, {method} per split, intervals first)")
-    for model, by_theta in values.items():
+    for model, by_theta in sorted(values.items(), key=lambda kv: _order(kv[0])):
         n = sorted({int(m["n_images"]) for ms in by_theta.values() for m in ms})
         table.rows.append([model, *[cell_text([m["certified"] for m in by_theta.get(t, [])]) for t in thetas],
                            "/".join(map(str, n)),
@@ -88,7 +96,7 @@ def soundness_table(rows: list[dict[str, Any]]) -> Table | None:
     table = Table(["model", "certified balls attacked", "changed by PGD", "DeepPoly lost vs intervals",
                    "certified rotations sampled", "changed by a sampled angle"],
                   caption="Soundness checks over every certificate of the suite (each count of changes must be 0)")
-    for model, t in totals.items():
+    for model, t in sorted(totals.items(), key=lambda kv: _order(kv[0])):
         table.rows.append([model, *map(str, t)])
     return table
 
@@ -110,7 +118,7 @@ def coverage_table(rows: list[dict[str, Any]]) -> Table | None:
     table = Table(["model", "inputs", "images", "overall", *layers], align=["left", "left", *["right"] * (len(layers) + 2)],
                   caption=f"Neuron coverage (%, DeepXplore): share of neurons ({first['unit']}s of feature maps, units of flat "
                           f"layers) activated above {first['threshold']:g} of their layer's scaled range by some input")
-    for (model, inputs), ms in values.items():
+    for (model, inputs), ms in sorted(values.items(), key=lambda kv: _order(kv[0][0])):
         table.rows.append([model, inputs, str(ms[0]["n_images"]), cell_text([m["coverage"] for m in ms]),
                            *[cell_text([m[f"coverage:{layer}"] for m in ms if f"coverage:{layer}" in m]) for layer in layers]])
     return table
