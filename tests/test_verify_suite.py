@@ -59,9 +59,16 @@ def test_verification_suite_end_to_end_sound_resumable_and_reported(tmp_path: Pa
     assert share("certified", "interval", 0.1) > share("standard", "interval", 0.1)
     for row in (r for r in rows if r["variant"]["kind"] == "rotation"):
         assert row["metrics"]["sampled_flips"] == 0 and row["metrics"]["certified"] <= row["metrics"]["clean_accuracy"]
+    coverage = {}
     for row in (r for r in rows if r["variant"]["kind"] == "coverage"):
         layers = [v for k, v in row["metrics"].items() if k.startswith("coverage:")]
         assert layers and min(layers) <= row["metrics"]["coverage"] <= max(layers) and 0 <= row["metrics"]["coverage"] <= 100
+        v = row["variant"]
+        coverage[(row["method"], v["inputs"], v["unit"], v["scale"], v["threshold"])] = row["metrics"]["coverage"]
+    assert len(coverage) == 3 * 3 * 3
+    for (model, inputs, unit, scale, threshold), value in coverage.items():
+        if unit == "position" and scale:  # above a quarter of a ReLU layer's range implies fired
+            assert value <= coverage[(model, inputs, "position", False, 0.0)], (model, inputs)
 
     table = (tmp_path / "table.md").read_text()
     for title in ("Certified accuracy", "Rotation certificates", "Soundness checks", "Neuron coverage"):

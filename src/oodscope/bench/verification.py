@@ -16,7 +16,10 @@ Per seed s, on fixed subsets of the in-distribution test images (the same for ev
   images whose class is proven constant for every rotation within ±θ, with a check on densely
   sampled angles (``sampled_flips``, must be 0);
 * neuron coverage (DeepXplore) of the test images, of PGD adversarial examples of them and of OOD
-  test images, per layer and overall.
+  test images, per layer and overall, under each coverage definition of the plan: DeepXplore's
+  (each channel of a feature map one neuron, activations min-max scaled per layer and input,
+  threshold 0.25), the same with every channel × position a neuron, and "the ReLU fired" (raw
+  activation > 0, per position).
 
 Rows follow the common format (``method`` = the model, ``variant`` = what is measured); a rerun
 skips finished rows. ``table.md`` shows the suite's tables; ``verification.json`` records the plan.
@@ -61,6 +64,11 @@ VERIFY_MODELS: dict[str, dict[str, dict[str, Any]]] = {
 }
 VERIFY_MODELS["demo"] = VERIFY_MODELS["smoke"]
 COVERAGE_INPUTS = ("test", "adversarial", "ood")
+COVERAGE_DEFINITIONS: tuple[dict[str, Any], ...] = (
+    {"unit": "channel", "scale": True, "threshold": 0.25},  # DeepXplore's code: channel means of the scaled map
+    {"unit": "position", "scale": True, "threshold": 0.25},
+    {"unit": "position", "scale": False, "threshold": 0.0},  # the ReLU fired
+)
 
 
 @dataclass
@@ -84,6 +92,8 @@ class VerificationPlan:
         n_rotation: Test images of the rotation certificates.
         sampled_angles: Angles sampled over ±θ to check the certified images.
         n_coverage: Images of each coverage input set.
+        coverage: Coverage definitions, each ``{"unit", "scale", "threshold"}``
+            (:func:`oodscope.verify.neuron_coverage`).
         coverage_eps: ε of the PGD examples whose coverage is measured.
     """
 
@@ -103,6 +113,7 @@ class VerificationPlan:
     n_rotation: int = 20
     sampled_angles: int = 61
     n_coverage: int = 1000
+    coverage: list[dict[str, Any]] = field(default_factory=lambda: [dict(c) for c in COVERAGE_DEFINITIONS])
     coverage_eps: float = 0.3
 
     @classmethod
@@ -124,6 +135,8 @@ class VerificationPlan:
         bad = [m for m in [*self.methods, self.rotation_method] if m not in METHODS]
         if bad:
             raise InputError(f"verification: unknown bound methods {bad}; known: {', '.join(METHODS)}")
+        if any(set(c) != {"unit", "scale", "threshold"} for c in self.coverage):
+            raise InputError("verification: each coverage definition needs exactly unit, scale and threshold")
         if any(not 0 < e <= 1 for e in [*self.eps, self.coverage_eps]):
             raise InputError("verification: every eps must be in (0, 1]")
         if any(not 0 < t < 180 for t in self.rotations) or self.splits_per_degree <= 0:
@@ -155,8 +168,9 @@ def plan_cells(plan: VerificationPlan) -> list[tuple[Cell, Job]]:
                     add(m, s, {"kind": "certify", "method": method, "eps": e, "n": n,
                                "pgd_steps": plan.pgd_steps, "pgd_restarts": plan.pgd_restarts})
             for inputs in COVERAGE_INPUTS:
-                add(m, s, {"kind": "coverage", "inputs": inputs, "n": plan.n_coverage,
-                           **({"eps": plan.coverage_eps, "pgd_steps": plan.pgd_steps} if inputs == "adversarial" else {})})
+                for definition in plan.coverage:
+                    add(m, s, {"kind": "coverage", "inputs": inputs, "n": plan.n_coverage, **definition,
+                               **({"eps": plan.coverage_eps, "pgd_steps": plan.pgd_steps} if inputs == "adversarial" else {})})
         for m in plan.models:
             for theta in plan.rotations:
                 add(m, s, {"kind": "rotation", "theta": theta, "method": plan.rotation_method, "n": plan.n_rotation,
@@ -176,6 +190,7 @@ class _Context:
         outside = np.flatnonzero(task.is_ood)
         self.ood_idx = outside[fixed_subset(len(outside), plan.n_coverage, 1)]
         self.nets: dict[str, tuple[Any, Any]] = {}
+        self.attacked: dict[tuple[Any, ...], torch.Tensor] = {}
 
     def images(self, n: int, ood: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first ``n`` images of the in-distribution subset (0 = all) and their classes, or of
@@ -238,12 +253,14 @@ def _rotation(ctx: _Context, job: Job) -> tuple[dict[str, Any], Any, dict[str, A
 def _coverage(ctx: _Context, job: Job) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     clf, info = ctx.net(job["model"])
     x, y = ctx.images(job["n"], ood=job["inputs"] == "ood")
-    if job["inputs"] == "adversarial":
-        attack = make_attack("pgd", job["eps"], job["pgd_steps"], seed=ctx.seed)
-        x = attack(clf.differentiable(amp=False), x, y).detach()
-    cov = neuron_coverage(clf, x)
-    metrics: dict[str, Any] = {"coverage": 100.0 * cov.overall, "n_images": int(x.shape[0]),
-                               "threshold": cov.threshold, "unit": cov.unit}
+    if job["inputs"] == "adversarial":  # the same examples for every coverage definition
+        key = (job["model"], job["n"], job["eps"], job["pgd_steps"])
+        if key not in ctx.attacked:
+            attack = make_attack("pgd", job["eps"], job["pgd_steps"], seed=ctx.seed)
+            ctx.attacked = {key: attack(clf.differentiable(amp=False), x, y).detach()}
+        x = ctx.attacked[key]
+    cov = neuron_coverage(clf, x, threshold=job["threshold"], scale=job["scale"], unit=job["unit"])
+    metrics: dict[str, Any] = {"coverage": 100.0 * cov.overall, "n_images": int(x.shape[0])}
     metrics.update({f"coverage:{layer}": 100.0 * share for layer, share in cov.per_layer.items()})
     return metrics, info, clf.settings
 

@@ -101,25 +101,31 @@ def soundness_table(rows: list[dict[str, Any]]) -> Table | None:
     return table
 
 
+def _definition(v: dict[str, Any]) -> str:
+    """A coverage definition in words."""
+    level = f"> {float(v['threshold']):g}" + (" of scaled range" if v["scale"] else "")
+    return f"{'fired (> 0)' if level == '> 0' else level}, per {v['unit']}"
+
+
 def coverage_table(rows: list[dict[str, Any]]) -> Table | None:
-    """Rows: model and input set; columns: overall and per-layer neuron coverage (%)."""
+    """Rows: model, coverage definition and input set; columns: overall and per-layer neuron coverage (%)."""
     cov = _kind(rows, "coverage")
     if not cov:
         return None
     layers: list[str] = []
     for r in cov:
         layers += [k.split(":", 1)[1] for k in r["metrics"] if k.startswith("coverage:") and k.split(":", 1)[1] not in layers]
-    values: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    values: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in cov:
         v = r["variant"]
         name = v["inputs"] + (f" (PGD ε = {eps_text(v['eps'])})" if v["inputs"] == "adversarial" else "")
-        values[(r["method"], name)].append(r["metrics"])
-    first = cov[0]["metrics"]
-    table = Table(["model", "inputs", "images", "overall", *layers], align=["left", "left", *["right"] * (len(layers) + 2)],
-                  caption=f"Neuron coverage (%, DeepXplore): share of neurons ({first['unit']}s of feature maps, units of flat "
-                          f"layers) activated above {first['threshold']:g} of their layer's scaled range by some input")
-    for (model, inputs), ms in sorted(values.items(), key=lambda kv: _order(kv[0][0])):
-        table.rows.append([model, inputs, str(ms[0]["n_images"]), cell_text([m["coverage"] for m in ms]),
+        values[(r["method"], _definition(v), name)].append(r["metrics"])
+    table = Table(["model", "neuron active when", "inputs", "images", "overall", *layers],
+                  align=["left", "left", "left", *["right"] * (len(layers) + 2)],
+                  caption="Neuron coverage (%, DeepXplore): share of neurons activated by at least one input (a channel "
+                          "unit: the channel's mean over positions; the range: the layer's min-max on that input)")
+    for (model, definition, inputs), ms in sorted(values.items(), key=lambda kv: (_order(kv[0][0]), kv[0][1])):
+        table.rows.append([model, definition, inputs, str(ms[0]["n_images"]), cell_text([m["coverage"] for m in ms]),
                            *[cell_text([m[f"coverage:{layer}"] for m in ms if f"coverage:{layer}" in m]) for layer in layers]])
     return table
 
