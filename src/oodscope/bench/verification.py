@@ -39,8 +39,8 @@ from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.measured import Job, fixed_subset, measurement_cell, run_measured
 from oodscope.bench.robustness import ROBUST_MODELS
-from oodscope.detectors.classifier import ROBUST_SETTINGS
 from oodscope.detectors import UpstreamCache, create, default_cache_dir, detector_class, settings_for
+from oodscope.detectors.classifier import ROBUST_SETTINGS
 from oodscope.detectors.inputs import as_images
 from oodscope.errors import InputError
 from oodscope.protocols import Cell, MultiClass, Task
@@ -48,11 +48,12 @@ from oodscope.verify import METHODS, certify, certify_rotation, neuron_coverage
 from oodscope.verify.geometric import rotate
 from oodscope.verify.layers import DTYPE, as_layers, forward
 
-# Gowal et al. train at a larger radius than they certify; here the cpu LeNet at the largest ε
-# certified, its radius ramped over the first 40 % of 10 epochs (IBP needs a slow ramp)
+# the cpu LeNet trained with interval bounds at the largest ε certified, the radius ramped over
+# the first 40 % of 10 epochs (a slow ramp, as Gowal et al. stress)
 CERTIFIED_SETTINGS: dict[str, Any] = {"adversarial": "ibp", "adv_eps": 0.3, "adv_warmup": 0.4, "epochs": 10}
 # the verifiers take LeNets (convolution, ReLU, max pooling, linear), so the paper preset replaces
-# its Wide-ResNet by the same LeNets trained longer (Gowal et al.: 100 epochs, trained at ε = 0.4)
+# its Wide-ResNet by the same LeNets trained longer, the certified one at a radius above the largest
+# certified (never run: no GPU was lent)
 _LENET: dict[str, Any] = {"arch": "lenet", "widths": [32, 64], "hidden": 128, "dropout": 0.0}
 # the classifier settings each model adds to the preset's, per preset
 VERIFY_MODELS: dict[str, dict[str, dict[str, Any]]] = {
