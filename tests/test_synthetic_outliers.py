@@ -1,5 +1,6 @@
-"""Generated outlier sources (oodscope.data.synthetic): digits-28 and the synthetic noise, blobs
-and strokes, loadable by name with no files, deterministic, MNIST-shaped, usable as --oe."""
+"""Benchmarks beyond MNIST: the generated outlier sources (oodscope.data.synthetic: digits-28 and
+the synthetic noise, blobs and strokes, loadable by name with no files, deterministic, MNIST-shaped,
+usable as --oe), and one-class EMNIST letters with MNIST digits as its default outliers."""
 
 from __future__ import annotations
 
@@ -62,3 +63,23 @@ def test_a_generated_source_gives_the_one_class_protocol_its_outliers(data_root)
     protocol = OneClass(dataset="mnist", oe_dataset="synthetic-strokes")
     task = protocol.task(protocol.cell("geom", 3, 0, "cpu", 16, "all"), DataStore(data_root, False))
     assert task.outliers is not None and task.outliers.images.shape == (16, 1, 28, 28)
+
+
+def test_one_class_emnist_letters_is_a_table3_benchmark_with_mnist_outliers(tmp_path, data_root) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from oodscope.cli import cli
+
+    args = ["bench", "--suite", "table3", "--dataset", "emnist-letters", "--preset", "smoke", "--classes", "16",
+            "--methods", "geom,layers", "--data-root", str(data_root), "--no-download", "--no-progress", "--threads", "1",
+            "--no-disk-cache", "--out", str(tmp_path)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {row["protocol_fields"]["oe_dataset"] for row in rows} == {"mnist"}  # the default outliers: digits
+    assert {row["protocol_fields"]["id_class"] for row in rows} == {16}
+    assert all(50 < row["metrics"]["auroc"] <= 100 for row in rows)
+    table = (tmp_path / "table.md").read_text()
+    assert "| q |" in table  # letters by name

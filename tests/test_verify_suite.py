@@ -66,7 +66,7 @@ def test_verification_suite_end_to_end_sound_resumable_and_reported(tmp_path: Pa
         v = row["variant"]
         coverage[(row["method"], v["inputs"], v["unit"], v["scale"], v["threshold"])] = row["metrics"]["coverage"]
     assert len(coverage) == 3 * 3 * 3
-    for (model, inputs, unit, scale, threshold), value in coverage.items():
+    for (model, inputs, unit, scale, _threshold), value in coverage.items():
         if unit == "position" and scale:  # above a quarter of a ReLU layer's range implies fired
             assert value <= coverage[(model, inputs, "position", False, 0.0)], (model, inputs)
 
