@@ -112,7 +112,7 @@ MEASURED_SUITES = ("robustness", "verification")  # measurements with their own 
 
 
 @click.command()
-@click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES, *MEASURED_SUITES])), default=None,
+@click.option("--suite", type=click.Choice(sorted([*SUITES, *GRID_SUITES, *MEASURED_SUITES, "stress"])), default=None,
               help="Run one of the paper's experiments (table2, table3, fig4, fig5) instead of a plain grid; "
                    "writes table.md, table.csv, suite.json and figures to OUT. 'classifier' (with --protocol "
                    "mnist-vs-letters or split-mnist): every classifier-based detector, seeds 0-2, table.md and figures; "
@@ -121,7 +121,9 @@ MEASURED_SUITES = ("robustness", "verification")  # measurements with their own 
                    "standard and adversarially trained classifiers under FGSM / PGD, transfer between classifiers, "
                    "detectors under attack; 'verification' (same default): certified accuracy (interval and DeepPoly "
                    "bounds) of standard, PGD-trained and IBP-trained classifiers, rotation certificates, neuron coverage "
-                   "(--methods picks the models).")
+                   "(--methods picks the models); 'stress': geom and layers on MNIST and one-class EMNIST letters (--dataset "
+                   "picks one) with 16 outliers from each source (the other data set, digits-28, synthetic noise, blobs, "
+                   "strokes), one table of layers against geom.")
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from results.jsonl, without training.")
 @protocol_options
 @grid_options
@@ -145,6 +147,9 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
         return
     if suite in MEASURED_SUITES:
         _run_measured(suite, out, opts, command)
+        return
+    if suite == "stress":
+        _run_stress(out, opts, command)
         return
     if suite is not None:
         _run_suite(suite, out, opts, command)
@@ -228,6 +233,26 @@ def _run_measured(suite: str, out: str, opts: dict[str, Any], command: list[str]
                          build_run(opts), command)
     click.echo((Path(out) / "table.md").read_text(encoding="utf-8"))
     _echo_paths(Path(out), [Path(out) / "table.md", Path(out) / "summary.md"])
+
+
+def _run_stress(out: str, opts: dict[str, Any], command: list[str] | None) -> None:
+    """The stress grid of outlier sources (:mod:`oodscope.bench.stress`)."""
+    from oodscope.bench.stress import StressPlan, run_stress
+
+    if opts["variants"] or opts["oe_dataset"] or opts["oe_classes"] or opts["protocol"] != OneClass.name:
+        raise InputError("--suite stress runs the one-class protocol over its own outlier sources "
+                         "(no --oe, --oe-classes, --variant or --protocol)")
+    n_oe = parse_budgets(opts["n_oe"] or "16", "--n-oe")
+    if len(n_oe) != 1 or not isinstance(n_oe[0], int):
+        raise InputError("--suite stress takes one number of outliers (--n-oe N)")
+    plan = StressPlan(preset=opts["preset"], n_oe=n_oe[0],
+                      **({} if opts["dataset"] is None else {"datasets": [opts["dataset"]]}),
+                      **({} if opts["classes"] is None else {"classes": parse_int_list(opts["classes"], "--classes")}),
+                      **({} if opts["seeds"] is None else {"seeds": parse_int_list(opts["seeds"], "--seeds")}),
+                      **({} if opts["methods"] is None else {"methods": parse_methods(opts["methods"])}))
+    table = run_stress(plan, out, build_run(opts), command, overrides=parse_settings(opts["settings"], plan.methods))
+    click.echo(table.read_text(encoding="utf-8"))
+    _echo_paths(Path(out), [table])
 
 
 def _run_suite(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:

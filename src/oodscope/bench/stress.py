@@ -1,0 +1,119 @@
+"""The ``stress`` grid: does ``layers`` hold whatever the few known outliers are?
+
+For each in-distribution data set of the one-class protocol and each outlier source — the other
+data set (MNIST ↔ EMNIST letters), scikit-learn's digits in MNIST's frame and the generated noise,
+blobs and strokes (:mod:`oodscope.data.synthetic`) — it runs ``geom`` and ``layers`` (and any other
+method given) on every class and seed with 16 known outliers, one resumable grid per (data set,
+source) in ``OUT/<dataset>--<source>/``. GEOM's network f does not depend on the outliers, so the
+upstream cache trains it once per (data set, class, seed) for all sources.
+
+``OUT/table.md`` has one row per (data set, source): the mean AUROC of each method over classes
+(each class the mean over seeds), the mean of ``layers − geom`` and its worst class, and the number
+of classes where ``layers`` falls more than :data:`TOLERANCE` below ``geom`` (the issue's bound).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from oodscope.atomic import write_text_atomic
+from oodscope.bench.config import BenchConfig, RunOptions
+from oodscope.bench.runner import run_bench
+from oodscope.errors import InputError
+from oodscope.protocols import OneClass
+from oodscope.results.tables import Table
+
+SYNTHETIC_SOURCES = ["digits-28", "synthetic-noise", "synthetic-blobs", "synthetic-strokes"]
+# per in-distribution data set: its outlier sources, the natural one first
+SOURCES: dict[str, list[str]] = {"mnist": ["emnist-letters", *SYNTHETIC_SOURCES],
+                                 "emnist-letters": ["mnist", *SYNTHETIC_SOURCES]}
+TOLERANCE = 1.0  # AUROC points layers may fall below geom (the run-to-run spread)
+
+
+@dataclass
+class StressPlan:
+    """The stress grid (defaults: the issue's).
+
+    Attributes:
+        datasets: In-distribution data sets (keys of :data:`SOURCES`).
+        sources: Outlier sources per data set (default :data:`SOURCES`).
+        classes: In-distribution classes (None: every class of each data set).
+        seeds: Seeds.
+        methods: Methods; ``geom`` and ``layers`` are needed for the table's differences.
+        n_oe: Known outliers per cell.
+        preset: Settings preset.
+    """
+
+    datasets: list[str] = field(default_factory=lambda: ["mnist", "emnist-letters"])
+    sources: dict[str, list[str]] | None = None
+    classes: list[int] | None = None
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    methods: list[str] = field(default_factory=lambda: ["geom", "layers"])
+    n_oe: int = 16
+    preset: str = "cpu"
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(data set, outlier source) of every grid, in order."""
+        sources = {**SOURCES, **(self.sources or {})}
+        unknown = [d for d in self.datasets if d not in sources]
+        if unknown:
+            raise InputError(f"stress: no outlier sources for {unknown}; known data sets: {', '.join(sources)}")
+        if not {"geom", "layers"} <= set(self.methods):
+            raise InputError("stress: the methods must include geom and layers (the table compares them)")
+        return [(d, s) for d in self.datasets for s in sources[d]]
+
+
+def grid_directory(out: str | Path, dataset: str, source: str) -> Path:
+    return Path(out) / f"{dataset}--{source}"
+
+
+def run_stress(plan: StressPlan, out: str | Path, run: RunOptions, command: list[str] | None = None,
+               overrides: dict[str, Any] | None = None) -> Path:
+    """Run (or resume) every grid of ``plan`` under ``out`` and write ``out/table.md``;
+    ``overrides``: detector settings applied after the preset (``--set``)."""
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for dataset, source in plan.pairs():
+        protocol = OneClass(dataset=dataset, classes=None if plan.classes is None else tuple(plan.classes),
+                            oe_dataset=source, n_oe=(plan.n_oe,))
+        config = BenchConfig(out=grid_directory(out, dataset, source), protocol=protocol, methods=list(plan.methods),
+                             seeds=list(plan.seeds), preset=plan.preset, overrides=dict(overrides or {}), run=run,
+                             command=command)
+        rows[(dataset, source)] = run_bench(config)
+    return write_text_atomic(Path(out) / "table.md", render(rows, plan.methods))
+
+
+def class_means(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """Per method, per in-distribution class: the mean AUROC over seeds."""
+    values: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        values[r["method"]][int(r["protocol_fields"]["id_class"])].append(float(r["metrics"]["auroc"]))
+    return {m: {c: fmean(v) for c, v in by.items()} for m, by in values.items()}
+
+
+def stress_table(rows: dict[tuple[str, str], list[dict[str, Any]]], methods: list[str]) -> Table:
+    """One row per (data set, outlier source)."""
+    table = Table(["data set", "outliers", "classes", *methods, "layers − geom", "worst class", f"classes < −{TOLERANCE:g}"],
+                  align=["left", "left", *["right"] * (len(methods) + 4)],
+                  caption="Mean AUROC (%) over classes (each the mean over seeds); layers − geom per class, its mean, its "
+                          f"worst class and the classes where layers falls more than {TOLERANCE:g} below geom")
+    for (dataset, source), group in rows.items():
+        means = class_means(group)
+        classes = sorted(set(means.get("geom", {})) & set(means.get("layers", {})))
+        diffs = {c: means["layers"][c] - means["geom"][c] for c in classes}
+        worst = min(diffs, key=diffs.get) if diffs else None
+        table.rows.append([dataset, source, str(len(classes)),
+                           *[f"{fmean(means[m].values()):.2f}" if means.get(m) else "–" for m in methods],
+                           f"{fmean(diffs.values()):+.2f}" if diffs else "–",
+                           f"{worst}: {diffs[worst]:+.2f}" if worst is not None else "–",
+                           str(sum(d < -TOLERANCE for d in diffs.values()))])
+    return table
+
+
+def render(rows: dict[tuple[str, str], list[dict[str, Any]]], methods: list[str]) -> str:
+    table = stress_table(rows, methods)
+    return "\n".join(["# Stress grid: layers against its own f (geom) for each outlier source", "",
+                      table.caption + ":", "", table.markdown(), ""])
