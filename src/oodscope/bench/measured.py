@@ -25,9 +25,11 @@ import torch
 import oodscope
 from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
+from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.plan_tables import write_tables
 from oodscope.bench.summary import write_summary
+from oodscope.detectors import UpstreamCache, create, detector_class, settings_for
 from oodscope.progress import message
 from oodscope.protocols import Cell, DataStore, MultiClass, Task, freeze
 from oodscope.results import SCHEMA_VERSION, ResultsLog, first_per_cell
@@ -40,6 +42,19 @@ ContextFactory = Callable[[Task, int], Any]
 def measurement_cell(protocol: MultiClass, method: str, seed: int, preset: str, variant: dict[str, Any]) -> Cell:
     """The benchmark cell of one measurement: ``method`` with ``variant`` as its settings."""
     return protocol.cell(method, seed, preset, 0, tuple(sorted((k, freeze(v)) for k, v in variant.items())))
+
+
+def classifier_settings(models: dict[str, dict[str, dict[str, Any]]], model: str, preset: str, device: str | None = None,
+                        seed: int = 0) -> dict[str, Any]:
+    """The settings (as an ``msp`` config) of a suite's classifier ``model``: the preset's, then the
+    model's own (``models[preset][model]``), then the seed."""
+    return {**settings_for("msp", preset, device), **models[preset][model], "seed": seed}
+
+
+def shared_classifier(settings: dict[str, Any], task: Task, cache: UpstreamCache) -> tuple[Any, Any]:
+    """The classifier with ``settings`` trained on ``task`` and its upstream info, from ``cache``
+    (trained once for every suite and detector that reads it)."""
+    return shared_upstream(detector_class("msp"), create("msp", **settings).config, task, cache)
 
 
 def fixed_subset(n_total: int, n: int, salt: int) -> np.ndarray:

@@ -9,9 +9,10 @@ check that it reads back) and then the row is appended to ``DEST/results.jsonl``
 ``DEST/merges.json`` records each merge: the source, when, how many cells, and the commands
 that produced the source (from its ``run.json`` and ``suite.json``), which the report shows.
 Everything is checked before anything is written, and both directories are locked so
-that no run is appending to either meanwhile. A measurement suite's plan file (``robustness.json``,
-``verification.json``) comes along when the destination has none, and its ``table.md`` is rebuilt. As on a resume, a partial last line of a
-results log (left by a killed run; never a finished cell) is cut away when it is read.
+that no run is appending to either meanwhile. A measurement suite's plan file
+(``robustness.json``, ``verification.json``) comes along when the destination has none, and its
+``table.md`` is rebuilt. As on a resume, a partial last line of a results log (left by a killed
+run; never a finished cell) is cut away when it is read.
 """
 
 from __future__ import annotations
@@ -117,10 +118,10 @@ def _carry_plan(sources: list[Path], dest: Path, rows: list[dict[str, Any]]) -> 
     """A measurement suite's plan file from the first source that has one (when ``dest`` has none),
     then ``dest/table.md`` from every row."""
     if plan_suite(dest) is None:
-        src = next((s for s in sources if plan_suite(s) is not None), None)
-        if src is None:
+        found = next(((s, name) for s in sources if (name := plan_suite(s)) is not None), None)
+        if found is None:
             return
-        name = plan_suite(src)
+        src, name = found
         with open(src / name, "rb") as f_in:
             write_atomic(dest / name, lambda f_out: shutil.copyfileobj(f_in, f_out))
     write_tables(dest, rows)

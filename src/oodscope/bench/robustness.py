@@ -34,8 +34,8 @@ from oodscope.adversarial import ascend, targeted_l1
 from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_success
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
-from oodscope.bench.measured import fixed_subset, measurement_cell, run_measured
-from oodscope.detectors import UpstreamCache, create, default_cache_dir, detector_class, settings_for
+from oodscope.bench.measured import classifier_settings, fixed_subset, measurement_cell, run_measured, shared_classifier
+from oodscope.detectors import UpstreamCache, default_cache_dir, detector_class, settings_for
 from oodscope.detectors.classifier import ROBUST_SETTINGS
 from oodscope.detectors.ensemble_net import SEED_STRIDE
 from oodscope.detectors.inputs import as_images
@@ -119,7 +119,7 @@ class RobustnessPlan:
 
 def model_settings(model: str, preset: str, device: str | None = None, seed: int = 0) -> dict[str, Any]:
     """The classifier settings (as a ``msp`` config) of ``model`` under ``preset``."""
-    return {**settings_for("msp", preset, device), **ROBUST_MODELS[preset][model], "seed": seed}
+    return classifier_settings(ROBUST_MODELS, model, preset, device, seed)
 
 
 def plan_cells(plan: RobustnessPlan) -> list[tuple[Cell, dict[str, Any]]]:
@@ -165,14 +165,12 @@ class _Context:
         self.y = torch.as_tensor(task.test_class[self.id_idx], dtype=torch.int64)
         self.nets: dict[str, tuple[Any, Any]] = {}
 
-    def config(self, model: str) -> dict[str, Any]:
-        base = "standard" if model == "standard-b" else model
-        seed = self.seed + (SEED_STRIDE if model == "standard-b" else 0)
-        return create("msp", **model_settings(base, self.plan.preset, self.device, seed)).config
-
     def net(self, model: str) -> tuple[Any, Any]:
+        """The classifier ``model`` (``standard-b``: the standard one of seed s + 100) and its info."""
         if model not in self.nets:
-            self.nets[model] = shared_upstream(detector_class("msp"), self.config(model), self.task, self.cache)
+            base = "standard" if model == "standard-b" else model
+            seed = self.seed + (SEED_STRIDE if model == "standard-b" else 0)
+            self.nets[model] = shared_classifier(model_settings(base, self.plan.preset, self.device, seed), self.task, self.cache)
         return self.nets[model]
 
 

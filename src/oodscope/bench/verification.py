@@ -36,10 +36,9 @@ import torch
 
 from oodscope.adversarial.robust import make_attack
 from oodscope.bench.config import RunOptions
-from oodscope.bench.fitting import shared_upstream
-from oodscope.bench.measured import Job, fixed_subset, measurement_cell, run_measured
+from oodscope.bench.measured import Job, classifier_settings, fixed_subset, measurement_cell, run_measured, shared_classifier
 from oodscope.bench.robustness import ROBUST_MODELS
-from oodscope.detectors import UpstreamCache, create, default_cache_dir, detector_class, settings_for
+from oodscope.detectors import UpstreamCache, default_cache_dir
 from oodscope.detectors.classifier import ROBUST_SETTINGS
 from oodscope.detectors.inputs import as_images
 from oodscope.errors import InputError
@@ -149,7 +148,7 @@ class VerificationPlan:
 
 def model_settings(model: str, preset: str, device: str | None = None, seed: int = 0) -> dict[str, Any]:
     """The classifier settings (as a ``msp`` config) of ``model`` under ``preset``."""
-    return {**settings_for("msp", preset, device), **VERIFY_MODELS[preset][model], "seed": seed}
+    return classifier_settings(VERIFY_MODELS, model, preset, device, seed)
 
 
 def plan_cells(plan: VerificationPlan) -> list[tuple[Cell, Job]]:
@@ -203,8 +202,8 @@ class _Context:
 
     def net(self, model: str) -> tuple[Any, Any]:
         if model not in self.nets:
-            config = create("msp", **model_settings(model, self.plan.preset, self.device, self.seed)).config
-            self.nets[model] = shared_upstream(detector_class("msp"), config, self.task, self.cache)
+            self.nets[model] = shared_classifier(model_settings(model, self.plan.preset, self.device, self.seed), self.task,
+                                                 self.cache)
         return self.nets[model]
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 from oodscope.data.cifar import CIFAR10_ARCHIVE, CIFAR100_ARCHIVE, read_cifar10, read_cifar100
 from oodscope.data.digits import read_digits
 from oodscope.data.imageset import ImageSet
-from oodscope.data.synthetic import KINDS as SYNTHETIC_KINDS
-from oodscope.data.synthetic import read_digits28, read_synthetic
 from oodscope.data.mnist import (
     EMNIST_LETTERS_FILES,
     MNIST_FILES,
     read_emnist_letters,
     read_mnist,
 )
+from oodscope.data.synthetic import KINDS as SYNTHETIC_KINDS
+from oodscope.data.synthetic import read_digits28, read_synthetic
 
 ENV_MIRROR = "OODSCOPE_MIRROR"
 SPLITS = ("train", "test")

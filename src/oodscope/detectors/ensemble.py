@@ -14,7 +14,6 @@ other classifier-based detectors of that seed read and the ensemble costs N − 
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
