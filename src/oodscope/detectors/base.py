@@ -109,6 +109,7 @@ class Detector:
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     order: ClassVar[int] = 100  # position in listings (demo columns, --help)
     family: ClassVar[str] = ""  # "classifier": a detector built on a multi-class classifier (the classifier suite runs them)
+    saved_defaults: ClassVar[dict[str, Any]] = {}  # settings added later: their value in model files that lack them
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = check_settings(self.method, self.defaults, config, self.choices)
@@ -304,7 +305,7 @@ class Detector:
     @classmethod
     def from_saved(cls, meta: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Detector:
         """A detector from a verified model directory's config and tensors."""
-        det = cls(**meta["config"])
+        det = cls(**{**cls.saved_defaults, **meta["config"]})
         det.fitted = meta["fitted"]
         det.threshold = meta.get("threshold")
         if cls.requires.upstream is not None:

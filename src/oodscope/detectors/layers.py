@@ -8,6 +8,18 @@ trained with binary cross-entropy to output d=0 on in-distribution images and d=
 known outliers, with a random transformation y per sample (Algorithm 1). The score of x is
 sum_y sigmoid(g_theta(z_1^y, ..., z_L^y)): higher = more out-of-distribution.
 
+With a few outliers, g_theta separates them from the in-distribution images by whatever cue is
+cheapest; out-of-distribution images that lack that cue then score as in-distribution, even where
+f (GEOM's score) knew better. So by default (``f_weight`` > 0) the score keeps f's evidence:
+g_theta is trained on 90 % of the in-distribution images, the held-out rest (``holdout``) gives the
+mean and standard deviation of GEOM's score s_f(x) = -sum_y softmax_y(f(T_y x)) and of g_theta's
+summed logit s_g(x) = sum_y g_theta(z^y) on unseen in-distribution images, and
+
+    s(x) = f_weight * (s_f(x) - mu_f) / sigma_f + (s_g(x) - mu_g) / sigma_g.
+
+This is oodscope's addition, measured in docs/BENCHMARKS.md (section "Keeping layers above its own
+f"); ``f_weight = 0`` (the ``paper`` preset) is the paper's score.
+
 ``taps`` selects the inputs of g_theta, so the ablations of Table 2 (softmax, z4, z3, z2, z1,
 all) are this same code.
 """
@@ -35,11 +47,13 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     **HEAD_DEFAULTS,
     "g_mixup": 0.0,  # fraction of each batch replaced by ID/outlier mixtures with soft labels (off: no gain, BENCHMARKS.md)
     "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
+    "f_weight": 0.5,  # weight of f's standardised GEOM score added to g's (0: g alone, the paper's score)
+    "holdout": 0.1,  # fraction of in-distribution images kept from g to standardise both scores (f_weight > 0)
 }
 
 # The paper preset keeps the paper's g_theta: all four taps, no outlier augmentation, no mixup.
 LAYERS_PRESETS = merge_presets(GEOM_PRESETS, HEAD_PRESETS, {
-    "paper": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none"},
+    "paper": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none", "f_weight": 0.0},
 })
 
 
@@ -51,6 +65,7 @@ class LayersDetector(Detector):
     choices = {**GEOM_CHOICES, "g_augment": ("none", "outliers", "both")}
     presets = LAYERS_PRESETS
     order = 40
+    saved_defaults = {"f_weight": 0.0}  # models saved before f_weight score with g alone
 
     def _check_config(self) -> None:
         bad = [t for t in self.config["taps"] if t not in TAP_CHOICES]
@@ -58,6 +73,10 @@ class LayersDetector(Detector):
             raise InputError(f"layers: taps must be a non-empty subset of {TAP_CHOICES}, got {self.config['taps']}")
         if not 0.0 <= self.config["g_mixup"] <= 1.0:
             raise InputError(f"layers: g_mixup must be in [0, 1], got {self.config['g_mixup']}")
+        if self.config["f_weight"] < 0:
+            raise InputError(f"layers: f_weight must be >= 0, got {self.config['f_weight']}")
+        if not 0.0 < self.config["holdout"] < 1.0:
+            raise InputError(f"layers: holdout must be in (0, 1), got {self.config['holdout']}")
 
     @property
     def base(self) -> GeomNet:
@@ -79,13 +98,14 @@ class LayersDetector(Detector):
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"g": self.head}
 
-    def _features(self, xt: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _features(self, xt: torch.Tensor, y: torch.Tensor, taps: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The selected taps of f on the transformed batch ``xt``; ``y`` holds the applied transformations.
 
         ``softmax`` is f's predicted distribution over transformations; ``ptrue`` is the log-probability
         f gives the transformation actually applied (the per-transformation term of GEOM's score).
+        ``taps``: f's taps on ``xt`` when already computed.
         """
-        taps = self.base.taps(xt)
+        taps = self.base.taps(xt) if taps is None else taps
         feats = {}
         for t in self.config["taps"]:
             if t == "softmax":
@@ -100,7 +120,18 @@ class LayersDetector(Detector):
     # -- training --------------------------------------------------------------------------
     def _fit(self, data: FitData) -> None:
         self.base.net.eval()
-        self._train_head(data.x, data.outliers)
+        if not self.config["f_weight"]:
+            self._train_head(data.x, data.outliers)
+            return
+        n = data.x.shape[0]
+        n_held = int(round(self.config["holdout"] * n))
+        if n_held < 2 or n - n_held < 1:
+            raise InputError(f"layers: {n} in-distribution images are too few to hold out {self.config['holdout']:.0%} "
+                             "of them (at least 2) for standardising the scores; pass more images or f_weight=0")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(self.config["seed"]) + 3))
+        self._train_head(data.x[perm[n_held:]], data.outliers)
+        sums = self._sums(data.x[perm[:n_held]])
+        self.fitted["standardise"] = {"mean": sums.mean(axis=0).tolist(), "std": sums.std(axis=0).tolist()}
 
     def _train_head(self, x: torch.Tensor, o: torch.Tensor) -> None:
         c = self.config
@@ -132,12 +163,26 @@ class LayersDetector(Detector):
 
     # -- scoring ---------------------------------------------------------------------------
     def _score(self, x: torch.Tensor) -> np.ndarray:
+        if not self.config["f_weight"]:
+            return self._sums(x)
+        st = self.fitted["standardise"]
+        z = (self._sums(x) - np.asarray(st["mean"])) / np.maximum(np.asarray(st["std"]), 1e-12)
+        return self.config["f_weight"] * z[:, 0] + z[:, 1]
+
+    def _sums(self, x: torch.Tensor) -> np.ndarray:
+        """With f_weight = 0, sum_y sigmoid(g(z^y)) per image; otherwise one row per image of
+        (GEOM's score -sum_y softmax_y(f(T_y x)), g's summed logit sum_y g(z^y)), from one pass of f."""
         self.base.net.eval()
         self.head.eval()
+        paper = not self.config["f_weight"]
 
         def term(xt: torch.Tensor, k: int) -> torch.Tensor:
             y = torch.full((xt.shape[0],), k, dtype=torch.long, device=self.device)
-            return torch.sigmoid(self.head(self._features(xt, y)))
+            taps = self.base.taps(xt)
+            g = self.head(self._features(xt, y, taps)).float()
+            if paper:
+                return torch.sigmoid(g)
+            return torch.stack([-torch.softmax(taps["logits"].float(), dim=1)[:, k], g], dim=1)
 
         bs = 4 * int(self.config["batch_size"])
         return sum_over_transforms(x, self.base.normalize, self.device, self.base.transforms, bs, term)

@@ -110,12 +110,14 @@ def sum_over_transforms(
     term: Callable[[torch.Tensor, int], torch.Tensor],
 ) -> np.ndarray:
     """sum_k term(T_k(x_normalised), k) for every image, batch by batch: the shape of the scores of
-    GEOM, BCE and the intermediate-layer detector."""
+    GEOM, BCE and the intermediate-layer detector. ``term`` returns one value per image, or a row
+    of values (then the sums are one row per image)."""
     out = []
     for idx in batches(x.shape[0], batch_size):
         xb = normalize(x[idx]).to(device)
-        s = torch.zeros(len(idx), device=device)
+        s = None
         for k in range(len(transforms)):
-            s += term(transforms.one(xb, k), k).float()
+            t = term(transforms.one(xb, k), k).float()
+            s = t if s is None else s + t
         out.append(s.cpu())
     return torch.cat(out).numpy()
