@@ -205,6 +205,41 @@ def test_paper_preset_builds_the_papers_network_and_runs(tmp_path):
     assert det.score(x[:2]).shape == (2,)
 
 
+def test_layers_adds_fs_geom_score_standardised_on_held_out_images(digits, fitted):
+    """The default score is f_weight * z_f + z_g, both standardised on the 10 % of the
+    in-distribution images g never saw: on those images each part has mean 0 and std 1."""
+    geom, layers = fitted
+    x = torch.as_tensor(digits[0].images[digits[0].labels == 0])
+    n_held = round(0.1 * len(x))
+    held = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(3))[:n_held]]
+    assert layers.config["f_weight"] == 0.5 and len(layers.fitted["standardise"]["mean"]) == 2
+    half = layers.score(held)
+    layers.config["f_weight"] = 1.0
+    try:
+        full = layers.score(held)
+    finally:
+        layers.config["f_weight"] = 0.5
+    z_f, z_g = 2 * (full - half), 2 * half - full
+    mean, std = layers.fitted["standardise"]["mean"][0], layers.fitted["standardise"]["std"][0]
+    np.testing.assert_allclose(z_f, (geom.score(held) - mean) / std, rtol=1e-4, atol=1e-4)
+    for z in (z_f, z_g):
+        assert abs(z.mean()) < 1e-3 and abs(z.std() - 1) < 1e-3
+
+
+def test_layers_paper_score_is_g_alone_and_small_sets_are_refused(digits, fitted):
+    geom, _ = fitted
+    x = digits[0].images[digits[0].labels == 0]
+    oe = digits[0].images[digits[0].labels == 1][:16]
+    paper = LayersDetector(**{**TINY_LAYERS, "g_steps": 3, "f_weight": 0.0}).fit(x, oe, upstream=geom)
+    s = paper.score(x[:10])
+    assert "standardise" not in paper.fitted and np.all((s >= 0) & (s <= len(geom.transforms)))
+    assert settings_for("layers", "paper")["f_weight"] == 0.0
+    with pytest.raises(InputError, match="too few to hold out"):
+        LayersDetector(**{**TINY_LAYERS, "g_steps": 3}).fit(x[:4], oe, upstream=geom)
+    with pytest.raises(InputError, match="f_weight"):
+        LayersDetector(f_weight=-1.0)
+
+
 def test_fit_is_reproducible_whatever_ran_before(digits):
     x = digits[0].images[digits[0].labels == 3][:40]
     a = GeomDetector(**{**TINY, "epochs": 1}).fit(x).score(x[:5])

@@ -1,0 +1,102 @@
+"""Probe behind the ``layers`` default ``f_weight`` (docs/BENCHMARKS.md, "Keeping layers above its
+own f"): for one-class cells, GEOM's score of f, g_theta alone, and f's standardised GEOM score
+added to g_theta's standardised summed logit at several weights, on a fixed test subsample.
+
+    python benchmarks/layers_combination.py run emnist-letters mnist 0,1,4,6,8,11,16,20 --seed 0
+    python benchmarks/layers_combination.py run mnist emnist-letters 0-9 --seed 0
+    python benchmarks/layers_combination.py table
+
+g_theta (``layers`` at the cpu preset with ``f_weight=0``) is trained on 90 % of the class's
+training images; the other 10 % give the means and standard deviations; 16 known outliers; the test
+subsample is every in-distribution test image plus random others up to ``--n-test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from oodscope.data import load
+from oodscope.detectors.geom_net import GeomNet
+from oodscope.detectors.layers import LayersDetector
+from oodscope.detectors.training import sum_over_transforms
+from oodscope.protocols.one_class import split_one_class
+from oodscope.protocols.outliers import sample_outliers
+
+WEIGHTS = (0.25, 0.5, 1.0)
+
+
+def _float(images: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(images).float() / (255 if images.dtype == np.uint8 else 1)
+
+
+def run(dataset: str, oe: str, classes: list[int], seed: int, n_test: int, out: Path) -> None:
+    torch.set_num_threads(1)
+    train, test, aux = load(dataset, "train"), load(dataset, "test"), load(oe, "train")
+    for c in classes:
+        split = split_one_class(train, test, c, dataset)
+        rng = np.random.default_rng(123)
+        ood = rng.choice(np.flatnonzero(split.is_ood), n_test - int((~split.is_ood).sum()), replace=False)
+        idx = np.sort(np.concatenate([np.flatnonzero(~split.is_ood), ood]))
+        xt, is_ood, x = _float(split.test.images[idx]), split.is_ood[idx], _float(split.train.images)
+        o = _float(sample_outliers(aux, 16, seed, like=split.train, exclude_classes=(c,) if oe == dataset else ()).images)
+        f = GeomNet(seed=seed, progress=False).fit(x)
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        held, rest = x[perm[: len(x) // 10]], x[perm[len(x) // 10:]]
+        g = LayersDetector(seed=seed, progress=False, f_weight=0.0).fit(rest, o, upstream=f)
+
+        def logit_sum(images: torch.Tensor) -> np.ndarray:
+            def term(xt_: torch.Tensor, k: int) -> torch.Tensor:
+                return g.head(g._features(xt_, torch.full((xt_.shape[0],), k, dtype=torch.long)))
+            return sum_over_transforms(images, f.normalize, f.device, f.transforms, 512, term)
+
+        np.savez(out / f"{dataset}--{oe}--{c}--{seed}.npz", is_ood=is_ood, f_test=f.geom_score(xt), f_held=f.geom_score(held),
+                 g_test=logit_sum(xt), g_held=logit_sum(held), paper_test=g.score(xt))
+        print(f"{dataset} class {c} seed {seed} done", flush=True)
+
+
+def table(out: Path) -> None:
+    def z(test: np.ndarray, held: np.ndarray) -> np.ndarray:
+        return (test - held.mean()) / held.std()
+
+    cols = ["geom", "g (paper score)", "g (logit sum)", *(f"f_weight {w}" for w in WEIGHTS)]
+    print("| cell | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols))
+    by_set: dict[str, list[list[float]]] = {}
+    for p in sorted(glob.glob(str(out / "*.npz"))):
+        d = np.load(p)
+        zf, zg = z(d["f_test"], d["f_held"]), z(d["g_test"], d["g_held"])
+        row = [roc_auc_score(d["is_ood"], s) * 100 for s in (d["f_test"], d["paper_test"], d["g_test"], *(w * zf + zg for w in WEIGHTS))]
+        name = Path(p).stem
+        by_set.setdefault(name.split("--")[0], []).append(row)
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    for ds, rows in by_set.items():
+        a = np.array(rows)
+        print(f"| mean {ds} | " + " | ".join(f"{v:.2f}" for v in a.mean(0)) + " |")
+        print(f"| worst (x - geom) {ds} | " + " | ".join(f"{v:.2f}" for v in (a - a[:, :1]).min(0)) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["run", "table"])
+    ap.add_argument("dataset", nargs="?")
+    ap.add_argument("oe", nargs="?")
+    ap.add_argument("classes", nargs="?")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-test", type=int, default=3000)
+    ap.add_argument("--out", type=Path, default=Path("runs/probe-layers-combination"))
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.what == "table":
+        return table(a.out)
+    lo, _, hi = a.classes.partition("-")
+    classes = list(range(int(lo), int(hi) + 1)) if hi else [int(c) for c in a.classes.split(",")]
+    run(a.dataset, a.oe, classes, a.seed, a.n_test, a.out)
+
+
+if __name__ == "__main__":
+    main()
