@@ -287,3 +287,20 @@ def test_models_saved_before_the_framework_change_load_with_identical_scores(met
 def test_float_images_in_unit_range_score_like_uint8(fitted, digits):
     x = digits[1].images[:10]
     np.testing.assert_allclose(fitted[0].score(x.astype(np.float32) / 255), fitted[0].score(x), rtol=1e-5, atol=1e-6)
+
+
+def test_narrow_geom_networks_train_with_two_threads_on_odd_batches():
+    """torch 2.13's CPU backward of an 8-channel conv in channels_last with 2 threads crashed the
+    process on a batch of odd size (the smoke preset, --threads 2); narrow nets now stay contiguous."""
+    import subprocess
+    import sys
+
+    from oodscope.detectors.training import memory_format
+
+    assert memory_format([8, 8, 8]) == torch.contiguous_format
+    assert memory_format([16, 32, 64]) == memory_format(None) == torch.channels_last
+    code = ("import torch; torch.set_num_threads(2); from oodscope.detectors.geom_net import GeomNet; "
+            "x = torch.rand(161, 1, 28, 28); "
+            "GeomNet(widths=[8, 8, 8], epochs=2, transforms='rot4', progress=False).fit(x); print('trained')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "trained" in r.stdout, (r.returncode, r.stderr[-2000:])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, step, sum_over_transforms
+from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step, sum_over_transforms
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
 from oodscope.nets import Backbone, build_backbone
@@ -74,7 +74,8 @@ class GeomNet(Upstream):
             "depth": c["depth"], "width": c["width"], "dropout": c["dropout"]}
         self.device = device_of(c["device"])
         self.net: Backbone = build_backbone(c["backbone"], self.fitted["channels"], len(self.transforms), **kw).to(self.device)
-        self.net = self.net.to(memory_format=torch.channels_last)
+        self.memory = memory_format(c["widths"] if c["backbone"] == "small" else None)
+        self.net = self.net.to(memory_format=self.memory)
 
     def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,
              validation_labels: torch.Tensor | None, outliers: torch.Tensor | None = None,
@@ -95,14 +96,14 @@ class GeomNet(Upstream):
                 xb = self.augment(x[idx], g)
                 xb = self.normalize(xb).to(self.device)
                 y = torch.randint(0, k, (len(idx),), generator=g).to(self.device)
-                xb = self.transforms.apply(xb, y).contiguous(memory_format=torch.channels_last)
+                xb = self.transforms.apply(xb, y).contiguous(memory_format=self.memory)
                 with autocast(self.device, c["amp"]):
                     loss = F.cross_entropy(self.net(xb).float(), y)
                     if outliers is not None and outlier_weight > 0:
                         oi = torch.randint(0, outliers.shape[0], (len(idx),), generator=g)
                         ob = self.normalize(outliers[oi]).to(self.device)
                         yo = torch.randint(0, k, (len(idx),), generator=g).to(self.device)
-                        ob = self.transforms.apply(ob, yo).contiguous(memory_format=torch.channels_last)
+                        ob = self.transforms.apply(ob, yo).contiguous(memory_format=self.memory)
                         lo = -F.log_softmax(self.net(ob).float(), dim=1).mean(dim=1).mean()
                         loss = loss + outlier_weight * lo
                 step(opt, sched, loss, bar)
@@ -121,7 +122,7 @@ class GeomNet(Upstream):
     def taps(self, xt: torch.Tensor) -> dict[str, torch.Tensor]:
         """Taps z1..z4 and logits of the frozen f on an already normalised and transformed batch."""
         with autocast(self.device, self.settings["amp"]):
-            return self.net.taps(xt.contiguous(memory_format=torch.channels_last))
+            return self.net.taps(xt.contiguous(memory_format=self.memory))
 
     def geom_score(self, x: torch.Tensor) -> np.ndarray:
         """GEOM's score of images ``x`` in [0, 1]: -sum_j softmax_j(f(T_j x)), higher = more OOD."""
