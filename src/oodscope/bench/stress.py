@@ -5,7 +5,8 @@ data set (MNIST ↔ EMNIST letters), scikit-learn's digits in MNIST's frame and 
 blobs and strokes (:mod:`oodscope.data.synthetic`) — it runs ``geom`` and ``layers`` (and any other
 method given) on every class and seed with 16 known outliers, one resumable grid per (data set,
 source) in ``OUT/<dataset>--<source>/``. GEOM's network f does not depend on the outliers, so the
-upstream cache trains it once per (data set, class, seed) for all sources.
+upstream cache trains it once per (data set, class, seed) for all sources; a method that uses no
+outliers (``geom``) runs in the first source's grid only and its rows stand for every source.
 
 ``OUT/table.md`` has one row per (data set, source): the mean AUROC of each method over classes
 (each class the mean over seeds), the mean of ``layers − geom`` and its worst class, and the number
@@ -23,6 +24,7 @@ from typing import Any
 from oodscope.atomic import write_text_atomic
 from oodscope.bench.config import BenchConfig, RunOptions
 from oodscope.bench.runner import run_bench
+from oodscope.detectors.registry import detector_class
 from oodscope.errors import InputError
 from oodscope.protocols import OneClass
 from oodscope.results.tables import Table
@@ -76,13 +78,20 @@ def run_stress(plan: StressPlan, out: str | Path, run: RunOptions, command: list
     """Run (or resume) every grid of ``plan`` under ``out`` and write ``out/table.md``;
     ``overrides``: detector settings applied after the preset (``--set``)."""
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    shared: dict[str, list[dict[str, Any]]] = {}  # per data set: rows of the methods that use no outliers
+    no_outliers = {m for m in plan.methods if not detector_class(m).requires.outliers}
     for dataset, source in plan.pairs():
+        first = dataset not in shared
+        methods = list(plan.methods) if first else [m for m in plan.methods if m not in no_outliers]
         protocol = OneClass(dataset=dataset, classes=None if plan.classes is None else tuple(plan.classes),
                             oe_dataset=source, n_oe=(plan.n_oe,))
-        config = BenchConfig(out=grid_directory(out, dataset, source), protocol=protocol, methods=list(plan.methods),
+        config = BenchConfig(out=grid_directory(out, dataset, source), protocol=protocol, methods=methods,
                              seeds=list(plan.seeds), preset=plan.preset, overrides=dict(overrides or {}), run=run,
                              command=command)
-        rows[(dataset, source)] = run_bench(config)
+        done = run_bench(config)
+        if first:
+            shared[dataset] = [r for r in done if r["method"] in no_outliers]
+        rows[(dataset, source)] = done if first else [*shared[dataset], *done]
     return write_text_atomic(Path(out) / "table.md", render(rows, plan.methods))
 
 
