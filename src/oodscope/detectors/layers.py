@@ -11,9 +11,9 @@ sum_y sigmoid(g_theta(z_1^y, ..., z_L^y)): higher = more out-of-distribution.
 With a few outliers, g_theta separates them from the in-distribution images by whatever cue is
 cheapest; out-of-distribution images that lack that cue then score as in-distribution, even where
 f (GEOM's score) knew better. So by default (``f_weight`` > 0) the score keeps f's evidence:
-g_theta is trained on 90 % of the in-distribution images, the held-out rest (``holdout``) gives the
-mean and standard deviation of GEOM's score s_f(x) = -sum_y softmax_y(f(T_y x)) and of g_theta's
-summed logit s_g(x) = sum_y g_theta(z^y) on unseen in-distribution images, and
+g_theta is trained on 90 % of the in-distribution images; the held-out rest (``holdout``, at least
+2 images) gives the mean and standard deviation of GEOM's score s_f(x) = -sum_y softmax_y(f(T_y x))
+and of g_theta's summed logit s_g(x) = sum_y g_theta(z^y) on unseen in-distribution images, and
 
     s(x) = f_weight * (s_f(x) - mu_f) / sigma_f + (s_g(x) - mu_g) / sigma_g.
 
@@ -124,10 +124,10 @@ class LayersDetector(Detector):
             self._train_head(data.x, data.outliers)
             return
         n = data.x.shape[0]
-        n_held = int(round(self.config["holdout"] * n))
-        if n_held < 2 or n - n_held < 1:
-            raise InputError(f"layers: {n} in-distribution images are too few to hold out {self.config['holdout']:.0%} "
-                             "of them (at least 2) for standardising the scores; pass more images or f_weight=0")
+        n_held = max(2, int(round(self.config["holdout"] * n)))
+        if n - n_held < 2:
+            raise InputError(f"layers: {n} in-distribution images are too few to hold out {n_held} of them for "
+                             "standardising the scores and train g on the rest; pass more images or f_weight=0")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(self.config["seed"]) + 3))
         self._train_head(data.x[perm[n_held:]], data.outliers)
         sums = self._sums(data.x[perm[:n_held]])

@@ -54,12 +54,14 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def memory_format(widths: Sequence[int] | None) -> torch.memory_format:
+def memory_format(widths: Sequence[int] | None, threads: int | None = None) -> torch.memory_format:
     """``channels_last`` (faster convolutions on the CPU) unless a layer is narrower than 16
-    channels: with torch 2.13 on this CPU, training a conv net whose first layer has 8 channels in
+    channels and torch runs more than one thread (``threads``, default: torch's current count):
+    with torch 2.13 on this CPU, training a conv net whose first layer has 8 channels in
     ``channels_last`` with 2 threads dies in the backward pass ("double free or corruption") on a
-    batch of odd size; ``None`` (a Wide-ResNet) is wide enough."""
-    if widths is not None and min(widths) < 16:
+    batch of odd size. With one thread nothing changes; ``None`` (a Wide-ResNet) is wide enough."""
+    threads = torch.get_num_threads() if threads is None else threads
+    if widths is not None and min(widths) < 16 and threads > 1:
         return torch.contiguous_format
     return torch.channels_last
 
