@@ -5,6 +5,8 @@ added to g_theta's standardised summed logit at several weights, on a fixed test
     python benchmarks/layers_combination.py run emnist-letters mnist 0,1,4,6,8,11,16,20 --f-epochs 6
     python benchmarks/layers_combination.py run mnist emnist-letters 0-9 --f-epochs 6
     python benchmarks/layers_combination.py table
+    python benchmarks/layers_combination.py run mnist synthetic-noise 2,8 --out runs/probe-gate
+    python benchmarks/layers_combination.py table --gates --out runs/probe-gate
 
 g_theta (``layers`` at the cpu preset with ``f_weight=0``) is trained on 90 % of the class's
 training images; the other 10 % give the means and standard deviations; 16 known outliers; the test
@@ -29,6 +31,7 @@ from oodscope.protocols.one_class import split_one_class
 from oodscope.protocols.outliers import sample_outliers
 
 WEIGHTS = (0.25, 0.5, 1.0)
+GATES = (0.9, 0.99)
 
 
 def _float(images: np.ndarray) -> torch.Tensor:
@@ -65,17 +68,26 @@ def run(dataset: str, oe: str, classes: list[int], seed: int, n_test: int, epoch
         print(f"{dataset} class {c} seed {seed} done", flush=True)
 
 
-def table(out: Path) -> None:
+def table(out: Path, gates: bool = False) -> None:
+    """AUROC of each combination per cell; with ``gates``, one-sided alternatives instead: z_f plus
+    the part of z_g above the q-quantile of its held-out values, and max(z_f, z_g)."""
     def z(test: np.ndarray, held: np.ndarray) -> np.ndarray:
         return (test - held.mean()) / held.std()
 
     cols = ["geom", "g (paper score)", "g (logit sum)", *(f"f_weight {w}" for w in WEIGHTS)]
+    if gates:
+        cols = ["geom", "g (logit sum)", "f_weight 0.5", "max", *(f"gate q={q}" for q in GATES)]
     print("| cell | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols))
     by_set: dict[str, list[list[float]]] = {}
     for p in sorted(glob.glob(str(out / "*.npz"))):
         d = np.load(p)
         zf, zg = z(d["f_test"], d["f_held"]), z(d["g_test"], d["g_held"])
-        row = [roc_auc_score(d["is_ood"], s) * 100 for s in (d["f_test"], d["paper_test"], d["g_test"], *(w * zf + zg for w in WEIGHTS))]
+        scores = [d["f_test"], d["paper_test"], d["g_test"], *(w * zf + zg for w in WEIGHTS)]
+        if gates:
+            zh = z(d["g_held"], d["g_held"])
+            scores = [d["f_test"], d["g_test"], 0.5 * zf + zg, np.maximum(zf, zg),
+                      *(zf + np.maximum(zg - np.quantile(zh, q), 0) for q in GATES)]
+        row = [roc_auc_score(d["is_ood"], s) * 100 for s in scores]
         name = Path(p).stem
         by_set.setdefault(name.split("--")[0], []).append(row)
         print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
@@ -93,12 +105,13 @@ def main() -> None:
     ap.add_argument("classes", nargs="?")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-test", type=int, default=3000)
+    ap.add_argument("--gates", action="store_true", help="table: the one-sided combinations instead")
     ap.add_argument("--f-epochs", type=int, default=15, help="passes of f's training (the cpu default)")
     ap.add_argument("--out", type=Path, default=Path("runs/probe-layers-combination"))
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.what == "table":
-        return table(a.out)
+        return table(a.out, a.gates)
     lo, _, hi = a.classes.partition("-")
     classes = list(range(int(lo), int(hi) + 1)) if hi else [int(c) for c in a.classes.split(",")]
     run(a.dataset, a.oe, classes, a.seed, a.n_test, a.f_epochs, a.out)
