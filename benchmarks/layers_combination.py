@@ -7,6 +7,7 @@ added to g_theta's standardised summed logit at several weights, on a fixed test
     python benchmarks/layers_combination.py table
     python benchmarks/layers_combination.py run mnist synthetic-noise 2,8 --out runs/probe-gate
     python benchmarks/layers_combination.py table --gates --out runs/probe-gate
+    python benchmarks/layers_combination.py run mnist synthetic-noise 8 --extra synthetic-strokes,synthetic-blobs --out runs/probe-extra
 
 g_theta (``layers`` at the cpu preset with ``f_weight=0``) is trained on 90 % of the class's
 training images; the other 10 % give the means and standard deviations; 16 known outliers; the test
@@ -48,7 +49,9 @@ def _logit_sum(g: LayersDetector, images: torch.Tensor) -> np.ndarray:
     return sum_over_transforms(images, f.normalize, f.device, f.transforms, 512, term)
 
 
-def run(dataset: str, oe: str, classes: list[int], seed: int, n_test: int, epochs: int, out: Path) -> None:
+def run(dataset: str, oe: str, classes: list[int], seed: int, n_test: int, epochs: int, out: Path,
+        extra: tuple[str, ...] = ()) -> None:
+    """``extra``: data sets of which 16 images each join the known outliers (not ``oe`` itself)."""
     torch.set_num_threads(1)
     train, test, aux = load(dataset, "train"), load(dataset, "test"), load(oe, "train")
     for c in classes:
@@ -58,6 +61,7 @@ def run(dataset: str, oe: str, classes: list[int], seed: int, n_test: int, epoch
         idx = np.sort(np.concatenate([np.flatnonzero(~split.is_ood), ood]))
         xt, is_ood, x = _float(split.test.images[idx]), split.is_ood[idx], _float(split.train.images)
         o = _float(sample_outliers(aux, 16, seed, like=split.train, exclude_classes=(c,) if oe == dataset else ()).images)
+        o = torch.cat([o, *(_float(sample_outliers(load(k, "train"), 16, seed, like=split.train).images) for k in extra if k != oe)])
         f = GeomNet(seed=seed, epochs=epochs, progress=False).fit(x)
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         held, rest = x[perm[: len(x) // 10]], x[perm[len(x) // 10:]]
@@ -105,6 +109,7 @@ def main() -> None:
     ap.add_argument("classes", nargs="?")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-test", type=int, default=3000)
+    ap.add_argument("--extra", default="", help="run: more outlier sources, 16 images each, e.g. synthetic-strokes,synthetic-blobs")
     ap.add_argument("--gates", action="store_true", help="table: the one-sided combinations instead")
     ap.add_argument("--f-epochs", type=int, default=15, help="passes of f's training (the cpu default)")
     ap.add_argument("--out", type=Path, default=Path("runs/probe-layers-combination"))
@@ -114,7 +119,7 @@ def main() -> None:
         return table(a.out, a.gates)
     lo, _, hi = a.classes.partition("-")
     classes = list(range(int(lo), int(hi) + 1)) if hi else [int(c) for c in a.classes.split(",")]
-    run(a.dataset, a.oe, classes, a.seed, a.n_test, a.f_epochs, a.out)
+    run(a.dataset, a.oe, classes, a.seed, a.n_test, a.f_epochs, a.out, tuple(filter(None, a.extra.split(","))))
 
 
 if __name__ == "__main__":
