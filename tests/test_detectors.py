@@ -291,10 +291,10 @@ def test_float_images_in_unit_range_score_like_uint8(fitted, digits):
     np.testing.assert_allclose(fitted[0].score(x.astype(np.float32) / 255), fitted[0].score(x), rtol=1e-5, atol=1e-6)
 
 
-def test_narrow_geom_networks_train_with_two_threads_on_odd_batches():
-    """torch 2.13's CPU backward of an 8-channel conv in channels_last with 2 threads crashed the
-    process on a batch of odd size (the smoke preset, --threads 2); narrow nets with several
-    threads now stay contiguous."""
+def test_narrow_networks_train_with_two_threads_on_odd_batches():
+    """torch 2.13's CPU backward of the small residual CNN with 8-channel layers in channels_last
+    with 2 threads crashed the process on a batch of odd size (the smoke preset, --threads 2);
+    narrow GEOM networks and classifiers with several threads now stay contiguous."""
     import subprocess
     import sys
 
@@ -304,7 +304,9 @@ def test_narrow_geom_networks_train_with_two_threads_on_odd_batches():
     assert memory_format([8, 8, 8], threads=1) == torch.channels_last  # one thread: results as before
     assert memory_format([16, 32, 64], threads=2) == memory_format(None, threads=2) == torch.channels_last
     code = ("import torch; torch.set_num_threads(2); from oodscope.detectors.geom_net import GeomNet; "
-            "x = torch.rand(161, 1, 28, 28); "
-            "GeomNet(widths=[8, 8, 8], epochs=2, transforms='rot4', progress=False).fit(x); print('trained')")
+            "from oodscope.detectors.classifier import Classifier; x = torch.rand(161, 1, 28, 28); "
+            "GeomNet(widths=[8, 8, 8], epochs=2, transforms='rot4', progress=False).fit(x); print('geom trained'); "
+            "Classifier(arch='small', widths=[8, 8, 8], epochs=2, progress=False).fit(x, torch.arange(161) % 3); "
+            "print('classifier trained')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and "trained" in r.stdout, (r.returncode, r.stderr[-2000:])
+    assert r.returncode == 0 and "classifier trained" in r.stdout, (r.returncode, r.stdout, r.stderr[-2000:])

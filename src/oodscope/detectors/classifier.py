@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.adversarial import ADVERSARIAL_KINDS, adversarial_batch
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, step
+from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
 from oodscope.nets import LeNet, build_backbone
@@ -128,7 +128,8 @@ class Classifier(Upstream):
 
     def _build(self) -> None:
         self.device = device_of(self.settings["device"])
-        self.net = classifier_net(self.settings, self.fitted).to(self.device).to(memory_format=torch.channels_last)
+        self.memory = memory_format(None if self.settings["arch"] == "wrn" else self.settings["widths"])
+        self.net = classifier_net(self.settings, self.fitted).to(self.device).to(memory_format=self.memory)
 
     def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,
              validation_labels: torch.Tensor | None, **extra: Any) -> None:
@@ -161,13 +162,13 @@ class Classifier(Upstream):
         c = self.settings
         if layers is not None:
             eps, kappa = ibp_schedule(done, steps, float(c["adv_warmup"]), float(c["adv_eps"]))
-            xb = xb.contiguous(memory_format=torch.channels_last)
+            xb = xb.contiguous(memory_format=self.memory)
             return ibp_loss(layers, xb, yb, eps, kappa, self.fitted["mean"], self.fitted["std"])
         if c["adversarial"] != "none":
             eps = float(c["adv_eps"]) * min(1.0, (done + 1) / max(1.0, c["adv_warmup"] * steps))
             xb = adversarial_batch(model, self.net, xb, yb, c["adversarial"], eps, self.adv_alpha(eps), int(c["adv_steps"]), g)
         with autocast(self.device, c["amp"]):
-            return F.cross_entropy(self.net(self.normalize(xb).contiguous(memory_format=torch.channels_last)).float(), yb)
+            return F.cross_entropy(self.net(self.normalize(xb).contiguous(memory_format=self.memory)).float(), yb)
 
     def adv_alpha(self, eps: float) -> float:
         """The adversarial training step size at radius ``eps``."""
@@ -183,7 +184,7 @@ class Classifier(Upstream):
         use = self.settings["amp"] if amp is None else amp
 
         def model(x: torch.Tensor) -> torch.Tensor:
-            xb = self.normalize(x.to(self.device)).contiguous(memory_format=torch.channels_last)
+            xb = self.normalize(x.to(self.device)).contiguous(memory_format=self.memory)
             with autocast(self.device, use):
                 return self.net(xb).float()
 
@@ -195,7 +196,7 @@ class Classifier(Upstream):
         self.net.eval()
         out = []
         for idx in batches(x.shape[0], 4 * int(self.settings["batch_size"])):
-            xb = self.normalize(x[idx]).to(self.device).contiguous(memory_format=torch.channels_last)
+            xb = self.normalize(x[idx]).to(self.device).contiguous(memory_format=self.memory)
             with autocast(self.device, self.settings["amp"]):
                 out.append(self.net(xb).float().cpu())
         return torch.cat(out)
@@ -211,7 +212,7 @@ class Classifier(Upstream):
                 if isinstance(m, torch.nn.Dropout):
                     m.train()
         try:
-            xb = self.normalize(x).to(self.device).contiguous(memory_format=torch.channels_last)
+            xb = self.normalize(x).to(self.device).contiguous(memory_format=self.memory)
             with autocast(self.device, self.settings["amp"]):
                 return {k: v.float() for k, v in self.net.taps(xb).items()}
         finally:

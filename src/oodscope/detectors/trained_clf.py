@@ -23,7 +23,7 @@ from torch import nn
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
                                            classifier_net, train_augment)
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, step
+from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step
 from oodscope.progress import progress
 from oodscope.transforms.augment import random_affine
 
@@ -57,7 +57,8 @@ class TrainedClassifierDetector(Detector):
     def _build(self) -> None:
         self.device = device_of(self.config["device"])
         self.net = classifier_net(self.config, self.fitted, self.outputs_count())
-        self.net = self.net.to(self.device).to(memory_format=torch.channels_last)
+        self.memory = memory_format(None if self.config["arch"] == "wrn" else self.config["widths"])
+        self.net = self.net.to(self.device).to(memory_format=self.memory)
         with torch.no_grad():
             self.net.eval()
             probe = torch.zeros(2, self.fitted["channels"], *self.fitted["size"], device=self.device)
@@ -97,7 +98,7 @@ class TrainedClassifierDetector(Detector):
     # -- training --------------------------------------------------------------------------
     def taps(self, x: torch.Tensor) -> Taps:
         """:meth:`forward` on images ``x`` in [0, 1] (normalised here), as float32."""
-        xb = self.normalize(x).to(self.device).contiguous(memory_format=torch.channels_last)
+        xb = self.normalize(x).to(self.device).contiguous(memory_format=self.memory)
         with autocast(self.device, self.config["amp"]):
             return {k: v.float() for k, v in self.forward(xb).items()}
 

@@ -57,9 +57,10 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
 def memory_format(widths: Sequence[int] | None, threads: int | None = None) -> torch.memory_format:
     """``channels_last`` (faster convolutions on the CPU) unless a layer is narrower than 16
     channels and torch runs more than one thread (``threads``, default: torch's current count):
-    with torch 2.13 on this CPU, training a conv net whose first layer has 8 channels in
+    with torch 2.13 on this CPU, training the small residual CNN with 8-channel layers in
     ``channels_last`` with 2 threads dies in the backward pass ("double free or corruption") on a
-    batch of odd size. With one thread nothing changes; ``None`` (a Wide-ResNet) is wide enough."""
+    batch of odd size. GEOM's f and the classifiers choose their format here. With one thread
+    nothing changes; ``None`` (a Wide-ResNet) is wide enough."""
     threads = torch.get_num_threads() if threads is None else threads
     if widths is not None and min(widths) < 16 and threads > 1:
         return torch.contiguous_format
