@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
 from oodscope.data import load
 from oodscope.detectors.geom_net import GeomNet
+from oodscope.detectors.inputs import as_images
 from oodscope.protocols.one_class import split_one_class
+
+from layers_combination import subsample  # the test subsample of the other probe (same directory)
 
 # each variant changes one setting of the cpu preset as it was before this study (6 epochs)
 VARIANTS: dict[str, dict] = {
@@ -44,11 +46,8 @@ def main() -> None:
     print("| class | variant | AUROC | fit s | score s |\n|---|---|---:|---:|---:|", flush=True)
     for c in (int(v) for v in a.classes.split(",")):
         split = split_one_class(train, test, c, a.dataset)
-        rng = np.random.default_rng(123)
-        ood = rng.choice(np.flatnonzero(split.is_ood), a.n_test - int((~split.is_ood).sum()), replace=False)
-        idx = np.sort(np.concatenate([np.flatnonzero(~split.is_ood), ood]))
-        xt = torch.as_tensor(split.test.images[idx]).float() / 255
-        x = torch.as_tensor(split.train.images).float() / 255
+        idx = subsample(split, a.n_test)
+        xt, x = as_images(split.test.images[idx]), as_images(split.train)
         lo, _, hi = a.variants.partition("-")
         chosen = range(int(lo), int(hi) + 1) if hi else [int(v) for v in a.variants.split(",")]
         for name, settings in (list(VARIANTS.items())[i] for i in chosen):

@@ -26,17 +26,21 @@ from sklearn.metrics import roc_auc_score
 
 from oodscope.data import load
 from oodscope.detectors.geom_net import GeomNet
+from oodscope.detectors.inputs import as_images
 from oodscope.detectors.layers import LayersDetector
 from oodscope.detectors.training import sum_over_transforms
-from oodscope.protocols.one_class import split_one_class
+from oodscope.protocols.one_class import OneClassSplit, split_one_class
 from oodscope.protocols.outliers import sample_outliers
 
 WEIGHTS = (0.25, 0.5, 1.0)
 GATES = (0.9, 0.99)
 
 
-def _float(images: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(images).float() / (255 if images.dtype == np.uint8 else 1)
+def subsample(split: OneClassSplit, n_test: int) -> np.ndarray:
+    """Indices into ``split.test``: every in-distribution image plus random others (seed 123) up to ``n_test``."""
+    rng = np.random.default_rng(123)
+    ood = rng.choice(np.flatnonzero(split.is_ood), n_test - int((~split.is_ood).sum()), replace=False)
+    return np.sort(np.concatenate([np.flatnonzero(~split.is_ood), ood]))
 
 
 def _logit_sum(g: LayersDetector, images: torch.Tensor) -> np.ndarray:
@@ -56,12 +60,10 @@ def run(dataset: str, oe: str, classes: list[int], seed: int, n_test: int, epoch
     train, test, aux = load(dataset, "train"), load(dataset, "test"), load(oe, "train")
     for c in classes:
         split = split_one_class(train, test, c, dataset)
-        rng = np.random.default_rng(123)
-        ood = rng.choice(np.flatnonzero(split.is_ood), n_test - int((~split.is_ood).sum()), replace=False)
-        idx = np.sort(np.concatenate([np.flatnonzero(~split.is_ood), ood]))
-        xt, is_ood, x = _float(split.test.images[idx]), split.is_ood[idx], _float(split.train.images)
-        o = _float(sample_outliers(aux, 16, seed, like=split.train, exclude_classes=(c,) if oe == dataset else ()).images)
-        o = torch.cat([o, *(_float(sample_outliers(load(k, "train"), 16, seed, like=split.train).images) for k in extra if k != oe)])
+        idx = subsample(split, n_test)
+        xt, is_ood, x = as_images(split.test.images[idx]), split.is_ood[idx], as_images(split.train)
+        o = as_images(sample_outliers(aux, 16, seed, like=split.train, exclude_classes=(c,) if oe == dataset else ()))
+        o = torch.cat([o, *(as_images(sample_outliers(load(k, "train"), 16, seed, like=split.train)) for k in extra if k != oe)])
         f = GeomNet(seed=seed, epochs=epochs, progress=False).fit(x)
         perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
         held, rest = x[perm[: len(x) // 10]], x[perm[len(x) // 10:]]
