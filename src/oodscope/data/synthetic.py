@@ -100,6 +100,24 @@ def read_synthetic(kind: str, split: str) -> ImageSet:
     return ImageSet(images, labels, list(KINDS[kind]), f"synthetic-{kind}")
 
 
+def generate(kind: str, n: int, seed: int) -> np.ndarray:
+    """``n`` uint8 images ``(n, 1, 28, 28)`` of the generated set ``kind``, its classes taking turns,
+    from ``seed`` (a stream apart from the train and test splits): generic outliers for a detector.
+
+    Raises:
+        DataError: an unknown ``kind`` or ``n`` < 0.
+    """
+    if kind not in KINDS:
+        raise DataError(f"synthetic: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    if n < 0:
+        raise DataError(f"synthetic: cannot generate {n} images")
+    rng = np.random.default_rng([2, list(KINDS).index(kind), int(seed)])
+    k = len(KINDS[kind])
+    parts = [_MAKERS[kind](c, len(range(c, n, k)), rng) for c in range(k)]
+    images = np.concatenate(parts) if n else np.zeros((0, SIZE, SIZE))
+    return np.clip(np.round(images * 255), 0, 255).astype(np.uint8)[:, None]
+
+
 def read_digits28(directory: Path | None, split: str) -> ImageSet:
     """scikit-learn's digits upscaled to MNIST's frame (``directory`` is unused)."""
     small = read_digits(directory, split)

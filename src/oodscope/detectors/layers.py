@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from oodscope.data import convert
+from oodscope.data.synthetic import generate
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
 from oodscope.detectors.registry import register
@@ -49,11 +51,12 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
     "f_weight": 0.5,  # weight of f's standardised GEOM score added to g's (0: g alone, the paper's score)
     "holdout": 0.1,  # fraction of in-distribution images kept from g to standardise both scores (f_weight > 0)
+    "g_generic": 0,  # generated strokes and as many blobs added to the known outliers g is trained on
 }
 
 # The paper preset keeps the paper's g_theta: all four taps, no outlier augmentation, no mixup.
 LAYERS_PRESETS = merge_presets(GEOM_PRESETS, HEAD_PRESETS, {
-    "paper": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none", "f_weight": 0.0},
+    "paper": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none", "f_weight": 0.0, "g_generic": 0},
 })
 
 
@@ -77,6 +80,8 @@ class LayersDetector(Detector):
             raise InputError(f"layers: f_weight must be >= 0, got {self.config['f_weight']}")
         if not 0.0 < self.config["holdout"] < 1.0:
             raise InputError(f"layers: holdout must be in (0, 1), got {self.config['holdout']}")
+        if self.config["g_generic"] < 0:
+            raise InputError(f"layers: g_generic must be >= 0, got {self.config['g_generic']}")
 
     @property
     def base(self) -> GeomNet:
@@ -118,10 +123,21 @@ class LayersDetector(Detector):
         return feats
 
     # -- training --------------------------------------------------------------------------
+    def _outliers(self, known: torch.Tensor) -> torch.Tensor:
+        """The known outliers, plus ``g_generic`` generated strokes and as many blobs in their size
+        and channels (:func:`oodscope.data.synthetic.generate`)."""
+        n = int(self.config["g_generic"])
+        if not n:
+            return known
+        c, h, w = known.shape[1:]
+        made = [convert(generate(kind, n, int(self.config["seed"])), (h, w), c) for kind in ("strokes", "blobs")]
+        return torch.cat([known, torch.from_numpy(np.concatenate(made)).float().div_(255)])
+
     def _fit(self, data: FitData) -> None:
         self.base.net.eval()
+        outliers = self._outliers(data.outliers)
         if not self.config["f_weight"]:
-            self._train_head(data.x, data.outliers)
+            self._train_head(data.x, outliers)
             return
         n = data.x.shape[0]
         n_held = max(2, int(round(self.config["holdout"] * n)))
@@ -129,7 +145,7 @@ class LayersDetector(Detector):
             raise InputError(f"layers: {n} in-distribution images are too few to hold out {n_held} of them for "
                              "standardising the scores and train g on the rest; pass more images or f_weight=0")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(self.config["seed"]) + 3))
-        self._train_head(data.x[perm[n_held:]], data.outliers)
+        self._train_head(data.x[perm[n_held:]], outliers)
         sums = self._sums(data.x[perm[:n_held]])
         self.fitted["standardise"] = {"mean": sums.mean(axis=0).tolist(), "std": sums.std(axis=0).tolist()}
 
