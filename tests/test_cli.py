@@ -75,6 +75,15 @@ def model(folders: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def assert_same_rows(a: str, b: str) -> None:
+    """Two score CSVs hold the same files, verdicts and errors in the same order, and scores equal
+    up to float rounding (a network's result may differ in the last bits with the batch it is in)."""
+    ra, rb = list(csv.DictReader(io.StringIO(a))), list(csv.DictReader(io.StringIO(b)))
+    assert [(x["file"], x["verdict"], x["error"]) for x in ra] == [(x["file"], x["verdict"], x["error"]) for x in rb]
+    sa, sb = ([float(x["score"]) for x in r if x["score"]] for r in (ra, rb))
+    np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-6)
+
+
 # -- parsing ----------------------------------------------------------------------------------------
 def test_parsing_helpers() -> None:
     assert parse_int_list("0-9") == list(range(10))
@@ -108,7 +117,7 @@ def test_score_csv_and_verdicts(model: Path, folders: Path, tmp_path: Path) -> N
     r = invoke("score", str(model), str(folders / "probe"), str(folders / "train" / "bar00.png"))
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert list(rows[0]) == ["file", "score", "verdict"]
+    assert list(rows[0]) == ["file", "score", "verdict", "error"]
     assert len(rows) == 7  # 6 probe images (converted to 16x16 gray) + 1 file
     assert rows[0]["file"].endswith("a_bar0.png") and rows[-1]["file"].endswith("bar00.png")
     for row in rows:
@@ -117,17 +126,49 @@ def test_score_csv_and_verdicts(model: Path, folders: Path, tmp_path: Path) -> N
     bars = [float(r["score"]) for r in rows if "bar" in r["file"]]
     assert min(noise) > max(bars)  # sanity: the detector separates what it was trained to separate
     out = tmp_path / "scores.csv"
-    r2 = invoke("score", str(model), str(folders / "probe"), str(folders / "train" / "bar00.png"), "--out", str(out))
+    r2 = invoke("score", str(model), str(folders / "probe"), str(folders / "train" / "bar00.png"), "--out", str(out),
+                "--batch", "2")
     assert r2.exit_code == 0 and r2.stdout == ""
-    assert out.read_text() == r.stdout
+    assert_same_rows(out.read_text(), r.stdout)  # batches of 2 give the rows of one batch
 
 
-def test_score_unreadable_image_leaves_no_output(model: Path, folders: Path, tmp_path: Path) -> None:
+def test_score_skips_unreadable_images_unless_strict(model: Path, folders: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
-    r = invoke("score", str(model), str(folders / "probe"), str(folders / "broken.png"), "--out", str(out))
+    r = invoke("score", str(model), str(folders / "probe"), str(folders / "broken.png"), "--out", str(out), "--batch", "4")
+    assert r.exit_code == 0, r.output
+    assert "skipped 1 file" in r.stderr and "broken.png" in r.stderr and "cannot read image" in r.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 7 and [x["verdict"] for x in rows].count("error") == 1
+    bad = rows[-1]
+    assert bad["file"].endswith("broken.png") and bad["score"] == "" and "cannot read image" in bad["error"]
+    assert all(x["score"] and not x["error"] for x in rows[:-1])
+
+    strict = tmp_path / "strict.csv"
+    r = invoke("score", str(model), str(folders / "broken.png"), str(folders / "probe"), "--out", str(strict), "--strict",
+               "--no-progress")
     assert_one_line_error(r, "broken.png", "cannot read image")
-    assert r.stdout == ""
-    assert list(tmp_path.iterdir()) == []  # neither the CSV nor a temporary file
+    assert strict.read_text() == "file,score,verdict,error\n"  # nothing scored, nothing half-written
+
+
+def test_score_resumes_after_a_kill(model: Path, folders: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full.csv"
+    args = [str(model), str(folders / "probe"), str(folders / "train"), "--batch", "3", "--no-progress"]
+    assert invoke("score", *args, "--out", str(full)).exit_code == 0
+    lines = full.read_text().splitlines(keepends=True)
+    assert len(lines) == 1 + 26
+    cut = tmp_path / "cut.csv"  # as a kill leaves it: 10 whole rows and half of the 11th
+    cut.write_text("".join(lines[:11]) + lines[11][:9])
+    r = invoke("score", *args, "--out", str(cut))
+    assert r.exit_code == 0, r.output
+    assert "10 already in the CSV" in r.stderr
+    assert_same_rows(cut.read_text(), full.read_text())  # no row lost, none duplicated
+    other = tmp_path / "other.csv"
+    other.write_text("".join(lines[:1] + lines[2:5]))
+    assert_one_line_error(invoke("score", *args, "--out", str(other)), "other.csv", "row 1", "other files")
+    notcsv = tmp_path / "notes.csv"
+    notcsv.write_text("hello\n")
+    assert_one_line_error(invoke("score", *args, "--out", str(notcsv)), "notes.csv", "not a scores CSV")
+    assert notcsv.read_text() == "hello\n"
 
 
 def test_score_tampered_model(model: Path, folders: Path, tmp_path: Path) -> None:

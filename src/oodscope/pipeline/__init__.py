@@ -6,11 +6,13 @@ Public API::
     report = fit_with_threshold("layers", train, outliers=known, accept=0.95)   # FitReport
     report.detector.save("model/")
     files, scores = score_paths(report.detector, ["new_images/", "photo.png"])
+    stream_scores(report.detector, collect_files(["big/"]), "scores.csv", reader_for(report.detector))  # resumable
 
 The command line's ``fit`` and ``score`` are thin wrappers of these functions.
 """
 
 from oodscope.pipeline.files import collect_files, read_for_model, score_files, score_paths, scores_csv
+from oodscope.pipeline.streaming import StreamReport, reader_for, stream_scores
 from oodscope.pipeline.fitting import HOLDOUT_FRACTION, FitReport, fit_with_threshold, holdout_split
 
 __all__ = [
@@ -23,4 +25,7 @@ __all__ = [
     "score_files",
     "score_paths",
     "scores_csv",
+    "reader_for",
+    "stream_scores",
+    "StreamReport",
 ]

@@ -50,18 +50,28 @@ def read_for_model(path: Path, size: tuple[int, int], channels: int) -> np.ndarr
     return convert(np.ascontiguousarray(chw)[None], size, channels)[0]
 
 
-def score_files(detector: Detector, files: list[Path]) -> np.ndarray:
-    """Scores of ``files`` (all are decoded first, so an unreadable file fails before any output).
+def model_geometry(detector: Detector) -> tuple[tuple[int, int], int]:
+    """The image size and channel count the detector was fitted on.
 
     Raises:
-        DataError: a file cannot be decoded.
         InputError: the detector was fitted on feature vectors, not images.
     """
     if "size" not in detector.fitted:
         raise InputError(f"{detector.method}: this model was fitted on feature vectors, not images; "
                          "it cannot score image files")
-    size = tuple(int(s) for s in detector.fitted["size"])
-    channels = int(detector.fitted["channels"])
+    height, width = (int(s) for s in detector.fitted["size"])
+    return (height, width), int(detector.fitted["channels"])
+
+
+def score_files(detector: Detector, files: list[Path]) -> np.ndarray:
+    """Scores of ``files`` (all are decoded first, so an unreadable file fails before any output;
+    :func:`oodscope.pipeline.stream_scores` scores any number of files in bounded memory instead).
+
+    Raises:
+        DataError: a file cannot be decoded.
+        InputError: the detector was fitted on feature vectors, not images.
+    """
+    size, channels = model_geometry(detector)
     images = np.stack([read_for_model(f, size, channels) for f in files])
     return np.concatenate([detector.score(images[i: i + BATCH]) for i in range(0, len(images), BATCH)])
 
