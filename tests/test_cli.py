@@ -171,6 +171,54 @@ def test_score_resumes_after_a_kill(model: Path, folders: Path, tmp_path: Path) 
     assert notcsv.read_text() == "hello\n"
 
 
+def test_threshold_rules_and_rethreshold(model: Path, folders: Path, tmp_path: Path) -> None:
+    import shutil
+
+    meta = json.loads((model / "config.json").read_text())
+    rule = meta["threshold_rule"]
+    assert rule["rule"] == "accept" and rule["target"] == 0.9 and rule["held_out"]["n"] == 2
+    assert rule["threshold"] == meta["threshold"] and len(rule["held_out_scores"]) == 2
+    assert np.mean(np.array(rule["held_out_scores"]) <= meta["threshold"]) == rule["held_out"]["accepted"] >= 0.9
+
+    copy = tmp_path / "m"
+    shutil.copytree(model, copy)
+    r = invoke("threshold", str(copy), "--accept", "0.5")
+    assert r.exit_code == 0, r.output
+    new = json.loads((copy / "config.json").read_text())
+    assert new["threshold_rule"]["target"] == 0.5 and new["threshold_rule"]["held_out"]["accepted"] >= 0.5
+    assert new["threshold"] in rule["held_out_scores"]
+    assert new["weights_sha256"] == meta["weights_sha256"]  # the networks are untouched
+
+    r = invoke("threshold", str(copy), "--fpr", "0", "--val-outliers", str(folders / "outliers"))
+    assert r.exit_code == 0, r.output
+    new = json.loads((copy / "config.json").read_text())["threshold_rule"]
+    assert new["rule"] == "fpr" and new["outliers"] == {"n": 8, "accepted": 0.0} and "validation outliers" in r.stdout
+    scored = list(csv.DictReader(io.StringIO(invoke("score", str(copy), str(folders / "outliers")).stdout)))
+    assert [x["verdict"] for x in scored] == ["ood"] * 8  # the rule holds when the model scores them again
+
+    assert_one_line_error(invoke("threshold", str(copy), "--fpr", "0.1"), "--val-outliers")
+    assert_one_line_error(invoke("threshold", str(copy), "--accept", "0.9", "--fpr", "0.1"), "not both")
+    assert_one_line_error(invoke("threshold", str(copy), "--accept", "1.5"), "--accept")
+    old = tmp_path / "old"  # a model saved before thresholds kept their held-out scores
+    shutil.copytree(model, old)
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["threshold_rule"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    assert_one_line_error(invoke("threshold", str(old), "--accept", "0.9"), "no held-out", "refitting")
+
+
+def test_fit_with_fpr_rule(folders: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fpr"
+    r = invoke("fit", "--method", "geom", "--train", str(folders / "train"), "--out", str(out), "--fpr", "0.25",
+               "--val-outliers", str(folders / "outliers"), *SMOKE)
+    assert r.exit_code == 0, r.output
+    rule = json.loads((out / "config.json").read_text())["threshold_rule"]
+    assert rule["rule"] == "fpr" and rule["target"] == 0.25 and rule["outliers"]["n"] == 8
+    assert rule["outliers"]["accepted"] <= 0.25
+    assert_one_line_error(invoke("fit", "--method", "geom", "--train", str(folders / "train"), "--out", str(tmp_path / "x"),
+                                 "--fpr", "0.1", *SMOKE), "--val-outliers")
+
+
 def test_score_tampered_model(model: Path, folders: Path, tmp_path: Path) -> None:
     import shutil
 

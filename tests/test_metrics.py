@@ -3,6 +3,7 @@ import pytest
 
 from oodscope.errors import InputError
 from oodscope.metrics import auroc, aupr_in, aupr_out, evaluate, fpr_at_tpr, threshold_at_acceptance
+from oodscope.metrics import threshold_at_outlier_acceptance
 
 
 def test_perfect_and_reversed_separation():
@@ -38,6 +39,20 @@ def test_threshold_accepts_the_requested_fraction():
     s = np.random.default_rng(1).normal(size=1000)
     for rate in (0.5, 0.9, 0.95, 0.99):
         assert np.mean(s <= threshold_at_acceptance(s, rate)) == pytest.approx(rate, abs=0.002)
+
+
+def test_threshold_at_outlier_acceptance_caps_the_false_positive_rate():
+    s = np.random.default_rng(2).normal(size=1000)
+    for rate in (0.0, 0.01, 0.05, 0.2):
+        t = threshold_at_outlier_acceptance(s, rate)
+        assert np.mean(s <= t) <= rate and np.mean(s <= t) == pytest.approx(rate, abs=0.001)  # highest such t
+    ties = np.array([1.0, 2.0, 2.0, 2.0, 5.0])
+    assert np.mean(ties <= threshold_at_outlier_acceptance(ties, 0.4)) == 0.2  # never above the target with ties
+    assert threshold_at_outlier_acceptance(ties, 0.0) < 1.0
+    with pytest.raises(InputError, match="rate"):
+        threshold_at_outlier_acceptance(ties, 1.0)
+    with pytest.raises(InputError, match="NaN"):
+        threshold_at_outlier_acceptance([np.nan, 1.0], 0.1)
 
 
 def test_bad_inputs():

@@ -1,4 +1,4 @@
-"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score``, ``attack``, ``verify`` and ``study``.
+"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score``, ``threshold``, ``attack``, ``verify`` and ``study``.
 
 Every expected failure (bad data, bad input, bad model file, missing or unreadable
 paths) is reported as one line ``error: <message>`` on stderr with exit status 2.
@@ -18,6 +18,7 @@ from oodscope.cli.merge import merge
 from oodscope.cli.report import report
 from oodscope.cli.score import score
 from oodscope.cli.study import study
+from oodscope.cli.threshold import threshold
 from oodscope.cli.verify import verify
 
 
@@ -32,6 +33,7 @@ cli.add_command(bench)
 cli.add_command(merge)
 cli.add_command(fit)
 cli.add_command(score)
+cli.add_command(threshold)
 cli.add_command(attack)
 cli.add_command(verify)
 cli.add_command(report)

@@ -28,34 +28,72 @@ def _channels(value: int | None) -> int | None:
 @click.option("--outliers", "outlier_dir", type=click.Path(), default=None, help="Folder of known outlier images (needed by outlier-exposure methods).")
 @click.option("--out", required=True, type=click.Path(), help="Directory to save the model to.")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default="cpu", show_default=True, help="Detector settings preset.")
-@click.option("--accept", type=float, default=0.95, show_default=True, help="Fraction of held-out in-distribution images the threshold accepts.")
+@click.option("--accept", type=float, default=None,
+              help="Threshold rule: fraction of held-out in-distribution images it accepts [0.95 unless --fpr].")
+@click.option("--fpr", type=float, default=None,
+              help="Threshold rule instead: at most this fraction of the --val-outliers images is accepted as in-distribution.")
+@click.option("--val-outliers", "val_dir", type=click.Path(), default=None,
+              help="Folder of known outliers, not trained on, for --fpr.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the detector and of the held-out split.")
 @click.option("--size", default=None, metavar="HxW", help="Resize training images to HEIGHTxWIDTH (needed if their sizes differ).")
 @click.option("--channels", type=int, default=None, help="Force 1 (gray) or 3 (RGB) channels.")
 @device_option()
 @set_option()
 @threads_option()
-def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: str, accept: float, seed: int,
-        size: str | None, channels: int | None, device: str | None, settings: tuple[str, ...], threads: int | None) -> None:
+def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: str, accept: float | None,
+        fpr: float | None, val_dir: str | None, seed: int, size: str | None, channels: int | None, device: str | None,
+        settings: tuple[str, ...], threads: int | None) -> None:
     """Train a detector on an image folder and save it.
 
     10% of the training images (at least one) are held out to set the threshold that
-    accepts the --accept fraction of in-distribution images.
+    accepts the --accept fraction of in-distribution images; or, with --fpr and
+    --val-outliers, the threshold that accepts at most that fraction of known outliers.
+    `oodscope threshold` changes it later without refitting.
     """
     apply_threads(threads)
-    if not 0.0 < accept <= 1.0:
-        raise InputError(f"--accept must be in (0, 1], got {accept}")
+    accept, fpr = check_rule(accept, fpr, val_dir)
     overrides = parse_settings(settings, [method])
     train = load_folder(train_dir, size=parse_size(size), channels=_channels(channels))
     shape = tuple(int(s) for s in train.images.shape[2:])
     outliers = None
     if outlier_dir is not None:
         outliers = load_folder(outlier_dir, size=shape, channels=int(train.images.shape[1]))
-    report = fit_with_threshold(method, train, outliers, accept, seed, preset, overrides, device)
+    val = None if val_dir is None else load_folder(val_dir, size=shape, channels=int(train.images.shape[1]))
+    report = fit_with_threshold(method, train, outliers, accept, seed, preset, overrides, device, fpr, val)
     path = report.detector.save(out)
     n_out = 0 if outliers is None else len(outliers)
     click.echo(
         f"fitted {method} on {report.n_fit} images ({shape[0]}x{shape[1]}, {train.images.shape[1]} channel(s)), "
-        f"{n_out} outliers; threshold {report.threshold:.6g} accepts {accept:.0%} of {report.n_holdout} held-out images; "
-        f"saved {path}"
+        f"{n_out} outliers; {describe_rule(report.rule)}; saved {path}"
     )
+
+
+def check_rule(accept: float | None, fpr: float | None, val_dir: str | None) -> tuple[float | None, float | None]:
+    """The threshold rule of --accept / --fpr / --val-outliers (--accept 0.95 when none is given).
+
+    Raises:
+        InputError: both rules, a value out of range, or --fpr without --val-outliers (or the reverse).
+    """
+    if accept is not None and fpr is not None:
+        raise InputError("give --accept or --fpr, not both")
+    if fpr is None and val_dir is not None:
+        raise InputError("--val-outliers is for --fpr; give --fpr too")
+    if fpr is not None:
+        if val_dir is None:
+            raise InputError("--fpr needs --val-outliers, a folder of known outliers")
+        if not 0.0 <= fpr < 1.0:
+            raise InputError(f"--fpr must be in [0, 1), got {fpr}")
+        return None, fpr
+    accept = 0.95 if accept is None else accept
+    if not 0.0 < accept <= 1.0:
+        raise InputError(f"--accept must be in (0, 1], got {accept}")
+    return accept, None
+
+
+def describe_rule(rule: dict) -> str:
+    """One line: the threshold and what share of held-out images (and outliers) it accepts."""
+    held = rule["held_out"]
+    text = f"threshold {rule['threshold']:.6g} accepts {held['accepted']:.1%} of {held['n']} held-out images"
+    if "outliers" in rule:
+        text += f" and {rule['outliers']['accepted']:.1%} of {rule['outliers']['n']} validation outliers (--fpr {rule['target']:g})"
+    return text

@@ -116,6 +116,7 @@ class Detector:
         self._check_config()
         self.fitted: dict[str, Any] | None = None  # JSON-able facts learnt at fit time
         self.threshold: float | None = None
+        self.threshold_rule: dict[str, Any] | None = None  # how the threshold was chosen (oodscope.pipeline.thresholds)
         self.upstream: Upstream | None = None
 
     @classmethod
@@ -247,9 +248,11 @@ class Detector:
             raise InputError(f"{self.method}: no threshold set; call set_threshold() first")
         return self.score(x) > self.threshold
 
-    def set_threshold(self, value: float) -> None:
-        """Inputs scoring above ``value`` are rejected by :meth:`predict`."""
+    def set_threshold(self, value: float, rule: dict[str, Any] | None = None) -> None:
+        """Inputs scoring above ``value`` are rejected by :meth:`predict`. ``rule``: how it was chosen
+        (JSON-able; saved with the model)."""
         self.threshold = float(value)
+        self.threshold_rule = rule
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Per-channel normalisation with the statistics of the training images."""
@@ -299,7 +302,8 @@ class Detector:
         """Write the fitted detector as a model directory at ``path`` (atomically)."""
         if self.fitted is None:
             raise InputError(f"{self.method}: cannot save a detector that has not been fitted")
-        meta = {"method": self.method, "config": self.config, "fitted": self.fitted, "threshold": self.threshold}
+        meta = {"method": self.method, "config": self.config, "fitted": self.fitted, "threshold": self.threshold,
+                "threshold_rule": self.threshold_rule}
         return write_model(path, FORMAT, meta, self.state_dict())
 
     @classmethod
@@ -308,6 +312,7 @@ class Detector:
         det = cls(**{**cls.saved_defaults, **meta["config"]})
         det.fitted = meta["fitted"]
         det.threshold = meta.get("threshold")
+        det.threshold_rule = meta.get("threshold_rule")
         if cls.requires.upstream is not None:
             facts = det.fitted.get("upstream") or {k: det.fitted[k] for k in IMAGE_FACTS}  # older files: same facts
             det.upstream = cls.requires.upstream(**cls.requires.upstream.settings_from(det.config)).restore(facts)

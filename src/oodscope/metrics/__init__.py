@@ -8,6 +8,8 @@ from oodscope.metrics.ood import (
     evaluate,
     fpr_at_tpr,
     threshold_at_acceptance,
+    threshold_at_outlier_acceptance,
 )
 
-__all__ = ["auroc", "aupr_in", "aupr_out", "classification_accuracy", "evaluate", "fpr_at_tpr", "threshold_at_acceptance"]
+__all__ = ["auroc", "aupr_in", "aupr_out", "classification_accuracy", "evaluate", "fpr_at_tpr", "threshold_at_acceptance",
+           "threshold_at_outlier_acceptance"]

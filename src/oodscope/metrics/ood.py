@@ -58,6 +58,22 @@ def threshold_at_acceptance(id_scores: np.ndarray, rate: float = 0.95) -> float:
     return float(np.quantile(s, rate, method="higher"))
 
 
+def threshold_at_outlier_acceptance(outlier_scores: np.ndarray, rate: float = 0.05) -> float:
+    """The highest threshold at which at most a fraction ``rate`` of these known outliers' scores
+    fall at or below it (are accepted as in-distribution): the false-positive rate of the
+    in-distribution verdict on them is at most ``rate``. Inputs scoring above it are rejected.
+    """
+    s = np.sort(np.asarray(outlier_scores, dtype=np.float64).ravel())
+    if s.size == 0:
+        raise InputError("no outlier scores to set a threshold from")
+    if not 0.0 <= rate < 1.0:
+        raise InputError(f"false-positive rate must be in [0, 1), got {rate}")
+    if not np.all(np.isfinite(s)):
+        raise InputError("scores contain NaN or infinity")
+    k = int(np.floor(rate * s.size + 1e-9))  # outliers that may be accepted
+    return float(np.nextafter(s[k], -np.inf))  # just below the (k+1)-th lowest: it and all above are rejected
+
+
 def fpr_at_tpr(scores: np.ndarray, is_ood: np.ndarray, tpr: float = 0.95) -> float:
     s, y = _check(scores, is_ood)
     thr = threshold_at_acceptance(s[~y], tpr)

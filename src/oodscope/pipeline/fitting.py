@@ -10,7 +10,7 @@ import numpy as np
 from oodscope.data import ImageSet
 from oodscope.detectors import Detector, create, detector_class, settings_for
 from oodscope.errors import InputError
-from oodscope.metrics import threshold_at_acceptance
+from oodscope.pipeline.thresholds import choose_threshold
 
 HOLDOUT_FRACTION = 0.1
 
@@ -18,12 +18,13 @@ HOLDOUT_FRACTION = 0.1
 @dataclass
 class FitReport:
     """What :func:`fit_with_threshold` did: the fitted detector (threshold set), how many images
-    it was fitted on and how many set the threshold."""
+    it was fitted on and how many were held out, the threshold and how it was chosen."""
 
     detector: Detector
     n_fit: int
     n_holdout: int
     threshold: float
+    rule: dict[str, Any]
 
 
 def holdout_split(n: int, seed: int, fraction: float = HOLDOUT_FRACTION) -> tuple[np.ndarray, np.ndarray]:
@@ -39,21 +40,31 @@ def holdout_split(n: int, seed: int, fraction: float = HOLDOUT_FRACTION) -> tupl
     return np.sort(order[n_hold:]), np.sort(order[:n_hold])
 
 
-def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None = None, accept: float = 0.95,
+def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None = None, accept: float | None = 0.95,
                        seed: int = 0, preset: str = "cpu", overrides: dict[str, Any] | None = None,
-                       device: str | None = None) -> FitReport:
+                       device: str | None = None, fpr: float | None = None,
+                       val_outliers: ImageSet | None = None) -> FitReport:
     """Fit ``method`` (settings: ``preset``, then ``device`` and ``overrides``; the seed set) on
     90 % of ``train`` and set the threshold so that a fraction ``accept`` of the held-out 10 % (at
-    least one image) scores at or below it, i.e. is accepted as in-distribution. A detector that
-    needs class labels takes them from ``train.labels`` (e.g. one sub-folder per class); one that
-    needs labelled validation images (``temperature``) gets the held-out 10 %.
+    least one image) scores at or below it, i.e. is accepted as in-distribution; or, with ``fpr``
+    (and ``accept=None``), so that at most a fraction ``fpr`` of the known outliers
+    ``val_outliers`` is accepted (:mod:`oodscope.pipeline.thresholds`; the rule and its held-out
+    figures are saved with the model). A detector that needs class labels takes them from
+    ``train.labels`` (e.g. one sub-folder per class); one that needs labelled validation images
+    (``temperature``) gets the held-out 10 %.
 
     Raises:
-        InputError: unknown method or setting, ``accept`` outside (0, 1], fewer than 2 images,
-            missing outliers or labels the method needs.
+        InputError: unknown method or setting, ``accept`` outside (0, 1] or ``fpr`` outside [0, 1),
+            both or neither rule, ``fpr`` without ``val_outliers``, fewer than 2 images, missing
+            outliers or labels the method needs.
     """
-    if not 0.0 < accept <= 1.0:
+    if (accept is None) == (fpr is None):
+        raise InputError("choose one threshold rule: accept or fpr (with validation outliers)")
+    if accept is not None and not 0.0 < accept <= 1.0:
         raise InputError(f"accept must be in (0, 1], got {accept}")
+    if fpr is not None and (not 0.0 <= fpr < 1.0 or val_outliers is None):
+        raise InputError(f"fpr must be in [0, 1) and needs a set of validation outliers, got fpr={fpr}"
+                         + ("" if val_outliers is not None else " and none"))
     cls = detector_class(method)
     settings = settings_for(method, preset, device, overrides, strict=True)
     if "seed" in cls.defaults:
@@ -65,6 +76,6 @@ def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None =
     det = create(method, **settings)
     held_out = train.subset(hold_idx)
     det.fit(train.subset(fit_idx), outliers, validation=held_out if cls.requires.validation else None)
-    threshold = threshold_at_acceptance(det.score(held_out), accept)
-    det.set_threshold(threshold)
-    return FitReport(det, len(fit_idx), len(hold_idx), threshold)
+    rule = choose_threshold(det, det.score(held_out), accept, fpr,
+                            None if val_outliers is None else det.score(val_outliers))
+    return FitReport(det, len(fit_idx), len(hold_idx), rule["threshold"], rule)

@@ -1,0 +1,88 @@
+"""Choosing a fitted detector's rejection threshold, and the record of how it was chosen.
+
+Two rules:
+
+* ``accept``: the threshold accepts a share ``accept`` of the held-out in-distribution images
+  (:func:`oodscope.metrics.threshold_at_acceptance`);
+* ``fpr``: on a validation set of known outliers, at most a share ``fpr`` is accepted as
+  in-distribution (the false-positive rate of the "in" verdict,
+  :func:`oodscope.metrics.threshold_at_outlier_acceptance`).
+
+The record (``Detector.threshold_rule``, saved with the model) names the rule and its target, and
+the held-out figures at the chosen threshold: how many held-out in-distribution images (and
+validation outliers) there were and what share of each is accepted. It also keeps the held-out
+in-distribution scores, so the threshold can be chosen again later without refitting
+(:func:`rethreshold`, ``oodscope threshold``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from oodscope.detectors import Detector
+from oodscope.errors import InputError
+from oodscope.metrics import threshold_at_acceptance, threshold_at_outlier_acceptance
+
+RULES = ("accept", "fpr")
+
+
+def _share_accepted(scores: np.ndarray, threshold: float) -> float:
+    return float(np.mean(np.asarray(scores) <= threshold))
+
+
+def choose_threshold(detector: Detector, held_out_scores: np.ndarray, accept: float | None = None,
+                     fpr: float | None = None, outlier_scores: np.ndarray | None = None) -> dict[str, Any]:
+    """Set ``detector``'s threshold by exactly one rule (``accept``, or ``fpr`` with
+    ``outlier_scores``) and record it; returns the record without the stored scores.
+
+    Raises:
+        InputError: neither or both rules, a target out of range, ``fpr`` without outlier scores,
+            or non-finite scores.
+    """
+    if (accept is None) == (fpr is None):
+        raise InputError("choose one threshold rule: accept (share of held-out in-distribution images accepted) "
+                         "or fpr (share of validation outliers accepted)")
+    held = np.asarray(held_out_scores, dtype=np.float64).ravel()
+    if accept is not None:
+        threshold = threshold_at_acceptance(held, accept)
+        rule: dict[str, Any] = {"rule": "accept", "target": float(accept)}
+    else:
+        if outlier_scores is None or len(outlier_scores) == 0:
+            raise InputError("the fpr rule needs scores of validation outliers (a folder of known outliers)")
+        threshold = threshold_at_outlier_acceptance(outlier_scores, float(fpr))
+        rule = {"rule": "fpr", "target": float(fpr)}
+        rule["outliers"] = {"n": int(len(outlier_scores)), "accepted": _share_accepted(outlier_scores, threshold)}
+    rule["threshold"] = threshold
+    rule["held_out"] = {"n": int(held.size), "accepted": _share_accepted(held, threshold) if held.size else None}
+    detector.set_threshold(threshold, {**rule, "held_out_scores": held.tolist()})
+    return rule
+
+
+def held_out_scores(detector: Detector) -> np.ndarray:
+    """The held-out in-distribution scores saved with the detector's threshold.
+
+    Raises:
+        InputError: the model was saved without them (fitted before thresholds kept them, or not
+            with :func:`oodscope.pipeline.fit_with_threshold`).
+    """
+    rule = detector.threshold_rule or {}
+    if "held_out_scores" not in rule:
+        raise InputError(f"{detector.method}: this model holds no held-out in-distribution scores, so its "
+                         "threshold cannot be chosen again without refitting (fit it with oodscope fit)")
+    return np.asarray(rule["held_out_scores"], dtype=np.float64)
+
+
+def rethreshold(detector: Detector, accept: float | None = None, fpr: float | None = None,
+                outlier_scores: np.ndarray | None = None) -> dict[str, Any]:
+    """Choose the threshold again from the saved held-out scores (and, for ``fpr``, the scores of
+    validation outliers), without refitting."""
+    return choose_threshold(detector, held_out_scores(detector), accept, fpr, outlier_scores)
+
+
+def public_rule(detector: Detector) -> dict[str, Any] | None:
+    """The threshold record without the stored scores (for reports and the service's ``/model``)."""
+    if detector.threshold_rule is None:
+        return None
+    return {k: v for k, v in detector.threshold_rule.items() if k != "held_out_scores"}
