@@ -1,4 +1,4 @@
-"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score``, ``threshold``, ``attack``, ``verify`` and ``study``.
+"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score``, ``threshold``, ``serve``, ``attack``, ``verify`` and ``study``.
 
 Every expected failure (bad data, bad input, bad model file, missing or unreadable
 paths) is reported as one line ``error: <message>`` on stderr with exit status 2.
@@ -17,6 +17,7 @@ from oodscope.cli.fit import fit
 from oodscope.cli.merge import merge
 from oodscope.cli.report import report
 from oodscope.cli.score import score
+from oodscope.cli.serve import serve
 from oodscope.cli.study import study
 from oodscope.cli.threshold import threshold
 from oodscope.cli.verify import verify
@@ -34,6 +35,7 @@ cli.add_command(merge)
 cli.add_command(fit)
 cli.add_command(score)
 cli.add_command(threshold)
+cli.add_command(serve)
 cli.add_command(attack)
 cli.add_command(verify)
 cli.add_command(report)

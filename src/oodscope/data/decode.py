@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -14,8 +15,9 @@ GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B"
 _WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
-def decode_image(path: Path) -> np.ndarray:
-    """Decode ``path`` to ``(H, W)`` uint8 if grayscale, else ``(H, W, 3)`` uint8 RGB.
+def decode_image(path: Path | BinaryIO, name: str | None = None) -> np.ndarray:
+    """Decode ``path`` (a file, or an open binary stream called ``name`` in errors) to ``(H, W)``
+    uint8 if grayscale, else ``(H, W, 3)`` uint8 RGB.
 
     16-bit grayscale is scaled to 8 bits (``v >> 8``) rather than clipped; an
     alpha channel is dropped.
@@ -28,7 +30,7 @@ def decode_image(path: Path) -> np.ndarray:
             im.load()
             return _to_array(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: cannot read image ({err})") from err
+        raise DataError(f"{name or path}: cannot read image ({err})") from err
 
 
 def _to_array(im: Image.Image) -> np.ndarray:

@@ -1,0 +1,204 @@
+"""The HTTP scoring service of a saved model (``oodscope serve``), built on FastAPI.
+
+Endpoints:
+
+* ``POST /score``: one or many images, as a multipart upload of PNG / JPEG files (any field
+  name) or as JSON ``{"images": [...]}`` (a nested array ``(N, H, W)`` or ``(N, C, H, W)`` of 0..255
+  integers or of floats in [0, 1]); each is converted to the model's size and channels. Returns,
+  per image in the order sent, its score, the verdict at the model's threshold and its name, and
+  the model's identity (method, SHA-256 of its weights).
+* ``GET /health``; ``GET /model``: settings, image size, threshold and how it was chosen.
+* OpenAPI docs at ``/docs``.
+
+The model is loaded once (checksum verified, nothing unpickled) and scores the images of
+concurrent requests in shared batches (:class:`~oodscope.serve.batcher.MicroBatcher`). Uploads
+above ``max_upload_bytes`` are refused with 413, more than ``max_images`` images with 413, and
+undecodable files, wrong channel counts and images that cannot be converted with 422, each with
+a message that names the problem; no bad input crashes the service.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from oodscope.data import convert
+from oodscope.data.decode import decode_image
+from oodscope.detectors import Detector, load
+from oodscope.errors import DataError, InputError
+from oodscope.pipeline.files import model_geometry
+from oodscope.pipeline.streaming import verdict
+from oodscope.pipeline.thresholds import public_rule
+from oodscope.serve.batcher import MicroBatcher
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and batching of the service."""
+
+    max_upload_bytes: int = 16 << 20
+    max_images: int = 64
+    max_batch: int = 256
+    batch_wait_s: float = 0.002
+
+
+def _fail(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _fail(413, f"upload of {int(declared)} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _fail(413, f"upload exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_images(body: bytes, size: tuple[int, int], channels: int) -> tuple[list[str], np.ndarray]:
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _fail(400, f"body is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or "images" not in doc:
+        raise _fail(422, 'JSON body must be an object {"images": [...]}')
+    try:
+        x = np.asarray(doc["images"])
+    except ValueError as e:
+        raise _fail(422, f"images: not a regular nested array ({e})") from None
+    if x.size == 0:
+        raise _fail(422, "images: empty")
+    if x.dtype.kind not in "iuf":
+        raise _fail(422, f"images: values must be numbers, got {x.dtype}")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise _fail(422, f"images: expected shape (N, H, W) or (N, C, H, W), got {list(x.shape)}")
+    if x.shape[1] not in (1, 3):
+        raise _fail(422, f"images: expected 1 or 3 channels on axis 1, got {x.shape[1]} (shape {list(x.shape)})")
+    if not np.all(np.isfinite(x)):
+        raise _fail(422, "images: NaN or infinite values")
+    if x.dtype.kind == "f" and x.min() >= 0 and x.max() <= 1:
+        x = np.round(x * 255)
+    elif x.min() < 0 or x.max() > 255:
+        raise _fail(422, "images: values must be 0..255 integers or floats in [0, 1]")
+    names = [f"images[{i}]" for i in range(len(x))]
+    return names, _convert(x.astype(np.uint8), size, channels, names)
+
+
+def _convert(x: np.ndarray, size: tuple[int, int], channels: int, names: list[str]) -> np.ndarray:
+    try:
+        return convert(np.ascontiguousarray(x), size, channels)
+    except (DataError, InputError, ValueError, OSError) as e:
+        raise _fail(422, f"{names[0] if len(names) == 1 else 'images'}: cannot convert to the model's "
+                         f"{size[0]}x{size[1]}, {channels} channel(s) ({e})") from None
+
+
+def _decode_upload(name: str, data: bytes, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One uploaded file as uint8 ``(channels, H, W)`` at the model's size (422 if it cannot be)."""
+    if not data:
+        raise _fail(422, f"{name}: empty file")
+    try:
+        array = decode_image(io.BytesIO(data), name)
+    except DataError as e:
+        raise _fail(422, str(e)) from None
+    chw = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return _convert(chw[None], size, channels, [name])[0]
+
+
+async def _multipart_images(request: Request, body: bytes, settings: ServeSettings, size: tuple[int, int],
+                            channels: int) -> tuple[list[str], np.ndarray]:
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=settings.max_images + 1, max_fields=100)
+    except HTTPException:
+        raise
+    except Exception as e:  # malformed multipart, or more parts than allowed
+        raise _fail(400 if "max" not in str(e).lower() else 413, f"cannot read the multipart upload ({e})") from None
+    uploads = [(key, v) for key, v in form.multi_items() if isinstance(v, UploadFile)]
+    try:
+        if not uploads:
+            raise _fail(422, "no files in the upload: send images as multipart files (e.g. -F files=@image.png)")
+        if len(uploads) > settings.max_images:
+            raise _fail(413, f"{len(uploads)} images exceed the limit of {settings.max_images} per request")
+        names = [u.filename or f"{key}[{i}]" for i, (key, u) in enumerate(uploads)]
+        datas = [await u.read() for _, u in uploads]
+    finally:
+        await form.close()
+    images = await run_in_threadpool(lambda: np.stack([_decode_upload(n, d, size, channels) for n, d in zip(names, datas)]))
+    return names, images
+
+
+def create_app(model: str | Path | Detector, settings: ServeSettings | None = None, weights_sha256: str | None = None) -> FastAPI:
+    """The service of ``model`` (a saved model's path, or a fitted detector with its weights' hash)."""
+    settings = settings or ServeSettings()
+    if isinstance(model, Detector):
+        detector, sha = model, weights_sha256
+    else:
+        detector = load(model)
+        sha = json.loads((Path(model) / "config.json").read_text())["weights_sha256"]
+    size, channels = model_geometry(detector)
+    identity = {"method": detector.method, "weights_sha256": sha}
+    batcher = MicroBatcher(detector.score, settings.max_batch, settings.batch_wait_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="oodscope", description="Out-of-distribution scores of images: higher = more out-of-distribution.",
+                  lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Liveness: the model is loaded."""
+        return {"status": "ok", **identity}
+
+    @app.get("/model")
+    async def model_info() -> dict[str, Any]:
+        """The model: method, weights' SHA-256, settings, input size and channels, threshold and its rule."""
+        return {**identity, "image_size": list(size), "channels": channels, "threshold": detector.threshold,
+                "threshold_rule": public_rule(detector), "config": detector.config,
+                "fitted": {k: v for k, v in detector.fitted.items() if k in ("size", "channels", "mean", "std")},
+                "limits": asdict(settings)}
+
+    @app.post("/score")
+    async def score(request: Request) -> dict[str, Any]:
+        """Scores of the images sent (multipart files or JSON ``{"images": [...]}``), in order."""
+        body = await _body(request, settings.max_upload_bytes)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "application/json":
+            names, images = _json_images(body, size, channels)
+            if len(names) > settings.max_images:
+                raise _fail(413, f"{len(names)} images exceed the limit of {settings.max_images} per request")
+        elif kind == "multipart/form-data":
+            names, images = await _multipart_images(request, body, settings, size, channels)
+        else:
+            raise _fail(415, f"unsupported content type {kind or '(none)'!r}: send multipart/form-data files "
+                             "or application/json")
+        try:
+            scores = await batcher.score(images)
+        except (InputError, DataError) as e:
+            raise _fail(422, str(e)) from None
+        results = [{"index": i, "name": n, "score": float(s), "verdict": verdict(float(s), detector.threshold) or None}
+                   for i, (n, s) in enumerate(zip(names, scores))]
+        return {"model": identity, "threshold": detector.threshold, "results": results}
+
+    return app

@@ -1,0 +1,173 @@
+"""The HTTP scoring service: a real uvicorn server on 127.0.0.1, real HTTP requests."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("multipart")
+
+from oodscope.data import ImageSet  # noqa: E402
+from oodscope.detectors import load  # noqa: E402
+from oodscope.pipeline import fit_with_threshold, read_for_model  # noqa: E402
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _bars(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 1, 16, 16), np.uint8)
+    for i in range(n):
+        c = int(rng.integers(4, 10))
+        x[i, 0, 3:13, c: c + 3] = int(rng.integers(150, 256))
+    return x
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    train = ImageSet(_bars(24, 0), np.zeros(24, np.int64), ["bar"], "bars")
+    rng = np.random.default_rng(1)
+    outliers = ImageSet(rng.integers(0, 256, (8, 1, 16, 16), dtype=np.uint8), np.zeros(8, np.int64), ["noise"], "noise")
+    settings = {"epochs": 1, "batch_size": 16, "g_steps": 5, "g_batch": 16, "progress": False}
+    report = fit_with_threshold("layers", train, outliers, 0.9, preset="smoke", overrides=settings)
+    return report.detector.save(tmp_path_factory.mktemp("serve") / "model")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(model: Path):
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "oodscope.cli", "serve", str(model), "--port", str(port), "--threads", "1",
+                             "--max-images", "5", "--max-upload-mb", "0.05"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _request(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _multipart(files: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, data in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+                     f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_health_and_model(server: str, model: Path) -> None:
+    with urllib.request.urlopen(server + "/health") as r:
+        health = json.loads(r.read())
+    cfg = json.loads((model / "config.json").read_text())
+    assert health == {"status": "ok", "method": "layers", "weights_sha256": cfg["weights_sha256"]}
+    with urllib.request.urlopen(server + "/model") as r:
+        info = json.loads(r.read())
+    assert info["image_size"] == [16, 16] and info["channels"] == 1 and info["threshold"] == cfg["threshold"]
+    assert info["threshold_rule"]["rule"] == "accept" and "held_out_scores" not in info["threshold_rule"]
+    assert info["limits"]["max_images"] == 5
+    with urllib.request.urlopen(server + "/docs") as r:
+        assert r.status == 200 and b"swagger" in r.read().lower()
+
+
+def test_scores_equal_the_librarys_in_order(server: str, model: Path, tmp_path: Path) -> None:
+    det = load(model)
+    rng = np.random.default_rng(5)
+    images = [_bars(1, 7)[0, 0], rng.integers(0, 256, (20, 24, 3), dtype=np.uint8), _bars(1, 8)[0, 0]]
+    files = []
+    for i, a in enumerate(images):
+        (tmp_path / f"{i}.png").write_bytes(_png(a))
+        files.append((f"{i}.png", _png(a)))
+    status, out = _request(server + "/score", *_multipart(files))
+    assert status == 200, out
+    expected = det.score(np.stack([read_for_model(tmp_path / f"{i}.png", (16, 16), 1) for i in range(3)]))
+    assert [r["name"] for r in out["results"]] == ["0.png", "1.png", "2.png"]
+    np.testing.assert_allclose([r["score"] for r in out["results"]], expected, rtol=1e-5, atol=1e-6)
+    assert [r["verdict"] for r in out["results"]] == ["ood" if s > det.threshold else "in" for s in expected]
+    assert out["model"]["method"] == "layers" and len(out["model"]["weights_sha256"]) == 64
+
+    body = json.dumps({"images": _bars(2, 9)[:, 0].tolist()}).encode()  # (N, H, W) of 0..255
+    status, out = _request(server + "/score", body, "application/json")
+    assert status == 200, out
+    np.testing.assert_allclose([r["score"] for r in out["results"]], det.score(_bars(2, 9)), rtol=1e-5, atol=1e-6)
+
+    # concurrent requests are batched together, and each gets its own scores back, in order
+    singles = [_bars(1, 100 + i) for i in range(12)]
+    expected = [float(det.score(x)[0]) for x in singles]
+
+    def send(i: int) -> float:
+        status, out = _request(server + "/score", json.dumps({"images": (singles[i] / 255.0).tolist()}).encode(), "application/json")
+        assert status == 200, out
+        return out["results"][0]["score"]
+
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(send, range(12)))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)  # batch mates change the last bits
+
+
+def test_bad_uploads_get_4xx_and_the_service_lives_on(server: str) -> None:
+    ok = _png(_bars(1, 3)[0, 0])
+    cases = [
+        (_multipart([("good.png", ok), ("broken.png", b"\x89PNG\r\n\x1a\n not a png")]), 422, "broken.png"),
+        (_multipart([("empty.png", b"")]), 422, "empty"),
+        (_multipart([(f"{i}.png", ok) for i in range(6)]), 413, "limit of 5"),
+        (_multipart([("big.png", np.random.default_rng(0).bytes(60_000))]), 413, "exceeds the limit"),
+        ((json.dumps({"images": np.zeros((1, 2, 16, 16)).tolist()}).encode(), "application/json"), 422, "channels"),
+        ((json.dumps({"images": [[1, 2], [3]]}).encode(), "application/json"), 422, "images"),
+        ((json.dumps({"images": np.full((1, 16, 16), 300).tolist()}).encode(), "application/json"), 422, "0..255"),
+        ((json.dumps({"images": np.zeros((1, 1, 16, 0)).tolist()}).encode(), "application/json"), 422, "empty"),
+        ((json.dumps({"pictures": []}).encode(), "application/json"), 422, '"images"'),
+        ((b"{not json", "application/json"), 400, "not valid JSON"),
+        ((b"hello", "text/plain"), 415, "content type"),
+    ]
+    for (body, kind), code, fragment in cases:
+        status, out = _request(server + "/score", body, kind)
+        assert status == code, (fragment, status, out)
+        assert fragment in out["detail"], out
+    status, out = _request(server + "/score", *_multipart([("good.png", ok)]))
+    assert status == 200 and len(out["results"]) == 1
