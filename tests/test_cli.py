@@ -219,6 +219,40 @@ def test_fit_with_fpr_rule(folders: Path, tmp_path: Path) -> None:
                                  "--fpr", "0.1", *SMOKE), "--val-outliers")
 
 
+def test_export_onnx_and_score_with_it(folders: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    model, onnx_file = tmp_path / "m", tmp_path / "m.onnx"
+    r = invoke("fit", "--method", "layers", "--train", str(folders / "train"), "--outliers", str(folders / "outliers"),
+               "--out", str(model), *SMOKE, "--set", "amp=false")  # float32 scoring, as the ONNX graph
+    assert r.exit_code == 0, r.output
+    r = invoke("export", str(model), "--format", "onnx", "--out", str(onnx_file))
+    assert r.exit_code == 0, r.output
+    side = json.loads((tmp_path / "m.onnx.json").read_text())
+    cfg = json.loads((model / "config.json").read_text())
+    assert side["method"] == "layers" and side["image_size"] == [16, 16] and side["channels"] == 1
+    assert side["threshold"] == cfg["threshold"] and side["weights_sha256"] == cfg["weights_sha256"]
+    assert side["threshold_rule"]["rule"] == "accept" and "held_out_scores" not in side["threshold_rule"]
+    paths = [str(folders / "probe"), str(folders / "train")]
+    torch_rows = list(csv.DictReader(io.StringIO(invoke("score", str(model), *paths).stdout)))
+    onnx_rows = list(csv.DictReader(io.StringIO(invoke("score", str(onnx_file), *paths).stdout)))
+    assert [x["file"] for x in onnx_rows] == [x["file"] for x in torch_rows] and len(onnx_rows) == 26
+    a, b = (np.array([float(x["score"]) for x in rows]) for rows in (onnx_rows, torch_rows))
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+    clear = np.abs(b - cfg["threshold"]) > 1e-4 * np.abs(b).max()  # a held-out image sits on the threshold itself
+    assert [x["verdict"] for x, c in zip(onnx_rows, clear) if c] == [x["verdict"] for x, c in zip(torch_rows, clear) if c]
+
+    data = bytearray(onnx_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    onnx_file.write_bytes(bytes(data))
+    assert_one_line_error(invoke("score", str(onnx_file), *paths), "m.onnx", "checksum")
+    knn = tmp_path / "knn"
+    pytest.importorskip("pyod")
+    assert invoke("fit", "--method", "knn", "--train", str(folders / "train"), "--out", str(knn)).exit_code == 0
+    assert_one_line_error(invoke("export", str(knn), "--out", str(tmp_path / "k.onnx")), "knn", "cannot be exported")
+    assert not (tmp_path / "k.onnx").exists()
+
+
 def test_score_tampered_model(model: Path, folders: Path, tmp_path: Path) -> None:
     import shutil
 

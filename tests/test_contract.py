@@ -93,6 +93,27 @@ def test_save_and_load_give_identical_scores(fitted: Detector, data: dict[str, A
     np.testing.assert_array_equal(back.score(data["test"]), fitted.score(data["test"]))
 
 
+def test_onnx_export_gives_the_librarys_scores_or_names_itself(fitted: Detector, data: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import contextlib
+    from unittest import mock
+
+    from oodscope.export import OnnxScorer, export_onnx
+
+    try:
+        export_onnx(fitted, tmp_path / "m.onnx")
+    except InputError as e:
+        assert fitted.method in str(e) and "cannot be exported" in str(e)
+        return
+    x = np.concatenate([data["test"], data["noise"]])
+    with mock.patch("torch.autocast", lambda *a, **k: contextlib.nullcontext()):  # the graph computes in float32
+        expected = fitted.score(x)
+    got = OnnxScorer(tmp_path / "m.onnx").score(x)
+    # 1e-4 relative to each score, or to the largest score where a score is near zero
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
 def test_a_tampered_model_is_refused(fitted: Detector, tmp_path: Path) -> None:
     path = fitted.save(tmp_path / "m")
     weights = path / "weights.safetensors"

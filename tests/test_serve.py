@@ -61,6 +61,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(model: Path):
+    yield from _serve(model)
+
+
+def _serve(model: Path):
+    """Start ``oodscope serve`` on a free port, yield its URL once /health answers, stop it after."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "oodscope.cli", "serve", str(model), "--port", str(port), "--threads", "1",
@@ -78,9 +83,11 @@ def server(model: Path):
                 proc.kill()
                 pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
             time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def _request(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
@@ -171,3 +178,18 @@ def test_bad_uploads_get_4xx_and_the_service_lives_on(server: str) -> None:
         assert fragment in out["detail"], out
     status, out = _request(server + "/score", *_multipart([("good.png", ok)]))
     assert status == 200 and len(out["results"]) == 1
+
+
+def test_serves_an_exported_onnx_file(model: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    pytest.importorskip("onnxruntime")
+    from oodscope.export import OnnxScorer, export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    sha = json.loads((model / "config.json").read_text())["weights_sha256"]
+    export_onnx(load(model), path, weights_sha256=sha)
+    images = _bars(3, 11)
+    for url in _serve(path):
+        status, out = _request(url + "/score", json.dumps({"images": images.tolist()}).encode(), "application/json")
+        assert status == 200, out
+        assert out["model"]["weights_sha256"] == sha and len(out["model"]["onnx_sha256"]) == 64
+        np.testing.assert_allclose([r["score"] for r in out["results"]], OnnxScorer(path).score(images), rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score``, ``threshold``, ``serve``, ``attack``, ``verify`` and ``study``.
+"""The ``oodscope`` command line: ``demo``, ``bench``, ``merge``, ``report``, ``fit``, ``score``, ``threshold``, ``serve``, ``export``, ``attack``, ``verify`` and ``study``.
 
 Every expected failure (bad data, bad input, bad model file, missing or unreadable
 paths) is reported as one line ``error: <message>`` on stderr with exit status 2.
@@ -13,6 +13,7 @@ from oodscope.cli.attack import attack
 from oodscope.cli.bench import bench
 from oodscope.cli.demo import demo
 from oodscope.cli.errors import ErrorReportingGroup
+from oodscope.cli.export import export
 from oodscope.cli.fit import fit
 from oodscope.cli.merge import merge
 from oodscope.cli.report import report
@@ -36,6 +37,7 @@ cli.add_command(fit)
 cli.add_command(score)
 cli.add_command(threshold)
 cli.add_command(serve)
+cli.add_command(export)
 cli.add_command(attack)
 cli.add_command(verify)
 cli.add_command(report)

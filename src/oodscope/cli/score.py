@@ -8,7 +8,7 @@ import sys
 import click
 
 from oodscope.cli.common import apply_threads, threads_option
-from oodscope.detectors import load
+from oodscope.export.loading import load_scorer
 from oodscope.pipeline import collect_files
 from oodscope.pipeline.streaming import BATCH, ERROR_VERDICT, format_rows, iter_rows, reader_for, stream_scores
 from oodscope.progress import message, progress
@@ -25,7 +25,7 @@ from oodscope.progress import message, progress
 @threads_option()
 def score(model: str, images: tuple[str, ...], out: str | None, batch: int, strict: bool, show_progress: bool,
           threads: int | None) -> None:
-    """Score images with a saved model.
+    """Score images with a saved model (a model directory, or an exported .onnx file).
 
     IMAGES are files and/or folders (searched recursively). Writes CSV with columns
     file,score,verdict,error: verdict is ood if score > the model's threshold, else in;
@@ -33,7 +33,7 @@ def score(model: str, images: tuple[str, ...], out: str | None, batch: int, stri
     scored (--strict stops instead). Memory stays bounded whatever the number of files.
     """
     apply_threads(threads)
-    detector = load(model)
+    detector = load_scorer(model, threads)
     read = reader_for(detector)
     files = collect_files(images)
     if detector.threshold is None:

@@ -20,6 +20,7 @@ normalisation, the upstream's facts), the threshold, and the weights of its netw
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -258,7 +259,27 @@ class Detector:
         """Per-channel normalisation with the statistics of the training images."""
         return normalize_with(self.fitted, x)
 
+    def export_graph(self) -> torch.nn.Module:
+        """The whole score as one torch module (float images in [0, 1] at the fitted size ->
+        scores), in float32 and on the CPU: what ONNX export traces (:mod:`oodscope.export`).
+
+        Raises:
+            InputError: the detector is not fitted, or its score is not one network graph (it
+                names the detector).
+        """
+        if self.fitted is None:
+            raise InputError(f"{self.method}: cannot export a detector that has not been fitted")
+        graph = self._graph()
+        if graph is None:
+            raise InputError(f"{self.method}: cannot be exported to ONNX (its score is not a single network graph); "
+                             "serve the saved model instead")
+        return copy.deepcopy(graph).float().cpu().eval()  # a copy: the detector's own networks stay as they are
+
     # -- subclass hooks --------------------------------------------------------------------
+    def _graph(self) -> torch.nn.Module | None:
+        """The score as one traceable module (:meth:`export_graph`); None: not exportable."""
+        return None
+
     def _check_config(self) -> None:
         """Check settings beyond their types and choices (InputError)."""
 

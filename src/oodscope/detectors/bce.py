@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from oodscope.detectors.graph import TransformSum
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.registry import register
 from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, device_of, merge_presets, sum_over_transforms, train_bce_head
@@ -88,3 +89,9 @@ class BCEDetector(Detector):
         return sum_over_transforms(
             x, self.normalize, self.device, self.transforms, bs, lambda xt, k: torch.sigmoid(self.head({"x": xt}))
         )
+
+    def _graph(self) -> torch.nn.Module:
+        def term(parts: dict[str, torch.nn.Module], xt: torch.Tensor, k: int) -> torch.Tensor:
+            return torch.sigmoid(parts["g"]({"x": xt}))
+
+        return TransformSum({"g": self.head}, self.transforms, self.fitted, term)

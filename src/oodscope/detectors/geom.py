@@ -41,3 +41,6 @@ class GeomDetector(Detector):
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
         return self.upstream.geom_score(x)
+
+    def _graph(self) -> torch.nn.Module:
+        return self.upstream.geom_graph()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oodscope.detectors.graph import TransformSum
 from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step, sum_over_transforms
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
@@ -133,3 +134,10 @@ class GeomNet(Upstream):
 
         bs = 4 * int(self.settings["batch_size"])
         return -sum_over_transforms(x, self.normalize, self.device, self.transforms, bs, term)
+
+    def geom_graph(self) -> torch.nn.Module:
+        """:meth:`geom_score` as one module (:class:`~oodscope.detectors.graph.TransformSum`), for export."""
+        def term(parts: dict[str, torch.nn.Module], xt: torch.Tensor, k: int) -> torch.Tensor:
+            return torch.softmax(parts["f"](xt), dim=1)[:, k]
+
+        return TransformSum({"f": self.net}, self.transforms, self.fitted, term, torch.neg)

@@ -52,3 +52,6 @@ class GeomPlusDetector(Detector):
 
     def _score(self, x: torch.Tensor) -> np.ndarray:
         return self.f.geom_score(x)
+
+    def _graph(self) -> torch.nn.Module:
+        return self.f.geom_graph()

@@ -34,6 +34,7 @@ import torch
 from oodscope.data import convert
 from oodscope.data.synthetic import generate
 from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.detectors.graph import TransformSum
 from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
 from oodscope.detectors.registry import register
 from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, merge_presets, sum_over_transforms, train_bce_head
@@ -103,8 +104,10 @@ class LayersDetector(Detector):
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"g": self.head}
 
-    def _features(self, xt: torch.Tensor, y: torch.Tensor, taps: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """The selected taps of f on the transformed batch ``xt``; ``y`` holds the applied transformations.
+    def _features(self, xt: torch.Tensor, y: torch.Tensor | int,
+                  taps: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The selected taps of f on the transformed batch ``xt``; ``y`` holds the applied transformations
+        (one per image, or one index for the whole batch).
 
         ``softmax`` is f's predicted distribution over transformations; ``ptrue`` is the log-probability
         f gives the transformation actually applied (the per-transformation term of GEOM's score).
@@ -117,7 +120,7 @@ class LayersDetector(Detector):
                 feats[t] = torch.softmax(taps["logits"].float(), dim=1)
             elif t == "ptrue":
                 logp = torch.log_softmax(taps["logits"].float(), dim=1)
-                feats[t] = logp.gather(1, y.view(-1, 1))
+                feats[t] = logp[:, y: y + 1] if isinstance(y, int) else logp.gather(1, y.view(-1, 1))
             else:
                 feats[t] = taps[t].float()
         return feats
@@ -185,6 +188,29 @@ class LayersDetector(Detector):
         z = (self._sums(x) - np.asarray(st["mean"])) / np.maximum(np.asarray(st["std"]), 1e-12)
         return self.config["f_weight"] * z[:, 0] + z[:, 1]
 
+    def _graph(self) -> torch.nn.Module:
+        """The score of :meth:`_score` as one module: per transformation, f's taps feed g_theta, and
+        the sums are combined as above."""
+        paper, fw = not self.config["f_weight"], float(self.config["f_weight"])
+        st = self.fitted.get("standardise")
+        mean = torch.tensor(st["mean"] if st else [0.0, 0.0], dtype=torch.float64)  # float64 as in _score
+        std = torch.tensor(st["std"] if st else [1.0, 1.0], dtype=torch.float64).clamp_min(1e-12)
+
+        def term(parts: dict[str, torch.nn.Module], xt: torch.Tensor, k: int) -> torch.Tensor:
+            taps = parts["f"].taps(xt)
+            g = parts["g"](self._features(xt, k, taps)).float()
+            if paper:
+                return torch.sigmoid(g)
+            return torch.stack([-torch.softmax(taps["logits"].float(), dim=1)[:, k], g], dim=1)
+
+        def post(total: torch.Tensor) -> torch.Tensor:
+            if paper:
+                return total
+            z = (total.double() - mean) / std
+            return fw * z[:, 0] + z[:, 1]
+
+        return TransformSum({"f": self.base.net, "g": self.head}, self.base.transforms, self.base.fitted, term, post)
+
     def _sums(self, x: torch.Tensor) -> np.ndarray:
         """With f_weight = 0, sum_y sigmoid(g(z^y)) per image; otherwise one row per image of
         (GEOM's score -sum_y softmax_y(f(T_y x)), g's summed logit sum_y g(z^y)), from one pass of f."""
@@ -193,9 +219,8 @@ class LayersDetector(Detector):
         paper = not self.config["f_weight"]
 
         def term(xt: torch.Tensor, k: int) -> torch.Tensor:
-            y = torch.full((xt.shape[0],), k, dtype=torch.long, device=self.device)
             taps = self.base.taps(xt)
-            g = self.head(self._features(xt, y, taps)).float()
+            g = self.head(self._features(xt, k, taps)).float()
             if paper:
                 return torch.sigmoid(g)
             return torch.stack([-torch.softmax(taps["logits"].float(), dim=1)[:, k], g], dim=1)

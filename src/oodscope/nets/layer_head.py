@@ -20,6 +20,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def adaptive_pool(x: torch.Tensor, size: tuple[int, int], reduce: str) -> torch.Tensor:
+    """``F.adaptive_max_pool2d`` / ``F.adaptive_avg_pool2d`` (``reduce`` "max" / "avg"). While ONNX
+    export traces it, the same windows (rows floor(i*H/h) .. ceil((i+1)*H/h)) are written out as
+    slices, since ONNX has no adaptive pooling to a size that does not divide the input's."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.adaptive_max_pool2d(x, size) if reduce == "max" else F.adaptive_avg_pool2d(x, size)
+    (H, W), (h, w) = (int(d) for d in x.shape[-2:]), size  # fixed sizes: windows are constants of the graph
+    rows = [(i * H // h, -(-(i + 1) * H // h)) for i in range(h)]
+    cols = [(j * W // w, -(-(j + 1) * W // w)) for j in range(w)]
+    pool = (lambda t: t.amax(dim=(-2, -1))) if reduce == "max" else (lambda t: t.mean(dim=(-2, -1)))
+    out = [torch.stack([pool(x[:, :, r0:r1, c0:c1]) for c0, c1 in cols], dim=-1) for r0, r1 in rows]
+    return torch.stack(out, dim=-2)
+
+
 class LayerHead(nn.Module):
     def __init__(self, tap_shapes: dict[str, tuple[int, ...]], width: int = 64, hidden: int = 1024, dropout: float = 0.0) -> None:
         super().__init__()
@@ -55,11 +69,11 @@ class LayerHead(nn.Module):
             z = taps[k]
             if h is not None:
                 if z.shape[-2:] != h.shape[-2:]:
-                    z = F.adaptive_avg_pool2d(z, h.shape[-2:])
+                    z = adaptive_pool(z, tuple(h.shape[-2:]), "avg")
                 z = torch.cat([h, z], dim=1)
             h = block(z.contiguous(memory_format=torch.channels_last))
         parts = []
         if h is not None:
-            parts.append(F.adaptive_max_pool2d(h, 4).flatten(1))
+            parts.append(adaptive_pool(h, (4, 4), "max").flatten(1))
         parts += [taps[k].flatten(1) for k in self.vector]
         return self.mlp(torch.cat(parts, dim=1)).squeeze(1)

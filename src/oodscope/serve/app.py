@@ -8,6 +8,8 @@ Endpoints:
   per image in the order sent, its score, the verdict at the model's threshold and its name, and
   the model's identity (method, SHA-256 of its weights).
 * ``GET /health``; ``GET /model``: settings, image size, threshold and how it was chosen.
+
+The model is a saved model directory or an exported ONNX file (:mod:`oodscope.export`).
 * OpenAPI docs at ``/docs``.
 
 The model is loaded once (checksum verified, nothing unpickled) and scores the images of
@@ -33,8 +35,10 @@ from starlette.datastructures import UploadFile
 
 from oodscope.data import convert
 from oodscope.data.decode import decode_image
-from oodscope.detectors import Detector, load
+from oodscope.detectors import Detector
 from oodscope.errors import DataError, InputError
+from oodscope.export.loading import identity as model_identity
+from oodscope.export.loading import load_scorer
 from oodscope.pipeline.files import model_geometry
 from oodscope.pipeline.streaming import verdict
 from oodscope.pipeline.thresholds import public_rule
@@ -146,15 +150,15 @@ async def _multipart_images(request: Request, body: bytes, settings: ServeSettin
 
 
 def create_app(model: str | Path | Detector, settings: ServeSettings | None = None, weights_sha256: str | None = None) -> FastAPI:
-    """The service of ``model`` (a saved model's path, or a fitted detector with its weights' hash)."""
+    """The service of ``model``: a saved model directory, an exported ``.onnx`` file (run with
+    onnxruntime), or a fitted detector (with its weights' hash, if known)."""
     settings = settings or ServeSettings()
     if isinstance(model, Detector):
-        detector, sha = model, weights_sha256
+        detector, identity = model, {"method": model.method, "weights_sha256": weights_sha256}
     else:
-        detector = load(model)
-        sha = json.loads((Path(model) / "config.json").read_text())["weights_sha256"]
+        detector = load_scorer(model)
+        identity = model_identity(model, detector)
     size, channels = model_geometry(detector)
-    identity = {"method": detector.method, "weights_sha256": sha}
     batcher = MicroBatcher(detector.score, settings.max_batch, settings.batch_wait_s)
 
     @asynccontextmanager

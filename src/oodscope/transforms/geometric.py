@@ -50,6 +50,19 @@ def _shift(x: torch.Tensor, dx: int, dy: int, t: int) -> torch.Tensor:
     return padded[..., top : top + h, left : left + w]
 
 
+def rot90(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``torch.rot90(x, k, dims=(-2, -1))`` (k quarter turns, counter-clockwise) from flips and a
+    transpose, which ONNX export supports (it has no rot90)."""
+    k %= 4
+    if k == 1:
+        return torch.flip(x, dims=(-1,)).transpose(-2, -1)
+    if k == 2:
+        return torch.flip(x, dims=(-2, -1))
+    if k == 3:
+        return torch.flip(x.transpose(-2, -1), dims=(-1,))
+    return x
+
+
 class GeometricTransforms:
     """A named list of geometric transformations with per-sample application.
 
@@ -79,7 +92,7 @@ class GeometricTransforms:
             t = min(t, min(h, w) - 1)
             x = _shift(x, tr.dx, tr.dy, t)
         if tr.rot:
-            x = torch.rot90(x, tr.rot, dims=(-2, -1))
+            x = rot90(x, tr.rot)
         return x
 
     def apply(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

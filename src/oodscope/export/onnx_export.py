@@ -1,0 +1,76 @@
+"""Writing a fitted detector as one ONNX graph plus a JSON sidecar.
+
+The graph (:meth:`oodscope.detectors.Detector.export_graph`) takes float32 images in [0, 1],
+``(batch, C, H, W)`` at the fitted size, with a dynamic batch axis, and returns one score per
+image; for the GEOM family every transformation and the sum over them are inside it. The sidecar
+``<file>.json`` holds what a runtime needs besides the graph: the method, input size and
+channels, the normalisation (already applied inside the graph; recorded for reference), the
+threshold and how it was chosen, the SHA-256 of the ONNX file and of the source model's weights.
+Both files are written to temporary names and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from oodscope.atomic import write_text_atomic
+from oodscope.detectors import Detector
+from oodscope.errors import InputError
+from oodscope.pipeline.files import model_geometry
+from oodscope.pipeline.thresholds import public_rule
+
+FORMAT = "oodscope-onnx"
+OPSET = 17
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """Where the JSON sidecar of an ONNX file lies: ``<file>.json``."""
+    return Path(f"{os.fspath(path)}.json")
+
+
+def export_onnx(detector: Detector, path: str | os.PathLike[str], weights_sha256: str | None = None) -> dict[str, Any]:
+    """Export ``detector``'s score to the ONNX file ``path`` (and its sidecar); returns the sidecar.
+
+    Raises:
+        InputError: the detector is not exportable (named), was fitted on features, or the
+            ``onnx`` package is missing.
+    """
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError:
+        raise InputError("ONNX export needs the onnx package: pip install 'oodscope[onnx]'") from None
+    size, channels = model_geometry(detector)
+    graph = detector.export_graph()
+    example = torch.rand(2, channels, *size)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph, (example,), tmp, input_names=["images"], output_names=["scores"],
+                              dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}}, opset_version=OPSET,
+                              dynamo=False)
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        meta = {
+            "format": FORMAT, "version": 1, "method": detector.method, "image_size": list(size), "channels": channels,
+            "input": "float32 (batch, channels, height, width) in [0, 1]; normalisation is inside the graph",
+            "normalisation": {k: detector.fitted.get(k) for k in ("mean", "std")},
+            "threshold": detector.threshold, "threshold_rule": public_rule(detector),
+            "onnx_sha256": digest, "weights_sha256": weights_sha256, "opset": OPSET,
+        }
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    write_text_atomic(sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True))
+    return meta
