@@ -83,3 +83,31 @@ def test_one_class_emnist_letters_is_a_table3_benchmark_with_mnist_outliers(tmp_
     assert all(50 < row["metrics"]["auroc"] <= 100 for row in rows)
     table = (tmp_path / "table.md").read_text()
     assert "| q |" in table  # letters by name
+
+
+def test_generate_makes_generic_outliers_from_a_seed() -> None:
+    from oodscope.data.synthetic import generate
+
+    a, again, other = generate("strokes", 7, 0), generate("strokes", 7, 0), generate("strokes", 7, 1)
+    assert a.shape == (7, 1, 28, 28) and a.dtype == np.uint8 and a.max() == 255
+    assert np.array_equal(a, again) and not np.array_equal(a, other)
+    assert not np.array_equal(generate("blobs", 3, 0), load("synthetic-blobs", "train").images[:3])  # its own stream
+    assert generate("blobs", 0, 0).shape == (0, 1, 28, 28)
+    with pytest.raises(DataError, match="unknown kind"):
+        generate("clouds", 3, 0)
+
+
+def test_layers_g_generic_adds_generated_outliers_in_the_images_shape() -> None:
+    import torch
+
+    from oodscope.detectors import LayersDetector
+
+    known = torch.rand(4, 3, 32, 32)
+    det = LayersDetector(g_generic=5, seed=0)
+    out = det._outliers(known)
+    assert out.shape == (14, 3, 32, 32) and torch.equal(out[:4], known)  # 5 strokes and 5 blobs after the known ones
+    assert out.dtype == known.dtype and 0 <= float(out.min()) and float(out.max()) <= 1
+    assert torch.equal(out[4:, 0], out[4:, 2])  # grey strokes and blobs, repeated on the three channels
+    assert torch.equal(LayersDetector(g_generic=0)._outliers(known), known)
+    with pytest.raises(Exception, match="g_generic"):
+        LayersDetector(g_generic=-1)
