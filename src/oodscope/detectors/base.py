@@ -271,7 +271,7 @@ class Detector:
             raise InputError(f"{self.method}: cannot export a detector that has not been fitted")
         graph = self._graph()
         if graph is None:
-            raise InputError(f"{self.method}: cannot be exported to ONNX (its score is not a single network graph); "
+            raise InputError(f"{self.method}: cannot be exported to ONNX (oodscope has no single-graph form of its score); "
                              "serve the saved model instead")
         return copy.deepcopy(graph).float().cpu().eval()  # a copy: the detector's own networks stay as they are
 

@@ -1,6 +1,9 @@
 """A detector's whole score as one traceable torch module, for export (ONNX): images in [0, 1]
 ``(N, C, H, W)`` at the fitted size -> scores ``(N,)``, higher = more out-of-distribution.
 
+:class:`Normalized` is the plain shape: ``fn(parts, (x - mean) / std)``, e.g. a classifier's
+logits turned into a score.
+
 :class:`TransformSum` is the shape of the GEOM family's scores, the same computation as
 :func:`oodscope.detectors.training.sum_over_transforms` but with the loop over transformations
 unrolled into the graph: ``post(sum_k term(T_k(normalise(x)), k))``. It computes in float32 (the
@@ -18,6 +21,21 @@ from torch import nn
 from oodscope.transforms.geometric import GeometricTransforms
 
 Term = Callable[[dict[str, nn.Module], torch.Tensor, int], torch.Tensor]
+
+
+class Normalized(nn.Module):
+    """``fn(parts, (x - mean) / std)``; ``parts``: the networks ``fn`` uses (registered, so their
+    weights are in the graph); ``stats``: per-channel ``mean`` and ``std`` of the training images."""
+
+    def __init__(self, parts: dict[str, nn.Module], stats: dict[str, Any],
+                 fn: Callable[[dict[str, nn.Module], torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.parts, self.fn = nn.ModuleDict(parts), fn
+        self.register_buffer("mean", torch.tensor(stats["mean"], dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(stats["std"], dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(dict(self.parts.items()), (x - self.mean) / self.std)
 
 
 class TransformSum(nn.Module):

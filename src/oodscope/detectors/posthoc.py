@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.detectors.graph import Normalized
 from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
 from oodscope.errors import InputError
 
@@ -54,3 +55,14 @@ class LogitScoreDetector(Detector):
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         logits = self.upstream.logits(x)
         return {"score": self.score_logits(logits), "logits": logits.numpy()}
+
+    def _graph(self) -> torch.nn.Module | None:
+        """The classifier and :meth:`logit_score` as one module, where the score is exactly that
+        (not for detectors that read the classifier's layers or perturb their input)."""
+        if type(self).logit_score is LogitScoreDetector.logit_score or type(self)._outputs is not LogitScoreDetector._outputs:
+            return None
+
+        def fn(parts: dict[str, torch.nn.Module], xn: torch.Tensor) -> torch.Tensor:
+            return self.logit_score(parts["net"](xn).float())
+
+        return Normalized({"net": self.upstream.net}, self.upstream.fitted, fn)
