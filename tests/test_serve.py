@@ -193,3 +193,35 @@ def test_serves_an_exported_onnx_file(model: Path, tmp_path_factory: pytest.Temp
         assert status == 200, out
         assert out["model"]["weights_sha256"] == sha and len(out["model"]["onnx_sha256"]) == 64
         np.testing.assert_allclose([r["score"] for r in out["results"]], OnnxScorer(path).score(images), rtol=1e-5, atol=1e-6)
+
+
+def test_micro_batcher_gathers_requests_and_keeps_each_ones_slice() -> None:
+    import asyncio
+
+    from oodscope.serve.batcher import MicroBatcher
+
+    calls: list[int] = []
+
+    def score(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        if (x == 99).any():
+            raise ValueError("bad batch")
+        return x.reshape(len(x), -1)[:, 0].astype(float)
+
+    async def run() -> tuple[list, BaseException | None]:
+        b = MicroBatcher(score, max_batch=64, wait_s=0.05)
+        b.start()
+        reqs = [np.full((n, 1, 2, 2), i, np.uint8) for i, n in enumerate([3, 1, 4, 2])]
+        outs = await asyncio.gather(*(b.score(r) for r in reqs))
+        try:
+            await asyncio.gather(b.score(np.full((1, 1, 2, 2), 99, np.uint8)), b.score(np.zeros((2, 1, 2, 2), np.uint8)))
+            err = None
+        except ValueError as e:
+            err = e
+        await b.stop()
+        return outs, err
+
+    outs, err = asyncio.run(run())
+    assert [o.tolist() for o in outs] == [[0.0] * 3, [1.0], [2.0] * 4, [3.0] * 2]
+    assert calls[0] == 10  # the four requests went to the network as one batch
+    assert isinstance(err, ValueError)  # a failing batch fails its requests, and the worker lives on
