@@ -2,16 +2,17 @@
 
 Public API::
 
-    from oodscope.pipeline import fit_with_threshold, score_paths
-    report = fit_with_threshold("layers", train, outliers=known, accept=0.95)   # FitReport
+    from oodscope.pipeline import collect_files, fit_with_threshold, reader_for, score_paths, stream_scores
+    report = fit_with_threshold("layers", train, outliers=known, accept=0.95)   # FitReport (or fpr=, val_outliers=)
     report.detector.save("model/")
     files, scores = score_paths(report.detector, ["new_images/", "photo.png"])
     stream_scores(report.detector, collect_files(["big/"]), "scores.csv", reader_for(report.detector))  # resumable
 
-The command line's ``fit`` and ``score`` are thin wrappers of these functions.
+The command line's ``fit``, ``score`` and ``threshold`` are thin wrappers of these functions
+(thresholds: :mod:`oodscope.pipeline.thresholds`).
 """
 
-from oodscope.pipeline.files import collect_files, read_for_model, score_files, score_paths, scores_csv
+from oodscope.pipeline.files import collect_files, model_geometry, read_for_model, score_files, score_paths
 from oodscope.pipeline.streaming import StreamReport, reader_for, stream_scores
 from oodscope.pipeline.fitting import HOLDOUT_FRACTION, FitReport, fit_with_threshold, holdout_split
 
@@ -24,7 +25,7 @@ __all__ = [
     "read_for_model",
     "score_files",
     "score_paths",
-    "scores_csv",
+    "model_geometry",
     "reader_for",
     "stream_scores",
     "StreamReport",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -80,15 +77,3 @@ def score_paths(detector: Detector, paths: tuple[str, ...] | list[str]) -> tuple
     """The image files of ``paths`` (see :func:`collect_files`) and their scores."""
     files = collect_files(paths)
     return files, score_files(detector, files)
-
-
-def scores_csv(files: list[Path], scores: np.ndarray, threshold: float | None) -> str:
-    """CSV text with header ``file,score,verdict``; verdict ``ood`` if score > threshold else ``in``
-    (empty when the model has no threshold)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "score", "verdict"])
-    for f, s in zip(files, scores):
-        verdict = "" if threshold is None else ("ood" if s > threshold else "in")
-        writer.writerow([os.fspath(f), repr(float(s)), verdict])
-    return buf.getvalue()
