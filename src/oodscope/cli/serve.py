@@ -36,6 +36,6 @@ def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: in
 
     apply_threads(threads)
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * (1 << 20)), max_images=max_images, max_batch=max_batch)
-    app = create_app(model, settings)
+    app = create_app(model, settings, threads=threads)
     click.echo(f"serving {model} on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -149,14 +149,15 @@ async def _multipart_images(request: Request, body: bytes, settings: ServeSettin
     return names, images
 
 
-def create_app(model: str | Path | Detector, settings: ServeSettings | None = None, weights_sha256: str | None = None) -> FastAPI:
+def create_app(model: str | Path | Detector, settings: ServeSettings | None = None, weights_sha256: str | None = None,
+               threads: int | None = None) -> FastAPI:
     """The service of ``model``: a saved model directory, an exported ``.onnx`` file (run with
-    onnxruntime), or a fitted detector (with its weights' hash, if known)."""
+    onnxruntime on ``threads`` threads), or a fitted detector (with its weights' hash, if known)."""
     settings = settings or ServeSettings()
     if isinstance(model, Detector):
         detector, identity = model, {"method": model.method, "weights_sha256": weights_sha256}
     else:
-        detector = load_scorer(model)
+        detector = load_scorer(model, threads)
         identity = model_identity(model, detector)
     size, channels = model_geometry(detector)
     batcher = MicroBatcher(detector.score, settings.max_batch, settings.batch_wait_s)
