@@ -20,6 +20,12 @@ and of g_theta's summed logit s_g(x) = sum_y g_theta(z^y) on unseen in-distribut
 This is oodscope's addition, measured in docs/BENCHMARKS.md (section "Keeping layers above its own
 f"); ``f_weight = 0`` (the ``paper`` preset) is the paper's score.
 
+Where the known outliers are all of one cheap kind (noise, say), g_theta learns "is noise" and is
+at chance on real images. So by default g_theta also trains against ``g_generic`` generated
+pen strokes and as many Gaussian blobs (:func:`oodscope.data.synthetic.generate`, converted to the
+images' size and channels) beside the user's outliers: it cannot win on one cheap cue alone
+(docs/BENCHMARKS.md, "Generic outliers beside the user's"; the ``paper`` preset adds none).
+
 ``taps`` selects the inputs of g_theta, so the ablations of Table 2 (softmax, z4, z3, z2, z1,
 all) are this same code.
 """
@@ -52,7 +58,7 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
     "f_weight": 0.5,  # weight of f's standardised GEOM score added to g's (0: g alone, the paper's score)
     "holdout": 0.1,  # fraction of in-distribution images kept from g to standardise both scores (f_weight > 0)
-    "g_generic": 0,  # generated strokes and as many blobs added to the known outliers g is trained on
+    "g_generic": 16,  # generated strokes and as many blobs added to the known outliers g is trained on
 }
 
 # The paper preset keeps the paper's g_theta: all four taps, no outlier augmentation, no mixup.
@@ -69,7 +75,7 @@ class LayersDetector(Detector):
     choices = {**GEOM_CHOICES, "g_augment": ("none", "outliers", "both")}
     presets = LAYERS_PRESETS
     order = 40
-    saved_defaults = {"f_weight": 0.0}  # models saved before f_weight score with g alone
+    saved_defaults = {"f_weight": 0.0, "g_generic": 0}  # what models saved before these settings were fitted with
 
     def _check_config(self) -> None:
         bad = [t for t in self.config["taps"] if t not in TAP_CHOICES]
