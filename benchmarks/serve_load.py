@@ -32,6 +32,7 @@ from PIL import Image
 
 from oodscope.data import load
 from oodscope.detectors import load as load_model
+from oodscope.serve.settings import ServeSettings
 
 
 def _png(a: np.ndarray) -> bytes:
@@ -47,12 +48,12 @@ def _body(pngs: list[bytes]) -> tuple[bytes, str]:
     return b"".join(parts) + f"--{b}--\r\n".encode(), f"multipart/form-data; boundary={b}"
 
 
-def _start(model: Path, threads: int) -> tuple[subprocess.Popen, int]:
+def _start(model: Path, threads: int, wait_ms: float) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "oodscope.cli", "serve", str(model), "--port", str(port),
-                             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--threads", str(threads), "--batch-wait-ms", str(wait_ms)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
@@ -113,8 +114,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-wait-ms", type=float, default=None, help="the service's --batch-wait-ms (default: its own)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
+    wait_ms = ServeSettings.batch_wait_s * 1000 if a.batch_wait_ms is None else a.batch_wait_ms
 
     test = load("mnist", "test").images[:, 0]
     rng = np.random.default_rng(0)
@@ -122,7 +125,7 @@ def main() -> None:
     picks = [rng.choice(len(test), a.images, replace=False) for _ in range(n_distinct)]
     bodies = [_body([_png(test[j]) for j in p]) for p in picks]
 
-    proc, port = _start(a.model, a.threads)
+    proc, port = _start(a.model, a.threads, wait_ms)
     try:
         load_test(port, bodies[:20], 40, a.clients)  # warm-up
         serve = load_test(port, bodies, a.requests, a.clients)
@@ -143,7 +146,7 @@ def main() -> None:
     lib = {"images": n, "wall_s": time.perf_counter() - t}
     lib["images_per_s"] = n / lib["wall_s"]
 
-    result = {"model": str(a.model), "method": det.method, "threads": a.threads, "clients": a.clients,
+    result = {"model": str(a.model), "method": det.method, "threads": a.threads, "clients": a.clients, "batch_wait_ms": wait_ms,
               "images_per_request": a.images, "cpu_count": os.cpu_count(), "serve": serve, "library": lib,
               "service_share_of_library": serve["images_per_s"] / lib["images_per_s"]}
     print("| | requests/s | images/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|")

@@ -8,6 +8,7 @@ import click
 
 from oodscope.cli.common import apply_threads, threads_option
 from oodscope.errors import InputError
+from oodscope.serve.settings import ServeSettings
 
 
 @click.command()
@@ -20,9 +21,11 @@ from oodscope.errors import InputError
               help="Most images accepted in one request (413 above).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
               help="Most images the network scores at once, gathered across concurrent requests.")
+@click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=ServeSettings.batch_wait_s * 1000, show_default=True,
+              help="How long the first request of a batch waits for others to join it.")
 @threads_option()
 def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: int, max_batch: int,
-          threads: int | None) -> None:
+          batch_wait_ms: float, threads: int | None) -> None:
     """Serve MODEL over HTTP: POST /score, GET /health, GET /model, docs at /docs.
 
     Needs the serve extra: pip install 'oodscope[serve]'.
@@ -32,10 +35,11 @@ def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: in
         raise InputError(f"oodscope serve needs {', '.join(missing)}, which is not installed: pip install 'oodscope[serve]'")
     import uvicorn
 
-    from oodscope.serve import ServeSettings, create_app
+    from oodscope.serve import create_app
 
     apply_threads(threads)
-    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * (1 << 20)), max_images=max_images, max_batch=max_batch)
+    settings = ServeSettings(max_upload_bytes=int(max_upload_mb * (1 << 20)), max_images=max_images, max_batch=max_batch,
+                             batch_wait_s=batch_wait_ms / 1000)
     app = create_app(model, settings, threads=threads)
     click.echo(f"serving {model} on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

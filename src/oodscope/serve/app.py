@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import json
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +43,7 @@ from oodscope.pipeline.files import model_geometry
 from oodscope.pipeline.streaming import verdict
 from oodscope.pipeline.thresholds import public_rule
 from oodscope.serve.batcher import MicroBatcher
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    """Limits and batching of the service."""
-
-    max_upload_bytes: int = 16 << 20
-    max_images: int = 64
-    max_batch: int = 256
-    batch_wait_s: float = 0.002
+from oodscope.serve.settings import ServeSettings
 
 
 def _fail(status: int, message: str) -> HTTPException:
