@@ -23,6 +23,12 @@ from oodscope.transforms.geometric import GeometricTransforms
 Term = Callable[[dict[str, nn.Module], torch.Tensor, int], torch.Tensor]
 
 
+def _register_stats(module: nn.Module, stats: dict[str, Any]) -> None:
+    """The per-channel ``mean`` and ``std`` of the training images as buffers of ``module``."""
+    for key in ("mean", "std"):
+        module.register_buffer(key, torch.tensor(stats[key], dtype=torch.float32).view(1, -1, 1, 1))
+
+
 class Normalized(nn.Module):
     """``fn(parts, (x - mean) / std)``; ``parts``: the networks ``fn`` uses (registered, so their
     weights are in the graph); ``stats``: per-channel ``mean`` and ``std`` of the training images."""
@@ -31,8 +37,7 @@ class Normalized(nn.Module):
                  fn: Callable[[dict[str, nn.Module], torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.parts, self.fn = nn.ModuleDict(parts), fn
-        self.register_buffer("mean", torch.tensor(stats["mean"], dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(stats["std"], dtype=torch.float32).view(1, -1, 1, 1))
+        _register_stats(self, stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(dict(self.parts.items()), (x - self.mean) / self.std)
@@ -51,8 +56,7 @@ class TransformSum(nn.Module):
         super().__init__()
         self.parts = nn.ModuleDict(parts)
         self.transforms, self.term, self.post = transforms, term, post
-        self.register_buffer("mean", torch.tensor(stats["mean"], dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(stats["std"], dtype=torch.float32).view(1, -1, 1, 1))
+        _register_stats(self, stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xn = (x - self.mean) / self.std
