@@ -242,6 +242,18 @@ def test_export_onnx_and_score_with_it(folders: Path, tmp_path: Path) -> None:
     clear = np.abs(b - cfg["threshold"]) > 1e-4 * np.abs(b).max()  # a held-out image sits on the threshold itself
     assert [x["verdict"] for x, c in zip(onnx_rows, clear) if c] == [x["verdict"] for x, c in zip(torch_rows, clear) if c]
 
+    # a program that only scores needs NumPy and onnxruntime: torch cannot even be imported here
+    probe = ("import sys, json, numpy as np; sys.modules['torch'] = None; "
+             "from oodscope.export.onnx_runtime import OnnxScorer; "
+             "print(json.dumps(OnnxScorer(sys.argv[1]).score(np.load(sys.argv[2])).tolist()))")
+    images = np.random.default_rng(3).integers(0, 256, (4, 1, 16, 16), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", images)
+    out = subprocess.run([sys.executable, "-c", probe, str(onnx_file), str(tmp_path / "x.npy")],
+                         capture_output=True, text=True, check=True)
+    from oodscope.detectors import load as load_model
+
+    np.testing.assert_allclose(json.loads(out.stdout), load_model(model).score(images), rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
     data = bytearray(onnx_file.read_bytes())
     data[len(data) // 2] ^= 0x01
     onnx_file.write_bytes(bytes(data))

@@ -2,7 +2,7 @@
 
 Layers, lowest first (nothing lower imports anything higher):
 ``data`` -> ``protocols`` -> ``transforms``/``nets`` -> ``detectors`` -> ``metrics`` -> ``pipeline``
--> ``bench`` -> ``figures`` -> ``report``/``cli``. Under all of them: ``errors``, ``atomic``,
+-> ``export`` -> ``serve`` / ``bench`` -> ``figures`` -> ``report``/``cli``. Under all of them: ``errors``, ``atomic``,
 ``progress`` and ``results`` (the torch-free results schema, log, score files and tables).
 """
 

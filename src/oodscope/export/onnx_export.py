@@ -24,16 +24,11 @@ import torch
 from oodscope.atomic import write_text_atomic
 from oodscope.detectors import Detector
 from oodscope.errors import InputError
+from oodscope.export.onnx_runtime import FORMAT, sidecar_path
 from oodscope.pipeline.files import model_geometry
 from oodscope.pipeline.thresholds import public_rule
 
-FORMAT = "oodscope-onnx"
 OPSET = 17
-
-
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """Where the JSON sidecar of an ONNX file lies: ``<file>.json``."""
-    return Path(f"{os.fspath(path)}.json")
 
 
 def export_onnx(detector: Detector, path: str | os.PathLike[str], weights_sha256: str | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""Scoring with an exported ONNX file under onnxruntime (no torch needed): :class:`OnnxScorer`
-offers the part of a detector's interface that scoring and serving use (``method``,
-``threshold``, ``threshold_rule``, ``fitted`` with the image size and channels, ``score``)."""
+"""Scoring with an exported ONNX file under onnxruntime: :class:`OnnxScorer` offers the part of a
+detector's interface that scoring and serving use (``method``, ``threshold``, ``threshold_rule``,
+``fitted`` with the image size and channels, ``score``). This module imports neither torch nor
+the rest of oodscope's networks: a program that only scores needs NumPy and onnxruntime."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ import numpy as np
 from oodscope.errors import InputError, ModelFileError
 
 FORMAT = "oodscope-onnx"
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """Where the JSON sidecar of an ONNX file lies: ``<file>.json``."""
+    return Path(f"{os.fspath(path)}.json")
 
 
 def is_onnx_model(path: str | os.PathLike[str]) -> bool:
@@ -37,7 +43,7 @@ class OnnxScorer:
         except ImportError:
             raise InputError("scoring an ONNX file needs onnxruntime: pip install 'oodscope[onnx]'") from None
         path = Path(path)
-        side = Path(f"{os.fspath(path)}.json")
+        side = sidecar_path(path)
         if not path.is_file():
             raise ModelFileError(f"{path}: no such ONNX file")
         try:
