@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -40,9 +41,10 @@ def collect_files(paths: tuple[str, ...] | list[str]) -> list[Path]:
     return files
 
 
-def read_for_model(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """One image file as uint8 ``(channels, H, W)`` at the model's size."""
-    array = decode_image(path)
+def read_for_model(path: Path | BinaryIO, size: tuple[int, int], channels: int, name: str | None = None) -> np.ndarray:
+    """One image file (or open binary stream, called ``name`` in errors) as uint8 ``(channels, H, W)``
+    at the model's size."""
+    array = decode_image(path, name)
     chw = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return convert(np.ascontiguousarray(chw)[None], size, channels)[0]
 

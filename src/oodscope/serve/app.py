@@ -34,12 +34,11 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from oodscope.data import convert
-from oodscope.data.decode import decode_image
 from oodscope.detectors import Detector
 from oodscope.errors import DataError, InputError
 from oodscope.export.loading import identity as model_identity
 from oodscope.export.loading import load_scorer
-from oodscope.pipeline.files import model_geometry
+from oodscope.pipeline.files import model_geometry, read_for_model
 from oodscope.pipeline.streaming import verdict
 from oodscope.pipeline.thresholds import public_rule
 from oodscope.serve.batcher import MicroBatcher
@@ -108,11 +107,11 @@ def _decode_upload(name: str, data: bytes, size: tuple[int, int], channels: int)
     if not data:
         raise _fail(422, f"{name}: empty file")
     try:
-        array = decode_image(io.BytesIO(data), name)
+        return read_for_model(io.BytesIO(data), size, channels, name)
     except DataError as e:
         raise _fail(422, str(e)) from None
-    chw = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return _convert(chw[None], size, channels, [name])[0]
+    except (InputError, ValueError, OSError) as e:
+        raise _fail(422, f"{name}: cannot convert to the model's {size[0]}x{size[1]}, {channels} channel(s) ({e})") from None
 
 
 async def _multipart_images(request: Request, body: bytes, settings: ServeSettings, size: tuple[int, int],
