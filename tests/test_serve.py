@@ -118,6 +118,7 @@ def test_health_and_model(server: str, model: Path) -> None:
     assert info["image_size"] == [16, 16] and info["channels"] == 1 and info["threshold"] == cfg["threshold"]
     assert info["threshold_rule"]["rule"] == "accept" and "held_out_scores" not in info["threshold_rule"]
     assert info["limits"]["max_images"] == 5
+    assert info["trained_on"] == {"images": 22, "held_out": 2, "outliers": 8}
     with urllib.request.urlopen(server + "/docs") as r:
         assert r.status == 200 and b"swagger" in r.read().lower()
 

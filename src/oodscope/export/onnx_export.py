@@ -60,6 +60,7 @@ def export_onnx(detector: Detector, path: str | os.PathLike[str], weights_sha256
             "format": FORMAT, "version": 1, "method": detector.method, "image_size": list(size), "channels": channels,
             "input": "float32 (batch, channels, height, width) in [0, 1]; normalisation is inside the graph",
             "normalisation": {k: detector.fitted.get(k) for k in ("mean", "std")},
+            "trained_on": detector.fitted.get("trained_on"),
             "threshold": detector.threshold, "threshold_rule": public_rule(detector),
             "onnx_sha256": digest, "weights_sha256": weights_sha256, "opset": OPSET,
         }

@@ -64,7 +64,8 @@ class OnnxScorer:
         self.method = str(meta["method"])
         self.threshold: float | None = meta.get("threshold")
         self.threshold_rule: dict[str, Any] | None = meta.get("threshold_rule")
-        self.fitted = {"size": list(meta["image_size"]), "channels": int(meta["channels"])}
+        self.fitted = {"size": list(meta["image_size"]), "channels": int(meta["channels"]),
+                       "trained_on": meta.get("trained_on")}
         self.config: dict[str, Any] = {"format": "onnx", "opset": meta.get("opset")}
         self.batch_size = int(batch_size)
 

@@ -76,6 +76,8 @@ def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None =
     det = create(method, **settings)
     held_out = train.subset(hold_idx)
     det.fit(train.subset(fit_idx), outliers, validation=held_out if cls.requires.validation else None)
+    det.fitted["trained_on"] = {"images": int(len(fit_idx)), "held_out": int(len(hold_idx)),
+                                "outliers": 0 if outliers is None else int(len(outliers))}
     rule = choose_threshold(det, det.score(held_out), accept, fpr,
                             None if val_outliers is None else det.score(val_outliers))
     return FitReport(det, len(fit_idx), len(hold_idx), rule["threshold"], rule)

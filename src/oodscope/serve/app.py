@@ -7,7 +7,8 @@ Endpoints:
   integers or of floats in [0, 1]); each is converted to the model's size and channels. Returns,
   per image in the order sent, its score, the verdict at the model's threshold and its name, and
   the model's identity (method, SHA-256 of its weights).
-* ``GET /health``; ``GET /model``: settings, image size, threshold and how it was chosen.
+* ``GET /health``; ``GET /model``: settings, image size, threshold and how it was chosen, and how
+  many images (held out, known outliers) it was fitted on.
 
 The model is a saved model directory or an exported ONNX file (:mod:`oodscope.export`).
 * OpenAPI docs at ``/docs``.
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from oodscope.data import convert
@@ -172,10 +174,11 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
         return {**identity, "image_size": list(size), "channels": channels, "threshold": detector.threshold,
                 "threshold_rule": public_rule(detector), "config": detector.config,
                 "fitted": {k: v for k, v in detector.fitted.items() if k in ("size", "channels", "mean", "std")},
+                "trained_on": detector.fitted.get("trained_on"),
                 "limits": asdict(settings)}
 
-    @app.post("/score")
-    async def score(request: Request) -> dict[str, Any]:
+    @app.post("/score", response_class=JSONResponse)
+    async def score(request: Request) -> JSONResponse:
         """Scores of the images sent (multipart files or JSON ``{"images": [...]}``), in order."""
         body = await _body(request, settings.max_upload_bytes)
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -194,6 +197,6 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
             raise _fail(422, str(e)) from None
         results = [{"index": i, "name": n, "score": float(s), "verdict": verdict(float(s), detector.threshold) or None}
                    for i, (n, s) in enumerate(zip(names, scores))]
-        return {"model": identity, "threshold": detector.threshold, "results": results}
+        return JSONResponse({"model": identity, "threshold": detector.threshold, "results": results})
 
     return app
