@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
 from oodscope.detectors import load
@@ -19,10 +16,9 @@ def export(model: str, fmt: str, out: str) -> None:
     (threshold, input size, normalisation). `oodscope score` and `serve` accept the ONNX file
     and run it with onnxruntime. Needs the onnx extra: pip install 'oodscope[onnx]'.
     """
-    from oodscope.export import export_onnx
+    from oodscope.export import export_onnx, identity
 
     detector = load(model)
-    sha = json.loads((Path(model) / "config.json").read_text())["weights_sha256"]
-    meta = export_onnx(detector, out, weights_sha256=sha)
+    meta = export_onnx(detector, out, weights_sha256=identity(model, detector)["weights_sha256"])
     click.echo(f"exported {detector.method} ({meta['image_size'][0]}x{meta['image_size'][1]}, {meta['channels']} channel(s)) "
                f"to {out} and {out}.json")

@@ -10,7 +10,7 @@ import click
 from oodscope.cli.common import apply_threads, threads_option
 from oodscope.export.loading import load_scorer
 from oodscope.pipeline import collect_files
-from oodscope.pipeline.streaming import BATCH, ERROR_VERDICT, format_rows, iter_rows, reader_for, stream_scores
+from oodscope.pipeline.streaming import BATCH, error_rows, format_rows, iter_rows, reader_for, stream_scores
 from oodscope.progress import message, progress
 
 
@@ -44,7 +44,7 @@ def score(model: str, images: tuple[str, ...], out: str | None, batch: int, stri
         for rows in iter_rows(detector, files, read, batch, strict):
             sys.stdout.write(format_rows(rows))
             sys.stdout.flush()
-            errors += [(r[0], r[3]) for r in rows if r[2] == ERROR_VERDICT]
+            errors += error_rows(rows)
         _report_errors(errors)
         return
     bar, shown = progress(len(files), "scoring", enabled=show_progress, unit="img"), [0]

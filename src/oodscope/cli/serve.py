@@ -15,11 +15,12 @@ from oodscope.serve.settings import ServeSettings
 @click.argument("model", type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=16.0, show_default=True,
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),
+              default=ServeSettings.max_upload_bytes / (1 << 20), show_default=True,
               help="Largest request body accepted (413 above).")
-@click.option("--max-images", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--max-images", type=click.IntRange(min=1), default=ServeSettings.max_images, show_default=True,
               help="Most images accepted in one request (413 above).")
-@click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--max-batch", type=click.IntRange(min=1), default=ServeSettings.max_batch, show_default=True,
               help="Most images the network scores at once, gathered across concurrent requests.")
 @click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=ServeSettings.batch_wait_s * 1000, show_default=True,
               help="How long the first request of a batch waits for others to join it.")

@@ -113,6 +113,12 @@ def train_augment(x: torch.Tensor, augment: str, generator: torch.Generator) -> 
 PENULTIMATE: dict[str, str] = {"lenet": "z3", "small": "z4", "wrn": "z4"}
 
 
+def classifier_memory_format(settings: dict[str, Any]) -> torch.memory_format:
+    """The memory format of a classifier with these settings (:func:`~oodscope.detectors.training.memory_format`:
+    a Wide-ResNet is wide enough; the small nets are judged by their widths)."""
+    return memory_format(None if settings["arch"] == "wrn" else settings["widths"])
+
+
 class Classifier(Upstream):
     """Class logits of in-distribution images; ``fitted["classes"]`` is the number of classes."""
 
@@ -128,7 +134,7 @@ class Classifier(Upstream):
 
     def _build(self) -> None:
         self.device = device_of(self.settings["device"])
-        self.memory = memory_format(None if self.settings["arch"] == "wrn" else self.settings["widths"])
+        self.memory = classifier_memory_format(self.settings)
         self.net = classifier_net(self.settings, self.fitted).to(self.device).to(memory_format=self.memory)
 
     def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,

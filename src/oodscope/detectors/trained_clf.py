@@ -22,8 +22,8 @@ from torch import nn
 
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
-                                           classifier_net, train_augment)
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step
+                                           classifier_memory_format, classifier_net, train_augment)
+from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, step
 from oodscope.progress import progress
 from oodscope.transforms.augment import random_affine
 
@@ -57,7 +57,7 @@ class TrainedClassifierDetector(Detector):
     def _build(self) -> None:
         self.device = device_of(self.config["device"])
         self.net = classifier_net(self.config, self.fitted, self.outputs_count())
-        self.memory = memory_format(None if self.config["arch"] == "wrn" else self.config["widths"])
+        self.memory = classifier_memory_format(self.config)
         self.net = self.net.to(self.device).to(memory_format=self.memory)
         with torch.no_grad():
             self.net.eval()

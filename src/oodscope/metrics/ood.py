@@ -43,18 +43,28 @@ def aupr_out(scores: np.ndarray, is_ood: np.ndarray) -> float:
     return float(average_precision_score(y, s))
 
 
+def _threshold_scores(scores: np.ndarray, what: str) -> np.ndarray:
+    """``scores`` as a flat float64 array to set a threshold from.
+
+    Raises:
+        InputError: no scores, or NaN / infinite ones.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if s.size == 0:
+        raise InputError(f"no {what} scores to set a threshold from")
+    if not np.all(np.isfinite(s)):
+        raise InputError("scores contain NaN or infinity")
+    return s
+
+
 def threshold_at_acceptance(id_scores: np.ndarray, rate: float = 0.95) -> float:
     """The score below or at which a fraction ``rate`` of these in-distribution scores falls.
 
     Inputs scoring above the threshold are rejected as out-of-distribution.
     """
-    s = np.asarray(id_scores, dtype=np.float64).ravel()
-    if s.size == 0:
-        raise InputError("no in-distribution scores to set a threshold from")
+    s = _threshold_scores(id_scores, "in-distribution")
     if not 0.0 < rate <= 1.0:
         raise InputError(f"acceptance rate must be in (0, 1], got {rate}")
-    if not np.all(np.isfinite(s)):
-        raise InputError("scores contain NaN or infinity")
     return float(np.quantile(s, rate, method="higher"))
 
 
@@ -63,13 +73,9 @@ def threshold_at_outlier_acceptance(outlier_scores: np.ndarray, rate: float = 0.
     fall at or below it (are accepted as in-distribution): the false-positive rate of the
     in-distribution verdict on them is at most ``rate``. Inputs scoring above it are rejected.
     """
-    s = np.sort(np.asarray(outlier_scores, dtype=np.float64).ravel())
-    if s.size == 0:
-        raise InputError("no outlier scores to set a threshold from")
+    s = np.sort(_threshold_scores(outlier_scores, "outlier"))
     if not 0.0 <= rate < 1.0:
         raise InputError(f"false-positive rate must be in [0, 1), got {rate}")
-    if not np.all(np.isfinite(s)):
-        raise InputError("scores contain NaN or infinity")
     k = int(np.floor(rate * s.size + 1e-9))  # outliers that may be accepted
     return float(np.nextafter(s[k], -np.inf))  # just below the (k+1)-th lowest: it and all above are rejected
 

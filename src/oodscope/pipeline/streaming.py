@@ -99,6 +99,11 @@ def _score_chunk(detector: Detector, chunk: list[Path], decoded: Iterator[np.nda
     return rows
 
 
+def error_rows(rows: list[list[str]]) -> list[tuple[str, str]]:
+    """(file, reason) of the rows whose file could not be decoded."""
+    return [(r[0], r[3]) for r in rows if r[2] == ERROR_VERDICT]
+
+
 def format_rows(rows: list[list[str]], header: bool = False) -> str:
     """CSV text of ``rows`` (with :data:`HEADER` first if ``header``)."""
     buf = io.StringIO()
@@ -137,7 +142,7 @@ def _resume(out: Path, files: list[Path]) -> tuple[int, int, list[tuple[str, str
             raise InputError(f"{out}: row {i + 1} is for {row[0] if row else '(empty)'!r}, expected "
                              f"{os.fspath(files[i])!r}: it was written for other files; remove it or choose another --out")
     n_ood = sum(r[2] == "ood" for r in rows)
-    return len(rows), n_ood, [(r[0], r[3]) for r in rows if r[2] == ERROR_VERDICT]
+    return len(rows), n_ood, error_rows(rows)
 
 
 def stream_scores(detector: Detector, files: list[Path], out: str | os.PathLike[str],
@@ -166,7 +171,7 @@ def stream_scores(detector: Detector, files: list[Path], out: str | os.PathLike[
             fh.flush()
             report.written += len(rows)
             report.n_ood += sum(r[2] == "ood" for r in rows)
-            report.errors += [(r[0], r[3]) for r in rows if r[2] == ERROR_VERDICT]
+            report.errors += error_rows(rows)
             done += len(rows)
             if progress:
                 progress(done, len(files))

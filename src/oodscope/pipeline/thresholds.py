@@ -25,9 +25,6 @@ from oodscope.detectors import Detector
 from oodscope.errors import InputError
 from oodscope.metrics import threshold_at_acceptance, threshold_at_outlier_acceptance
 
-RULES = ("accept", "fpr")
-
-
 def _share_accepted(scores: np.ndarray, threshold: float) -> float:
     return float(np.mean(np.asarray(scores) <= threshold))
 
