@@ -13,7 +13,7 @@ from oodscope.detectors import UpstreamCache, create, load as load_model
 from oodscope.detectors.classifier import Classifier
 from oodscope.detectors.ensemble_net import Ensemble
 from oodscope.detectors.inputs import as_images
-from oodscope.errors import InputError
+from oodscope.errors import InputError, ModelFileError
 
 SMALL = {"widths": [8, 16], "hidden": 32, "epochs": 3, "batch_size": 64, "progress": False}
 
@@ -68,6 +68,27 @@ def test_the_cache_trains_each_member_once_and_shares_member_zero(digits, tmp_pa
     assert again.trained == 0 and info2.reused
     for a, b in zip(ens.members, ens2.members):
         torch.testing.assert_close(a.logits(x[:20]), b.logits(x[:20]))
+
+
+def test_networks_handed_to_another_process_as_payloads(digits) -> None:
+    """What the Ray executor hands from the task that trained an upstream to the cells: plain data
+    (safetensors bytes, no pickle); the receiving cache assembles the ensemble without training."""
+    train, _ = digits
+    x, y = as_images(train, "train"), torch.as_tensor(train.labels)
+    cache = UpstreamCache(None, keep=64)
+    ens, _ = cache.get(Ensemble, {**SMALL, "members": 2}, x, y)
+    payloads = cache.payloads()
+    assert len(payloads) == 2 and all(isinstance(p["weights"], bytes) for p in payloads)
+    other = UpstreamCache(None, keep=64)
+    for p in payloads:
+        other.adopt([Ensemble, Classifier], p)
+    got, info = other.get(Ensemble, {**SMALL, "members": 2}, x, y)
+    assert other.trained == 0 and info.reused
+    torch.testing.assert_close(got.members[1].logits(x[:20]), ens.members[1].logits(x[:20]))
+    with pytest.raises(ModelFileError, match="kind 'classifier'"):
+        UpstreamCache(None).adopt([Ensemble], payloads[0])
+    with pytest.raises(ModelFileError, match="unreadable weights"):
+        UpstreamCache(None).adopt([Classifier], {**payloads[0], "weights": payloads[1]["weights"][:-8]})
 
 
 def test_the_ensemble_score_is_differentiable_in_the_input(digits) -> None:

@@ -8,7 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oodscope.errors import InputError
 from oodscope.protocols import OneClass, Protocol
+
+EXECUTORS = ("local", "ray")
 
 
 @dataclass
@@ -23,6 +26,12 @@ class RunOptions:
         cache_dir: Directory of the upstream-network cache; None = the default
             (``$OODSCOPE_CACHE`` or ``~/.cache/oodscope/networks``).
         disk_cache: Keep trained upstream networks on disk (False: in memory only).
+        executor: ``local`` (cells run in this process) or ``ray`` (cells run as Ray tasks; only
+            this process writes the results, see :mod:`oodscope.bench.ray_executor`).
+        address: The Ray cluster to join (``auto`` or ``HOST:PORT``); None starts a local Ray with
+            this machine's CPUs. Only with ``executor="ray"``.
+        cpus_per_cell: CPUs a Ray task asks for, and torch's thread count in it (default 1).
+        retries: How often a cell whose Ray worker died is run again before the run stops.
     """
 
     device: str | None = None
@@ -31,6 +40,16 @@ class RunOptions:
     progress: bool = True
     cache_dir: str | os.PathLike[str] | None = None
     disk_cache: bool = True
+    executor: str = "local"
+    address: str | None = None
+    cpus_per_cell: int = 1
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise InputError(f"unknown executor {self.executor!r}; known: {', '.join(EXECUTORS)}")
+        if self.address is not None and self.executor != "ray":
+            raise InputError("a Ray address (--address) needs --executor ray")
 
     def to_json(self) -> dict[str, Any]:
         """The options as JSON-able values (paths as strings)."""

@@ -39,16 +39,22 @@ def _labels(images: Any) -> torch.Tensor | None:
     return None if images is None else torch.from_numpy(np.asarray(images.labels, dtype=np.int64))
 
 
+def upstream_inputs(up: type, task: Task) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """What an upstream network of class ``up`` trains on in ``task``: images, their labels (for
+    networks that need them), validation images and their labels."""
+    x = as_images(task.train, "training images")
+    labels = _labels(task.train) if up.needs_labels else None
+    val = None if task.validation is None else as_images(task.validation, "validation images")
+    val_labels = _labels(task.validation) if up.needs_labels and val is not None else None
+    return x, labels, val, val_labels
+
+
 def shared_upstream(cls: type, config: dict[str, Any], task: Task, cache: UpstreamCache) -> tuple[Any, UpstreamInfo | None]:
     """The upstream network a detector of class ``cls`` with ``config`` reads, from ``cache``."""
     up = cls.requires.upstream
     if up is None:
         return None, None
-    x = as_images(task.train, "training images")
-    labels = _labels(task.train) if up.needs_labels else None
-    val = None if task.validation is None else as_images(task.validation, "validation images")
-    val_labels = _labels(task.validation) if up.needs_labels and val is not None else None
-    return cache.get(up, up.settings_from(config), x, labels, val, val_labels)
+    return cache.get(up, up.settings_from(config), *upstream_inputs(up, task))
 
 
 def classifier_metrics(logits: np.ndarray, classes: np.ndarray) -> dict[str, float]:

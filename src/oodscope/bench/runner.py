@@ -1,21 +1,21 @@
 """Running a benchmark grid with resume: :func:`run_bench`.
 
 Finished cells are read back from ``DIR/results.jsonl`` and skipped. The protocol plans the
-cells; the remaining ones run group by group (same data and outlier sample), so a group's
-:class:`~oodscope.protocols.Task` is prepared once and upstream networks are shared through an
-:class:`~oodscope.detectors.UpstreamCache` (see :mod:`oodscope.bench.fitting`). After every cell
-its test scores are saved to ``scores/`` (:mod:`oodscope.results.scores`), then its row is
-appended to the log and ``summary.md`` is rewritten atomically. Instead of a config's grid, an
+cells; an executor runs the remaining ones: ``local`` (this process) group by group (same data
+and outlier sample), so a group's :class:`~oodscope.protocols.Task` is prepared once and upstream
+networks are shared through an :class:`~oodscope.detectors.UpstreamCache` (see
+:mod:`oodscope.bench.fitting`); ``ray`` as tasks on a Ray cluster
+(:mod:`oodscope.bench.ray_executor`). Only this process writes: as each cell finishes, its test
+scores are saved to ``scores/`` (:mod:`oodscope.results.scores`), then its row is appended to the
+log and ``summary.md`` is rewritten atomically. Instead of a config's grid, an
 explicit cell list (a suite's, :mod:`oodscope.bench.suites`) can be run.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,17 +23,17 @@ import torch
 
 import oodscope
 from oodscope.atomic import write_json_atomic
+from oodscope.bench.cells import CellResult, local_cells
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.consistency import settings_diff
-from oodscope.bench.fitting import CellOutcome, fit_and_score
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.presets import cell_settings, check_grid_settings, method_infos
 from oodscope.bench.summary import write_summary
-from oodscope.detectors import UpstreamCache, default_cache_dir, detector_class, settings_for
+from oodscope.detectors import detector_class, settings_for
 from oodscope.errors import InputError
 from oodscope.progress import message, progress
-from oodscope.protocols import Cell, DataStore, Task
-from oodscope.results import SCHEMA_VERSION, ResultsLog, first_per_cell, save_scores
+from oodscope.protocols import Cell, DataStore
+from oodscope.results import ResultsLog, first_per_cell, save_scores
 
 Log = Callable[[str], None]
 
@@ -71,26 +71,6 @@ def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[str,
             )
 
 
-def make_row(cell: Cell, outcome: CellOutcome, task: Task) -> dict[str, Any]:
-    """The results row of a finished cell (schema :data:`oodscope.results.SCHEMA_VERSION`)."""
-    return {
-        "schema": SCHEMA_VERSION,
-        **cell.row_fields(),
-        "metrics": outcome.metrics,
-        "fit_seconds": round(outcome.fit_seconds, 3),
-        "score_seconds": round(outcome.score_seconds, 3),
-        "upstream": None if outcome.upstream is None else outcome.upstream.row(),
-        "n_train": len(task.train),
-        "n_validation": 0 if task.validation is None else len(task.validation),
-        "n_test": len(task.test),
-        "n_outliers": 0 if task.outliers is None else len(task.outliers),
-        "settings": outcome.settings,
-        "oodscope_version": oodscope.__version__,
-        "torch_version": torch.__version__,
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def record_run(config: BenchConfig, n_cells: int, n_finished: int) -> None:
     """Write ``DIR/run.json`` atomically: this invocation's command, configuration and
     per-method settings, plus ``history``, the command and start time of earlier runs
@@ -115,13 +95,6 @@ def record_run(config: BenchConfig, n_cells: int, n_finished: int) -> None:
     })
 
 
-def make_cache(config: BenchConfig) -> UpstreamCache:
-    """The run's upstream cache: on disk unless ``run.disk_cache`` is off."""
-    if not config.run.disk_cache:
-        return UpstreamCache(None)
-    return UpstreamCache(config.run.cache_dir or default_cache_dir())
-
-
 def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell of ``config``; return all rows of this grid (old and new, in the
     current schema).
@@ -141,6 +114,16 @@ def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | N
     directory.mkdir(parents=True, exist_ok=True)
     with directory_lock(directory):
         return _run_locked(config, log, cells)
+
+
+def execute(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log) -> Iterator[CellResult]:
+    """The finished cells of ``pending``, from the run's executor (``config.run.executor``): this
+    process (``local``) or Ray tasks (``ray``, :mod:`oodscope.bench.ray_executor`)."""
+    if config.run.executor == "ray":
+        from oodscope.bench.ray_executor import ray_cells  # ray only when asked for
+
+        return ray_cells(config, pending, store, log)
+    return local_cells(config, pending, store)
 
 
 def _run_locked(config: BenchConfig, log: Log, explicit: list[Cell] | None) -> list[dict[str, Any]]:
@@ -164,26 +147,18 @@ def _run_locked(config: BenchConfig, log: Log, explicit: list[Cell] | None) -> l
         log(f"all {len(cells)} cells already finished in {directory}")
         return grid_rows
     log(f"{len(pending)} of {len(cells)} cells to run ({len(grid_rows)} already finished) -> {directory}")
-    cache = make_cache(config)
     bar = progress(len(cells), "bench", config.run.progress, unit="cell", initial=len(grid_rows))
     try:
-        for _, members in itertools.groupby(pending, key=config.protocol.group):
-            members = list(members)
-            task = config.protocol.task(members[0], store)
-            for cell in members:
-                start = time.perf_counter()
-                settings = cell_settings(cell, config.run.device, config.overrides, config.run.progress)
-                outcome = fit_and_score(cell.method, settings, task, cache)
-                row = make_row(cell, outcome, task)
-                row["scores_file"] = save_scores(directory, cell.row_fields(), outcome.scores, task.is_ood,
-                                                 task.saved_labels)
-                results.append(row)
-                grid_rows.append(row)
-                summary_rows.append(row)
-                write_summary(directory, summary_rows, len(cells), len(grid_rows))
-                bar.update(1)
-                log(f"{cell.label:>14} {cell.describe()}: AUROC {row['metrics']['auroc']:.2f}  "
-                    f"fit {outcome.fit_seconds:.1f}s  (cell {time.perf_counter() - start:.1f}s)")
+        for done in execute(config, pending, store, log):
+            row = {**done.row, "scores_file": save_scores(directory, done.cell.row_fields(), done.scores, done.is_ood,
+                                                          done.labels)}
+            results.append(row)
+            grid_rows.append(row)
+            summary_rows.append(row)
+            write_summary(directory, summary_rows, len(cells), len(grid_rows))
+            bar.update(1)
+            log(f"{done.cell.label:>14} {done.cell.describe()}: AUROC {row['metrics']['auroc']:.2f}  "
+                f"fit {row['fit_seconds']:.1f}s  (cell {done.seconds:.1f}s)")
     finally:
         bar.close()
     return grid_rows

@@ -77,6 +77,15 @@ run_options = _stack(
     click.option("--progress/--no-progress", default=True, show_default=True,
                  help="Show progress on stderr (bars on a terminal, a few lines in a log)."),
     threads_option(),
+    click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                 help="Where cells run: local = this process; ray = as Ray tasks (pip install 'oodscope[ray]'), "
+                      "results still written by this process only."),
+    click.option("--address", default=None,
+                 help="Ray cluster to join (auto, or HOST:PORT); default: start a local Ray with this machine's CPUs."),
+    click.option("--cpus-per-cell", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="CPUs each Ray task asks for (and torch's threads in it); GPUs follow the device / preset."),
+    click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+                 help="With --executor ray: how often a cell whose worker died is run again."),
 )
 
 
@@ -105,7 +114,9 @@ def build_protocol(opts: dict[str, Any]) -> Protocol:
 def build_run(opts: dict[str, Any]) -> RunOptions:
     """The run options."""
     return RunOptions(device=opts["device"], data_root=opts["data_root"], download=opts["download"],
-                      progress=opts["progress"], cache_dir=opts["cache_dir"], disk_cache=opts["disk_cache"])
+                      progress=opts["progress"], cache_dir=opts["cache_dir"], disk_cache=opts["disk_cache"],
+                      executor=opts["executor"], address=opts["address"], cpus_per_cell=opts["cpus_per_cell"],
+                      retries=opts["retries"])
 
 
 MEASURED_SUITES = ("robustness", "verification")  # measurements with their own plan and tables
@@ -146,6 +157,9 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
         _run_grid_suite(suite, out, opts, command)
         return
     if suite in MEASURED_SUITES:
+        if opts["executor"] != "local":
+            raise InputError(f"--suite {suite} runs its own plan in this process; --executor ray runs grids and "
+                             "the table2, table3, fig4, fig5, stress, classifier and calibration suites")
         _run_measured(suite, out, opts, command)
         return
     if suite == "stress":

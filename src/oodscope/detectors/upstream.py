@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 import oodscope
 from oodscope.detectors.model_files import load_modules, read_model, write_model
@@ -193,6 +195,39 @@ class UpstreamCache:
         for module in net.modules().values():
             module.eval()
         return net, float(meta["fit_seconds"])
+
+    def payloads(self) -> list[dict[str, Any]]:
+        """The trained networks in memory as plain data, to hand to another process (composites
+        as their members): kind, key, settings, facts, training seconds and the weights as
+        safetensors bytes. :meth:`adopt` takes them back; nothing is pickled."""
+        out = []
+        for key, (net, seconds) in self.memory.items():
+            if hasattr(type(net), "member_settings"):
+                continue
+            tensors = {f"{p}.{k}": v.contiguous() for p, m in net.modules().items() for k, v in m.state_dict().items()}
+            out.append({"kind": net.kind, "key": key, "settings": net.settings, "fitted": net.fitted,
+                        "fit_seconds": seconds, "weights": save_tensors(tensors)})
+        return out
+
+    def adopt(self, classes: list[type[Upstream]], payload: dict[str, Any]) -> None:
+        """Keep a network of :meth:`payloads` in memory, so :meth:`get` finds it by its key.
+
+        Raises:
+            ModelFileError: a kind none of ``classes`` has, or weights that do not fit.
+        """
+        cls = next((c for c in classes if c.kind == payload["kind"]), None)
+        if cls is None:
+            raise ModelFileError(f"upstream network of kind {payload['kind']!r} where {[c.kind for c in classes]} was expected")
+        where = f"upstream network {payload['key'][:16]}"
+        try:
+            weights = load_tensors(payload["weights"])
+        except Exception as e:  # safetensors' own error type
+            raise ModelFileError(f"{where}: unreadable weights ({e})") from None
+        net = cls(**payload["settings"]).restore(payload["fitted"])
+        load_modules(net.modules(), weights, where)
+        for module in net.modules().values():
+            module.eval()
+        self._remember(payload["key"], net, float(payload["fit_seconds"]))
 
     def get(self, cls: type[Upstream], settings: dict[str, Any], x: torch.Tensor, labels: torch.Tensor | None = None,
             validation: torch.Tensor | None = None, validation_labels: torch.Tensor | None = None) -> tuple[Upstream, UpstreamInfo]:

@@ -14,7 +14,7 @@ import torch
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.presets import cell_settings
-from oodscope.bench.runner import make_cache
+from oodscope.bench.cells import make_cache
 from oodscope.calibration import BINS, expected_calibration_error, reliability_bins
 from oodscope.detectors import detector_class
 from oodscope.figures.reliability import reliability_figure

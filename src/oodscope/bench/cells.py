@@ -1,0 +1,85 @@
+"""One benchmark cell, fitted and scored: :func:`run_cell` and its :class:`CellResult`.
+
+Executors (the local loop of :mod:`oodscope.bench.runner`, Ray tasks of
+:mod:`oodscope.bench.ray_executor`) call :func:`run_cell`; only the process that owns the run
+directory writes what it returns (scores file, results row, summary).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+
+import oodscope
+from oodscope.bench.config import BenchConfig
+from oodscope.bench.fitting import CellOutcome, fit_and_score
+from oodscope.bench.presets import cell_settings
+from oodscope.detectors import UpstreamCache, default_cache_dir
+from oodscope.protocols import Cell, DataStore, Task
+from oodscope.results import SCHEMA_VERSION
+
+
+@dataclass
+class CellResult:
+    """A finished cell: its results row (all but ``scores_file``), the arrays saved beside it and
+    the cell's wall seconds."""
+
+    cell: Cell
+    row: dict[str, Any]
+    scores: np.ndarray
+    is_ood: np.ndarray
+    labels: np.ndarray
+    seconds: float
+
+
+def make_row(cell: Cell, outcome: CellOutcome, task: Task) -> dict[str, Any]:
+    """The results row of a finished cell (schema :data:`oodscope.results.SCHEMA_VERSION`)."""
+    return {
+        "schema": SCHEMA_VERSION,
+        **cell.row_fields(),
+        "metrics": outcome.metrics,
+        "fit_seconds": round(outcome.fit_seconds, 3),
+        "score_seconds": round(outcome.score_seconds, 3),
+        "upstream": None if outcome.upstream is None else outcome.upstream.row(),
+        "n_train": len(task.train),
+        "n_validation": 0 if task.validation is None else len(task.validation),
+        "n_test": len(task.test),
+        "n_outliers": 0 if task.outliers is None else len(task.outliers),
+        "settings": outcome.settings,
+        "oodscope_version": oodscope.__version__,
+        "torch_version": torch.__version__,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def make_cache(config: BenchConfig) -> UpstreamCache:
+    """The run's upstream cache: on disk unless ``run.disk_cache`` is off."""
+    if not config.run.disk_cache:
+        return UpstreamCache(None)
+    return UpstreamCache(config.run.cache_dir or default_cache_dir())
+
+
+def run_cell(config: BenchConfig, cell: Cell, task: Task, cache: UpstreamCache) -> CellResult:
+    """Fit and score ``cell`` on ``task`` with the run's settings, sharing upstreams through ``cache``."""
+    start = time.perf_counter()
+    settings = cell_settings(cell, config.run.device, config.overrides, config.run.progress)
+    outcome = fit_and_score(cell.method, settings, task, cache)
+    return CellResult(cell, make_row(cell, outcome, task), outcome.scores, task.is_ood, task.saved_labels,
+                      time.perf_counter() - start)
+
+
+def local_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> Iterator[CellResult]:
+    """Run ``pending`` in this process, group by group (one :class:`Task` per group, one cache)."""
+    cache = make_cache(config)
+    for _, members in itertools.groupby(pending, key=config.protocol.group):
+        members = list(members)
+        task = config.protocol.task(members[0], store)
+        for cell in members:
+            yield run_cell(config, cell, task, cache)
