@@ -29,7 +29,7 @@ from oodscope.bench.consistency import settings_diff
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.presets import cell_settings, check_grid_settings, method_infos
 from oodscope.bench.summary import write_summary
-from oodscope.detectors import detector_class, settings_for
+from oodscope.detectors import detector_class, distributed, settings_for
 from oodscope.errors import InputError
 from oodscope.progress import message, progress
 from oodscope.protocols import Cell, DataStore
@@ -110,10 +110,34 @@ def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | N
         DataError: data sets missing or unreadable, too few outliers available.
     """
     log = log or message
+    if distributed.active():
+        if config.run.executor != "local":
+            raise InputError("under torchrun the cells run in torchrun's processes: --executor local")
+        if not distributed.is_main():
+            _follow(config, cells)
+            return []
     directory = config.directory
     directory.mkdir(parents=True, exist_ok=True)
     with directory_lock(directory):
         return _run_locked(config, log, cells)
+
+
+def _grid(config: BenchConfig, store: DataStore, explicit: list[Cell] | None) -> list[Cell]:
+    if explicit is None:
+        return plan(config, store)
+    method_infos(sorted({c.method for c in explicit}))
+    config.protocol.check(explicit, store)
+    return list(explicit)
+
+
+def _follow(config: BenchConfig, explicit: list[Cell] | None) -> None:
+    """A torchrun rank other than 0: run the cells rank 0 runs (their networks train with DDP
+    across the ranks), write nothing."""
+    store = DataStore(config.run.data_root, config.run.download)
+    cells = _grid(config, store, explicit)
+    pending = set(distributed.from_main([]))
+    for _ in local_cells(config, [c for c in cells if c.key() in pending], store):
+        pass
 
 
 def execute(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log) -> Iterator[CellResult]:
@@ -131,15 +155,11 @@ def _run_locked(config: BenchConfig, log: Log, explicit: list[Cell] | None) -> l
     results = ResultsLog(directory / "results.jsonl")
     finished = first_per_cell(results.rows())
     store = DataStore(config.run.data_root, config.run.download)
-    if explicit is None:
-        cells = plan(config, store)
-    else:
-        cells = list(explicit)
-        method_infos(sorted({c.method for c in cells}))
-        config.protocol.check(cells, store)
+    cells = _grid(config, store, explicit)
     check_consistent(config, cells, finished)
     grid_rows = [finished[c.key()] for c in cells if c.key() in finished]
     pending = [c for c in cells if c.key() not in finished]
+    distributed.from_main([c.key() for c in pending])  # under torchrun: the other ranks run these too
     record_run(config, len(cells), len(grid_rows))
     summary_rows = list(finished.values())  # every distinct cell in the log, this grid's or not
     write_summary(directory, summary_rows, len(cells), len(grid_rows))

@@ -11,6 +11,7 @@ from oodscope.bench.runner import Log, run_bench
 from oodscope.bench.suite_files import record_suite
 from oodscope.bench.suite_tables import write_tables
 from oodscope.bench.suites import SuiteSpec, suite_cells
+from oodscope.detectors import distributed
 from oodscope.results import ResultsLog
 
 
@@ -27,6 +28,8 @@ def run_suite(spec: SuiteSpec, config: BenchConfig, log: Log | None = None) -> l
     """
     config = replace(config, protocol=spec.protocol(), methods=list(spec.methods), seeds=list(spec.seeds),
                      preset=spec.preset, variants=None)
+    if not distributed.is_main():  # a torchrun rank other than 0: compute, write nothing
+        return run_bench(config, log, cells=suite_cells(spec))
     directory = config.directory
     directory.mkdir(parents=True, exist_ok=True)
     with directory_lock(directory):  # fail early, before touching suite.json, if a run is under way

@@ -16,7 +16,7 @@ from oodscope.bench.suite_files import read_suite
 from oodscope.bench.suites import GRID_SUITES, SUITES, make_spec, n_classes_of
 from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
 from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_methods, parse_settings, parse_variants
-from oodscope.detectors import registry
+from oodscope.detectors import distributed, registry
 from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
 from oodscope.protocols import OE_ALL, OE_NEXT, OneClass, Protocol, make_protocol, protocol_names
@@ -150,6 +150,8 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
     """
     apply_threads(opts["threads"])
     command = ["oodscope", *sys.argv[1:]] if sys.argv else None
+    if distributed.active() and (tables_only or suite not in (None, *SUITES)):
+        raise InputError("under torchrun, bench runs a plain grid or the table2, table3, fig4 and fig5 suites")
     if tables_only:
         _tables_only(Path(out), suite, opts["data_root"])
         return
@@ -181,6 +183,8 @@ def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:
         command=command,
     )
     run_bench(config)
+    if not distributed.is_main():  # torchrun: rank 0 reports
+        return
     click.echo((config.directory / "summary.md").read_text(encoding="utf-8"))
     click.echo(f"results: {config.directory / 'results.jsonl'}\nsummary: {config.directory / 'summary.md'}")
 
@@ -293,6 +297,8 @@ def _run_suite(suite: str, out: str, opts: dict[str, Any], command: list[str] | 
     config = BenchConfig(out=out, overrides=parse_settings(opts["settings"], spec.methods), run=build_run(opts),
                          command=command)
     run_suite(spec, config)
+    if not distributed.is_main():  # torchrun: rank 0 draws and reports
+        return
     paths = write_figures(config.directory)
     click.echo((config.directory / "table.md").read_text(encoding="utf-8"))
     _echo_paths(config.directory, paths)

@@ -9,7 +9,7 @@ from oodscope.bench.paper import OURS
 from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
 from oodscope.cli.parsing import parse_settings, parse_size
 from oodscope.data import load_folder
-from oodscope.detectors import registry
+from oodscope.detectors import distributed, registry
 from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
 from oodscope.pipeline import fit_with_threshold
@@ -48,7 +48,9 @@ def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: 
     10% of the training images (at least one) are held out to set the threshold that
     accepts the --accept fraction of in-distribution images; or, with --fpr and
     --val-outliers, the threshold that accepts at most that fraction of known outliers.
-    `oodscope threshold` changes it later without refitting.
+    `oodscope threshold` changes it later without refitting. Under torchrun
+    (`torchrun --nproc-per-node N -m oodscope fit ...`) GEOM's f and classifiers train with DDP
+    and rank 0 saves the model.
     """
     apply_threads(threads)
     accept, fpr = check_rule(accept, fpr, val_dir)
@@ -60,6 +62,8 @@ def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: 
         outliers = load_folder(outlier_dir, size=shape, channels=int(train.images.shape[1]))
     val = None if val_dir is None else load_folder(val_dir, size=shape, channels=int(train.images.shape[1]))
     report = fit_with_threshold(method, train, outliers, accept, seed, preset, overrides, device, fpr, val)
+    if not distributed.is_main():  # under torchrun every rank trains; rank 0 alone saves and reports
+        return
     path = report.detector.save(out)
     n_out = 0 if outliers is None else len(outliers)
     click.echo(

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.adversarial import ADVERSARIAL_KINDS, adversarial_batch
+from oodscope.detectors import distributed
 from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
@@ -142,29 +143,35 @@ class Classifier(Upstream):
         c = self.settings
         g = torch.Generator().manual_seed(int(c["seed"]))
         n, bs = x.shape[0], int(c["batch_size"])
-        steps = int(c["epochs"]) * ((n + bs - 1) // bs)
+        steps = int(c["epochs"]) * distributed.steps_per_epoch(n, bs)
         opt, sched = adam_with_drop(self.net.parameters(), c["lr"], steps, weight_decay=c["weight_decay"])
         self.net.train()
         adv = c["adversarial"]
-        bar = progress(steps, "classifier: training" + ("" if adv == "none" else f" ({adv}, eps {c['adv_eps']})"), c["progress"])
+        if adv == "ibp" and distributed.active():
+            raise InputError("classifier: certified (IBP) training runs in one process, not under torchrun")
+        bar = progress(steps, "classifier: training" + ("" if adv == "none" else f" ({adv}, eps {c['adv_eps']})"),
+                       c["progress"] and distributed.is_main())
         model, done = self.differentiable(), 0
         layers = ibp_modules(self.net) if adv == "ibp" else None  # refuses networks the verifiers do not accept
-        for _ in range(int(c["epochs"])):
-            for idx in batches(n, bs, g, shuffle=True):
+        train_net = distributed.wrap(self.net, self.device)  # DDP under torchrun, else the network itself
+        for epoch in range(int(c["epochs"])):
+            for idx in distributed.epoch_batches(n, bs, g, epoch, int(c["seed"])):
                 xb, yb = train_augment(x[idx], c["augment"], g).to(self.device), labels[idx].to(self.device)
-                step(opt, sched, self._batch_loss(xb, yb, done, steps, model, layers, g), bar)
+                step(opt, sched, self._batch_loss(xb, yb, done, steps, model, layers, g, train_net), bar)
                 done += 1
         bar.close()
+        distributed.average_buffers(self.net)
         self.net.eval()
         if validation is not None and validation_labels is not None:
             pred = self.logits(validation).argmax(dim=1)
             self.fitted["val_accuracy"] = round(100 * float((pred == validation_labels).float().mean()), 4)
 
     def _batch_loss(self, xb: torch.Tensor, yb: torch.Tensor, done: int, steps: int, model: Callable[[torch.Tensor], torch.Tensor],
-                    layers: list[torch.nn.Module] | None, g: torch.Generator) -> torch.Tensor:
+                    layers: list[torch.nn.Module] | None, g: torch.Generator, net: torch.nn.Module) -> torch.Tensor:
         """The training loss of batch ``(xb, yb)`` at step ``done`` of ``steps``: certified (IBP,
-        float32, on the network's ``layers``), or the cross-entropy of the batch, replaced by
-        adversarial examples of ``model`` when ``adversarial`` asks for them."""
+        float32, on the network's ``layers``), or the cross-entropy of ``net`` (the network, or it
+        in DDP) on the batch, replaced by adversarial examples of ``model`` when ``adversarial``
+        asks for them."""
         c = self.settings
         if layers is not None:
             eps, kappa = ibp_schedule(done, steps, float(c["adv_warmup"]), float(c["adv_eps"]))
@@ -174,7 +181,7 @@ class Classifier(Upstream):
             eps = float(c["adv_eps"]) * min(1.0, (done + 1) / max(1.0, c["adv_warmup"] * steps))
             xb = adversarial_batch(model, self.net, xb, yb, c["adversarial"], eps, self.adv_alpha(eps), int(c["adv_steps"]), g)
         with autocast(self.device, c["amp"]):
-            return F.cross_entropy(self.net(self.normalize(xb).contiguous(memory_format=self.memory)).float(), yb)
+            return F.cross_entropy(net(self.normalize(xb).contiguous(memory_format=self.memory)).float(), yb)
 
     def adv_alpha(self, eps: float) -> float:
         """The adversarial training step size at radius ``eps``."""

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oodscope.detectors import distributed
 from oodscope.detectors.graph import TransformSum
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step, sum_over_transforms
+from oodscope.detectors.training import adam_with_drop, autocast, device_of, memory_format, step, sum_over_transforms
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
 from oodscope.nets import Backbone, build_backbone
@@ -88,27 +89,29 @@ class GeomNet(Upstream):
         torch.manual_seed(int(c["seed"]))
         k = len(self.transforms)
         n, bs = x.shape[0], int(c["batch_size"])
-        steps = int(c["epochs"]) * ((n + bs - 1) // bs)
+        steps = int(c["epochs"]) * distributed.steps_per_epoch(n, bs)
         opt, sched = adam_with_drop(self.net.parameters(), c["lr"], steps)
         self.net.train()
-        bar = progress(steps, desc, c["progress"])
-        for _ in range(int(c["epochs"])):
-            for idx in batches(n, bs, g, shuffle=True):
+        model = distributed.wrap(self.net, self.device)  # DDP under torchrun, else the network itself
+        bar = progress(steps, desc, c["progress"] and distributed.is_main())
+        for epoch in range(int(c["epochs"])):
+            for idx in distributed.epoch_batches(n, bs, g, epoch, int(c["seed"])):
                 xb = self.augment(x[idx], g)
                 xb = self.normalize(xb).to(self.device)
                 y = torch.randint(0, k, (len(idx),), generator=g).to(self.device)
                 xb = self.transforms.apply(xb, y).contiguous(memory_format=self.memory)
                 with autocast(self.device, c["amp"]):
-                    loss = F.cross_entropy(self.net(xb).float(), y)
+                    loss = F.cross_entropy(model(xb).float(), y)
                     if outliers is not None and outlier_weight > 0:
                         oi = torch.randint(0, outliers.shape[0], (len(idx),), generator=g)
                         ob = self.normalize(outliers[oi]).to(self.device)
                         yo = torch.randint(0, k, (len(idx),), generator=g).to(self.device)
                         ob = self.transforms.apply(ob, yo).contiguous(memory_format=self.memory)
-                        lo = -F.log_softmax(self.net(ob).float(), dim=1).mean(dim=1).mean()
+                        lo = -F.log_softmax(model(ob).float(), dim=1).mean(dim=1).mean()
                         loss = loss + outlier_weight * lo
                 step(opt, sched, loss, bar)
         bar.close()
+        distributed.average_buffers(self.net)
         self.net.eval()
 
     def augment(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oodscope.detectors.distributed import local_device
 from oodscope.progress import progress
 from oodscope.transforms import GeometricTransforms
 
@@ -41,10 +42,11 @@ def merge_presets(*parts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]
 
 
 def device_of(name: str) -> torch.device:
-    """The torch device for a setting value: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``."""
+    """The torch device for a setting value: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (under
+    torchrun, ``cuda`` is the process's own GPU)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        return local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return local_device(torch.device(name))
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

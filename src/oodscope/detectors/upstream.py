@@ -25,6 +25,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 import oodscope
+from oodscope.detectors import distributed
 from oodscope.detectors.model_files import load_modules, read_model, write_model
 from oodscope.detectors.settings import check_settings, settings_key
 from oodscope.errors import InputError, ModelFileError
@@ -238,6 +239,8 @@ class UpstreamCache:
         found = self.memory.get(key)
         if found is None and path is not None and path.is_dir() and not hasattr(cls, "member_settings"):
             found = self._from_disk(cls, key, path)
+        if not distributed.all_agree(found is not None):  # under torchrun: all ranks train, or none
+            found = None
         if found is not None:
             net, seconds = found
             self._remember(key, net, seconds)
@@ -253,7 +256,7 @@ class UpstreamCache:
         net = cls(**settings).fit(x, labels, validation, validation_labels)
         seconds = time.perf_counter() - start
         self.trained += 1
-        if path is not None:
+        if path is not None and distributed.is_main():  # under torchrun, rank 0 alone writes
             tensors = {f"{p}.{k}": v for p, m in net.modules().items() for k, v in m.state_dict().items()}
             write_model(path, NETWORK_FORMAT, {"kind": cls.kind, "key": key, "settings": net.settings,
                                                "fitted": net.fitted, "fit_seconds": seconds,
