@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray")
+ray = pytest.importorskip("ray")
 
 from oodscope.bench import BenchConfig, RunOptions, run_bench  # noqa: E402
 from oodscope.bench.ray_executor import gpus_per_cell  # noqa: E402
@@ -56,7 +56,16 @@ def ray_processes(name: str) -> list[int]:
     return found
 
 
-def test_ray_gives_the_rows_of_the_local_runner(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the in-process tests (the executor joins a Ray already started and leaves
+    it running); the command-line tests start their own."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_ray_gives_the_rows_of_the_local_runner(tmp_path: Path, local_ray) -> None:
     local = run_bench(grid(tmp_path / "local", "local"))
     logged: list[str] = []
     remote = run_bench(grid(tmp_path / "ray", "ray"), log=logged.append)
@@ -69,6 +78,13 @@ def test_ray_gives_the_rows_of_the_local_runner(tmp_path: Path) -> None:
     assert any(line.startswith("ray: ") for line in logged)
     again = run_bench(grid(tmp_path / "ray", "ray"), log=logged.append)  # nothing left: Ray is not even started
     assert auroc(again) == auroc(remote) and logged[-1].startswith("all 6 cells already finished")
+
+
+def test_an_error_of_a_cell_stops_the_run_as_itself(tmp_path: Path, local_ray) -> None:
+    config = grid(tmp_path / "bad", "ray")
+    with pytest.raises(InputError, match="widths must name 3"):  # raised in the task that trains f
+        run_bench(replace(config, overrides={"widths": [8, 8]}))
+    assert ray.is_initialized()  # a Ray the run did not start is left as it was
 
 
 def test_executor_options_checked() -> None:

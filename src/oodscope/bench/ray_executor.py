@@ -150,6 +150,7 @@ def ray_cells(config: BenchConfig, pending: list[Cell], store: DataStore, log: L
         raise InputError("--cpus-per-cell must be at least 1 and --retries at least 0")
     started = _connect(ray, config)
     quiet = replace(config, run=replace(config.run, progress=False))
+    running: dict[Any, tuple[int, int]] = {}  # ref -> (plan index, attempt)
     try:
         gpus = float(ray.cluster_resources().get("GPU", 0))
         cpus = float(ray.cluster_resources().get("CPU", 0))
@@ -160,15 +161,16 @@ def ray_cells(config: BenchConfig, pending: list[Cell], store: DataStore, log: L
         plans: list[tuple[Cell, dict[str, Any], list[Any]]] = []
         group, task = None, None
         for cell in pending:
-            if config.protocol.group(cell) != group:
-                group, task = config.protocol.group(cell), config.protocol.task(cell, store)
+            key = None
+            if detector_class(cell.method).requires.upstream is not None:  # its data are needed for the key
+                if config.protocol.group(cell) != group:
+                    group, task = config.protocol.group(cell), config.protocol.task(cell, store)
+                key = upstream_of(config, cell, task)
             needs = {"num_cpus": config.run.cpus_per_cell, "num_gpus": gpus_per_cell(config, cell, gpus)}
-            key = upstream_of(config, cell, task)
             if key is not None and key not in networks:
                 networks[key] = upstream_task.options(max_retries=config.run.retries, **needs).remote(quiet, cell)
             plans.append((cell, needs, [] if key is None else [networks[key]]))
         task = None
-        running: dict[Any, tuple[int, int]] = {}  # ref -> (plan index, attempt)
 
         def submit(i: int, attempt: int) -> None:
             cell, needs, args = plans[i]
@@ -180,7 +182,7 @@ def ray_cells(config: BenchConfig, pending: list[Cell], store: DataStore, log: L
             ready, _ = ray.wait(list(running), num_returns=1)
             i, attempt = running.pop(ready[0])
             try:
-                yield ray.get(ready[0])
+                result = ray.get(ready[0])
             except ray.exceptions.RayTaskError as e:
                 raise (e.cause if isinstance(e.cause, Exception) else e) from None
             except Exception as e:
@@ -193,9 +195,10 @@ def ray_cells(config: BenchConfig, pending: list[Cell], store: DataStore, log: L
                 log(f"{cell.label:>14} {cell.describe()}: worker died ({type(e).__name__}); "
                     f"running the cell again (attempt {attempt + 1})")
                 submit(i, attempt + 1)
+                continue
+            yield result
     finally:
-        if "running" in locals():
-            for ref in running:
-                ray.cancel(ref, force=True)
+        for ref in running:
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
