@@ -28,6 +28,7 @@ import hashlib, json, os, sys
 import numpy as np, torch
 from oodscope.data import load
 from oodscope.detectors import distributed
+from oodscope.detectors.classifier import Classifier
 from oodscope.detectors.geom_net import GeomNet
 from oodscope.detectors.inputs import as_images
 torch.set_num_threads(1)
@@ -35,9 +36,11 @@ train = load("digits", "train")
 x = as_images(train.subset(train.labels == 3), "x")
 seen = [int(i) for e in range(2) for b in distributed.epoch_batches(len(x), 32, torch.Generator(), e, 0) for i in b]
 net = GeomNet(widths=[8, 8, 8], epochs=2, batch_size=32, transforms="rot4", progress=False).fit(x)
-h = hashlib.sha256(b"".join(v.detach().float().numpy().tobytes() for v in net.net.state_dict().values())).hexdigest()
-out = {"rank": distributed.rank(), "world": distributed.world_size(), "seen": seen, "weights": h, "n": len(x),
-       "steps": distributed.steps_per_epoch(len(x), 32)}
+digest = lambda m: hashlib.sha256(b"".join(v.detach().float().numpy().tobytes() for v in m.state_dict().values())).hexdigest()
+clf = Classifier(widths=[8, 16], hidden=32, epochs=1, batch_size=64, progress=False).fit(
+    as_images(train, "x"), torch.as_tensor(train.labels))
+out = {"rank": distributed.rank(), "world": distributed.world_size(), "seen": seen, "weights": digest(net.net),
+       "classifier": digest(clf.net), "n": len(x), "steps": distributed.steps_per_epoch(len(x), 32)}
 open(os.path.join(sys.argv[1], f"rank{distributed.rank()}.json"), "w").write(json.dumps(out))
 '''
 
@@ -78,6 +81,7 @@ def test_two_ranks_share_each_epoch_and_end_with_the_same_weights(tmp_path: Path
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["world"] == r1["world"] == 2
     assert r0["weights"] == r1["weights"], "DDP keeps the ranks' networks identical"
+    assert r0["classifier"] == r1["classifier"]
     n, steps = r0["n"], r0["steps"]
     for e in range(2):  # per epoch the two shares cover every image, without overlap
         half = (n + 1) // 2
