@@ -19,7 +19,7 @@ import torch
 
 import oodscope
 from oodscope.bench.config import BenchConfig
-from oodscope.bench.fitting import CellOutcome, fit_and_score
+from oodscope.bench.fitting import CellOutcome, fit_and_score, fit_detector
 from oodscope.bench.presets import cell_settings
 from oodscope.detectors import UpstreamCache, default_cache_dir
 from oodscope.protocols import Cell, DataStore, Task
@@ -75,11 +75,24 @@ def run_cell(config: BenchConfig, cell: Cell, task: Task, cache: UpstreamCache) 
                       time.perf_counter() - start)
 
 
-def local_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> Iterator[CellResult]:
-    """Run ``pending`` in this process, group by group (one :class:`Task` per group, one cache)."""
-    cache = make_cache(config)
+def _by_group(config: BenchConfig, pending: list[Cell], store: DataStore) -> Iterator[tuple[Cell, Task]]:
     for _, members in itertools.groupby(pending, key=config.protocol.group):
         members = list(members)
         task = config.protocol.task(members[0], store)
         for cell in members:
-            yield run_cell(config, cell, task, cache)
+            yield cell, task
+
+
+def local_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> Iterator[CellResult]:
+    """Run ``pending`` in this process, group by group (one :class:`Task` per group, one cache)."""
+    cache = make_cache(config)
+    for cell, task in _by_group(config, pending, store):
+        yield run_cell(config, cell, task, cache)
+
+
+def fit_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> None:
+    """Fit ``pending`` as :func:`local_cells` does, without scoring: what a torchrun rank other
+    than 0 does, whose fits take part in DDP training while rank 0 alone scores and writes."""
+    cache = make_cache(config)
+    for cell, task in _by_group(config, pending, store):
+        fit_detector(cell.method, cell_settings(cell, config.run.device, config.overrides, False), task, cache)

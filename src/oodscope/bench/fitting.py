@@ -69,17 +69,23 @@ def classifier_metrics(logits: np.ndarray, classes: np.ndarray) -> dict[str, flo
             "nll": negative_log_likelihood(probs, labels)}
 
 
-def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache) -> CellOutcome:
-    """Fit ``method`` with ``settings`` on ``task`` (sharing its upstream through ``cache``), score
-    the test images and evaluate them: the OOD metrics, the classifier's accuracy, ECE and NLL on
-    the in-distribution test images when the detector gives logits and the task their classes,
-    and what the detector learnt that is worth a row (its ``summary()``, e.g. a temperature)."""
+def fit_detector(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache) -> tuple[Any, UpstreamInfo | None, float]:
+    """Fit ``method`` with ``settings`` on ``task``, sharing its upstream through ``cache``: the
+    fitted detector, where its upstream came from, and the seconds its own fit took."""
     cls = detector_class(method)
     det = cls(**settings)
     upstream, info = shared_upstream(cls, det.config, task, cache)
     start = time.perf_counter()
     det.fit(task.train, task.outliers, validation=task.validation, upstream=upstream)
-    fit_seconds = time.perf_counter() - start
+    return det, info, time.perf_counter() - start
+
+
+def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache) -> CellOutcome:
+    """Fit ``method`` (:func:`fit_detector`), score the test images and evaluate them: the OOD
+    metrics, the classifier's accuracy, ECE and NLL on the in-distribution test images when the
+    detector gives logits and the task their classes, and what the detector learnt that is worth
+    a row (its ``summary()``, e.g. a temperature)."""
+    det, info, fit_seconds = fit_detector(method, settings, task, cache)
     start = time.perf_counter()
     out = det.outputs(task.test)
     score_seconds = time.perf_counter() - start

@@ -23,7 +23,7 @@ import torch
 
 import oodscope
 from oodscope.atomic import write_json_atomic
-from oodscope.bench.cells import CellResult, local_cells
+from oodscope.bench.cells import CellResult, fit_cells, local_cells
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.consistency import settings_diff
 from oodscope.bench.lock import directory_lock
@@ -131,13 +131,12 @@ def _grid(config: BenchConfig, store: DataStore, explicit: list[Cell] | None) ->
 
 
 def _follow(config: BenchConfig, explicit: list[Cell] | None) -> None:
-    """A torchrun rank other than 0: run the cells rank 0 runs (their networks train with DDP
-    across the ranks), write nothing."""
+    """A torchrun rank other than 0: fit the cells rank 0 runs (their networks train with DDP
+    across the ranks); score and write nothing."""
     store = DataStore(config.run.data_root, config.run.download)
     cells = _grid(config, store, explicit)
     pending = set(distributed.from_main([]))
-    for _ in local_cells(config, [c for c in cells if c.key() in pending], store):
-        pass
+    fit_cells(config, [c for c in cells if c.key() in pending], store)
 
 
 def execute(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log) -> Iterator[CellResult]:

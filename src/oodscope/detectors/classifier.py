@@ -141,7 +141,7 @@ class Classifier(Upstream):
     def _fit(self, x: torch.Tensor, labels: torch.Tensor | None, validation: torch.Tensor | None,
              validation_labels: torch.Tensor | None, **extra: Any) -> None:
         c = self.settings
-        g = torch.Generator().manual_seed(int(c["seed"]))
+        g = torch.Generator().manual_seed(distributed.rank_seed(int(c["seed"])))
         n, bs = x.shape[0], int(c["batch_size"])
         steps = int(c["epochs"]) * distributed.steps_per_epoch(n, bs)
         opt, sched = adam_with_drop(self.net.parameters(), c["lr"], steps, weight_decay=c["weight_decay"])

@@ -10,6 +10,7 @@ that train on large data (GEOM's f, the multi-class classifier) then train with 
   one process;
 * the network is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, which averages
   the gradients over the ranks (gloo on CPUs, NCCL on GPUs: one process group with both backends);
+* each rank draws its own random transformations and augmentations (:func:`rank_seed`);
 * after training, BatchNorm's running statistics are averaged over the ranks, so every rank
   holds the same network;
 * only rank 0 writes (models, cached networks, benchmark results); the others compute the same
@@ -51,6 +52,12 @@ def active() -> bool:
 def is_main() -> bool:
     """Whether this process writes: rank 0, or the only process."""
     return rank() == 0
+
+
+def rank_seed(seed: int) -> int:
+    """The seed of this rank's random draws (transformations, augmentations, outlier picks), so the
+    ranks do not draw the same ones for their shares; ``seed`` itself without torchrun."""
+    return seed if not active() else seed + 1_000_003 * rank()
 
 
 def local_device(device: torch.device) -> torch.device:

@@ -85,7 +85,7 @@ class GeomNet(Upstream):
         """Cross-entropy on (T_y x, y), y uniform. With ``outlier_weight`` > 0 (GEOM+), the outputs
         on transformed outliers are also pulled towards the uniform distribution."""
         c = self.settings
-        g = torch.Generator().manual_seed(int(c["seed"]))
+        g = torch.Generator().manual_seed(distributed.rank_seed(int(c["seed"])))
         torch.manual_seed(int(c["seed"]))
         k = len(self.transforms)
         n, bs = x.shape[0], int(c["batch_size"])

@@ -200,7 +200,8 @@ class UpstreamCache:
     def payloads(self) -> list[dict[str, Any]]:
         """The trained networks in memory as plain data, to hand to another process (composites
         as their members): kind, key, settings, facts, training seconds and the weights as
-        safetensors bytes. :meth:`adopt` takes them back; nothing is pickled."""
+        safetensors bytes - plain values only, so the receiving process builds the network from
+        its own classes (:meth:`adopt`) and never unpickles one."""
         out = []
         for key, (net, seconds) in self.memory.items():
             if hasattr(type(net), "member_settings"):
