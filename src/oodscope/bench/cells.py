@@ -59,11 +59,12 @@ def make_row(cell: Cell, outcome: CellOutcome, task: Task) -> dict[str, Any]:
     }
 
 
-def make_cache(config: BenchConfig) -> UpstreamCache:
-    """The run's upstream cache: on disk unless ``run.disk_cache`` is off."""
+def make_cache(config: BenchConfig, keep: int = 4) -> UpstreamCache:
+    """The run's upstream cache (the last ``keep`` networks in memory): on disk unless
+    ``run.disk_cache`` is off."""
     if not config.run.disk_cache:
-        return UpstreamCache(None)
-    return UpstreamCache(config.run.cache_dir or default_cache_dir())
+        return UpstreamCache(None, keep)
+    return UpstreamCache(config.run.cache_dir or default_cache_dir(), keep)
 
 
 def run_cell(config: BenchConfig, cell: Cell, task: Task, cache: UpstreamCache) -> CellResult:

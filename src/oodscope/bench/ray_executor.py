@@ -8,7 +8,7 @@ does, then:
    data), one Ray task trains it once (or finds it in the worker's disk cache) and returns it as
    plain data: JSON-able facts and safetensors bytes (:meth:`UpstreamCache.payloads`).
 2. Every cell becomes a Ray task asking for ``cpus_per_cell`` CPUs (and one GPU when its device is
-   CUDA, or the preset is ``paper`` on a cluster with GPUs); it takes the networks it reads as
+   CUDA - the ``paper`` preset's - or ``auto`` on a cluster with GPUs); it takes the networks it reads as
    arguments, so Ray starts it once they exist, prepares its data on the worker and fits and
    scores it (:func:`oodscope.bench.cells.run_cell`).
 3. The driver writes each cell's scores and results row as it arrives - workers write nothing -
@@ -23,7 +23,7 @@ the data are verified there as everywhere.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -38,7 +38,8 @@ from oodscope.detectors.upstream import Upstream, upstream_key
 from oodscope.errors import InputError
 from oodscope.protocols import Cell, DataStore, Task
 
-Log = Any  # Callable[[str], None]
+Log = Callable[[str], None]
+KEEP_ALL = 1 << 10  # networks a task's cache keeps in memory: all it sees
 _TASKS: dict[tuple[Any, ...], Task] = {}  # per worker process: the last group's data
 
 
@@ -75,8 +76,7 @@ def train_upstream(config: BenchConfig, cell: Cell) -> list[dict[str, Any]]:
     as payloads (:meth:`UpstreamCache.payloads`)."""
     _threads(config)
     cls = detector_class(cell.method)
-    cache = make_cache(config)
-    cache.keep = 1 << 10
+    cache = make_cache(config, keep=KEEP_ALL)
     det = cls(**cell_settings(cell, config.run.device, config.overrides, False))
     shared_upstream(cls, det.config, _task(config, cell), cache)
     return cache.payloads()
@@ -85,7 +85,7 @@ def train_upstream(config: BenchConfig, cell: Cell) -> list[dict[str, Any]]:
 def fit_cell(config: BenchConfig, cell: Cell, *networks: list[dict[str, Any]]) -> CellResult:
     """(Ray task) Fit and score ``cell`` on its data, with the upstream ``networks`` handed over."""
     _threads(config)
-    cache = UpstreamCache(None, keep=1 << 10)
+    cache = UpstreamCache(None, keep=KEEP_ALL)
     up = detector_class(cell.method).requires.upstream
     for payloads in networks:
         for payload in payloads:
