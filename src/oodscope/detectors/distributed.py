@@ -72,6 +72,8 @@ def init() -> None:
     CUDA tensors where CUDA is available."""
     if active() and not dist.is_initialized():
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():  # NCCL's communicators on this process's GPU, not all on GPU 0
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
         atexit.register(dist.destroy_process_group)
 
