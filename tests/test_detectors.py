@@ -205,41 +205,59 @@ def test_paper_preset_builds_the_papers_network_and_runs(tmp_path):
     assert det.score(x[:2]).shape == (2,)
 
 
-def test_layers_adds_fs_geom_score_standardised_on_held_out_images(digits, fitted):
-    """The default score is f_weight * z_f + z_g, both standardised on the 10 % of the
-    in-distribution images g never saw: on those images each part has mean 0 and std 1."""
+def test_layers_adds_fs_geom_score_and_a_knn_distance_standardised_on_held_out_images(digits, fitted):
+    """The default score is f_weight * z_f + z_g + knn_weight * z_knn, each standardised on the 10 %
+    of the in-distribution images g never saw: on those images each part has mean 0 and std 1;
+    z_f is GEOM's score, z_knn the distance to the k-th nearest bank image in f's z4 of all
+    transformations, each unit-normalised, concatenated and normalised again."""
     geom, layers = fitted
     x = torch.as_tensor(digits[0].images[digits[0].labels == 0])
     n_held = round(0.1 * len(x))
-    held = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(3))[:n_held]]
-    assert layers.config["f_weight"] == 0.5 and len(layers.fitted["standardise"]["mean"]) == 2
-    half = layers.score(held)
-    layers.config["f_weight"] = 1.0
-    try:
-        full = layers.score(held)
-    finally:
-        layers.config["f_weight"] = 0.5
-    z_f, z_g = 2 * (full - half), 2 * half - full
-    mean, std = layers.fitted["standardise"]["mean"][0], layers.fitted["standardise"]["std"][0]
-    np.testing.assert_allclose(z_f, (geom.score(held) - mean) / std, rtol=1e-4, atol=1e-4)
-    for z in (z_f, z_g):
-        assert abs(z.mean()) < 1e-3 and abs(z.std() - 1) < 1e-3
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(3))
+    held = x[perm[:n_held]]
+    st = layers.fitted["standardise"]
+    assert (layers.config["f_weight"], layers.config["knn_weight"], len(st["mean"])) == (0.5, 1.0, 3)
+    assert layers.fitted["knn_bank"] == len(x) - n_held  # fewer than knn_bank: every image g trained on
+    z = (layers._sums(held.float() / 255) - np.asarray(st["mean"])) / np.asarray(st["std"])
+    np.testing.assert_allclose(layers.score(held), 0.5 * z[:, 0] + z[:, 1] + z[:, 2], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(z[:, 0], (geom.score(held) - st["mean"][0]) / st["std"][0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-3)
+
+    f = layers.base
+    with torch.no_grad():
+        xn = f.normalize(held.float() / 255)
+        feats = [torch.nn.functional.normalize(f.taps(f.transforms.one(xn, k))["z4"].float(), dim=1) for k in range(len(f.transforms))]
+    q = torch.nn.functional.normalize(torch.cat(feats, dim=1), dim=1)
+    bank = torch.nn.functional.normalize(layers.bank.features.permute(1, 0, 2).flatten(1), dim=1)
+    kth = torch.cdist(q, bank).topk(layers.config["knn_k"], dim=1, largest=False).values[:, -1].numpy()
+    np.testing.assert_allclose(z[:, 2], (kth - st["mean"][2]) / st["std"][2], rtol=1e-3, atol=1e-3)
 
 
 def test_layers_paper_score_is_g_alone_and_small_sets_are_refused(digits, fitted):
     geom, _ = fitted
     x = digits[0].images[digits[0].labels == 0]
     oe = digits[0].images[digits[0].labels == 1][:16]
-    paper = LayersDetector(**{**TINY_LAYERS, "g_steps": 3, "f_weight": 0.0}).fit(x, oe, upstream=geom)
+    paper = LayersDetector(**{**TINY_LAYERS, "g_steps": 3, "f_weight": 0.0, "knn_weight": 0.0}).fit(x, oe, upstream=geom)
     s = paper.score(x[:10])
     assert "standardise" not in paper.fitted and np.all((s >= 0) & (s <= len(geom.transforms)))
-    assert settings_for("layers", "paper")["f_weight"] == 0.0
+    assert settings_for("layers", "paper")["f_weight"] == 0.0 and settings_for("layers", "paper")["knn_weight"] == 0.0
+    g_only = LayersDetector(**{**TINY_LAYERS, "g_steps": 3, "f_weight": 0.0, "knn_weight": 0.0}).fit(x, oe, upstream=geom)
+    no_knn = LayersDetector(**{**TINY_LAYERS, "g_steps": 3, "knn_weight": 0.0}).fit(x, oe, upstream=geom)
+    assert no_knn.bank is None and len(no_knn.fitted["standardise"]["mean"]) == 2 and "knn_bank" not in no_knn.fitted
+    assert g_only.bank is None
+    with pytest.raises(InputError, match="knn_k=50"):
+        LayersDetector(**{**TINY_LAYERS, "g_steps": 3, "knn_k": 50}).fit(x[:30], oe, upstream=geom)
     with pytest.raises(InputError, match="too few to hold out"):
         LayersDetector(**{**TINY_LAYERS, "g_steps": 3}).fit(x[:3], oe, upstream=geom)
     few = LayersDetector(**{**TINY_LAYERS, "g_steps": 3}).fit(x[:13], oe, upstream=geom)  # 2 held out, not 1
     assert np.isfinite(few.score(x[:5])).all()
     with pytest.raises(InputError, match="f_weight"):
         LayersDetector(f_weight=-1.0)
+    with pytest.raises(InputError, match="knn_weight"):
+        LayersDetector(knn_weight=-1.0)
+    with pytest.raises(InputError, match="knn_k"):
+        LayersDetector(knn_k=10, knn_bank=5)
 
 
 def test_fit_is_reproducible_whatever_ran_before(digits):
@@ -285,7 +303,7 @@ def test_models_saved_before_the_framework_change_load_with_identical_scores(met
     np.testing.assert_array_equal(det.score(digits[1].images[:50]), expected)
     assert det.threshold == 0.5 and det.method == method
     if method == "layers":  # settings added since keep the values the model was fitted with
-        assert det.config["f_weight"] == 0.0 and det.config["g_generic"] == 0
+        assert det.config["f_weight"] == 0.0 and det.config["g_generic"] == 0 and det.config["knn_weight"] == 0.0
 
 
 def test_float_images_in_unit_range_score_like_uint8(fitted, digits):

@@ -18,7 +18,16 @@ and of g_theta's summed logit s_g(x) = sum_y g_theta(z^y) on unseen in-distribut
     s(x) = f_weight * (s_f(x) - mu_f) / sigma_f + (s_g(x) - mu_g) / sigma_g.
 
 This is oodscope's addition, measured in docs/BENCHMARKS.md (section "Keeping layers above its own
-f"); ``f_weight = 0`` (the ``paper`` preset) is the paper's score.
+f"); ``f_weight = 0`` and ``knn_weight = 0`` (the ``paper`` preset) give the paper's score.
+
+Both f's and g_theta's evidence can miss what an outlier-free nearest-neighbour rule sees (GEOM is
+blind where a class looks like its own rotations; g_theta where the known outliers are all of one
+kind). So by default a third standardised part is added with weight ``knn_weight``: the distance
+d_k(x) to the ``knn_k``-th nearest of (at most ``knn_bank``) training images of g_theta in f's own
+feature space - z4 under every transformation, each unit-normalised, concatenated and normalised
+again (deep nearest neighbours, Sun et al., ICML 2022, on GEOM's features). It comes from the same
+pass of f: s(x) = f_weight * z_f + z_g + knn_weight * z_knn (docs/BENCHMARKS.md, "A nearest-
+neighbour distance in f's features").
 
 Where the known outliers are all of one cheap kind (noise, say), g_theta learns "is noise" and is
 at chance on real images. So by default g_theta also trains against ``g_generic`` generated
@@ -45,7 +54,7 @@ from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESET
 from oodscope.detectors.registry import register
 from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, merge_presets, sum_over_transforms, train_bce_head
 from oodscope.errors import InputError
-from oodscope.nets import LayerHead
+from oodscope.nets import LayerHead, NeighbourBank
 from oodscope.transforms.augment import random_affine
 
 TAP_CHOICES = ("z1", "z2", "z3", "z4", "softmax", "ptrue")
@@ -59,11 +68,15 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     "f_weight": 0.5,  # weight of f's standardised GEOM score added to g's (0: g alone, the paper's score)
     "holdout": 0.1,  # fraction of in-distribution images kept from g to standardise both scores (f_weight > 0)
     "g_generic": 16,  # generated strokes and as many blobs added to the known outliers g is trained on
+    "knn_weight": 1.0,  # weight of the standardised distance to the knn_k-th nearest training image in f's features (0: off)
+    "knn_k": 5,
+    "knn_bank": 4096,  # at most this many training images (a random subset of g's) are kept as neighbours
 }
 
 # The paper preset keeps the paper's g_theta: all four taps, no outlier augmentation, no mixup.
 LAYERS_PRESETS = merge_presets(GEOM_PRESETS, HEAD_PRESETS, {
-    "paper": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none", "f_weight": 0.0, "g_generic": 0},
+    "paper": {"taps": ["z1", "z2", "z3", "z4"], "g_mixup": 0.0, "g_augment": "none", "f_weight": 0.0, "g_generic": 0,
+              "knn_weight": 0.0},
 })
 
 
@@ -75,7 +88,7 @@ class LayersDetector(Detector):
     choices = {**GEOM_CHOICES, "g_augment": ("none", "outliers", "both")}
     presets = LAYERS_PRESETS
     order = 40
-    saved_defaults = {"f_weight": 0.0, "g_generic": 0}  # what models saved before these settings were fitted with
+    saved_defaults = {"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0}  # what models saved before these settings were fitted with
 
     def _check_config(self) -> None:
         bad = [t for t in self.config["taps"] if t not in TAP_CHOICES]
@@ -89,6 +102,16 @@ class LayersDetector(Detector):
             raise InputError(f"layers: holdout must be in (0, 1), got {self.config['holdout']}")
         if self.config["g_generic"] < 0:
             raise InputError(f"layers: g_generic must be >= 0, got {self.config['g_generic']}")
+        if self.config["knn_weight"] < 0:
+            raise InputError(f"layers: knn_weight must be >= 0, got {self.config['knn_weight']}")
+        if not 1 <= self.config["knn_k"] <= self.config["knn_bank"]:
+            raise InputError(f"layers: need 1 <= knn_k <= knn_bank, got knn_k={self.config['knn_k']}, "
+                             f"knn_bank={self.config['knn_bank']}")
+
+    @property
+    def paper_score(self) -> bool:
+        """True when the score is the paper's sum of sigmoids (no f or kNN evidence combined)."""
+        return not self.config["f_weight"] and not self.config["knn_weight"]
 
     @property
     def base(self) -> GeomNet:
@@ -102,13 +125,17 @@ class LayersDetector(Detector):
             probe = torch.zeros(2, self.fitted["channels"], *self.fitted["size"], device=self.device)
             self.base.net.eval()
             y0 = torch.zeros(2, dtype=torch.long, device=self.device)
-            shapes = {k: tuple(v.shape[1:]) for k, v in self._features(probe, y0).items()}
+            taps = self.base.taps(probe)
+            shapes = {k: tuple(v.shape[1:]) for k, v in self._features(probe, y0, taps).items()}
+        self._z4_dim = int(taps["z4"].shape[1])
         c = self.config
         torch.manual_seed(int(c["seed"]) + 2)  # same g_theta initialisation whether f is shared or not
         self.head = LayerHead(shapes, c["head_width"], c["head_hidden"], c["head_dropout"]).to(self.device)
+        n_bank = self.fitted.get("knn_bank")
+        self.bank = None if n_bank is None else NeighbourBank(len(self.base.transforms), n_bank, self._z4_dim).to(self.device)
 
     def _modules(self) -> dict[str, torch.nn.Module]:
-        return {"g": self.head}
+        return {"g": self.head, **({"knn": self.bank} if self.bank is not None else {})}
 
     def _features(self, xt: torch.Tensor, y: torch.Tensor | int,
                   taps: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -145,16 +172,23 @@ class LayersDetector(Detector):
     def _fit(self, data: FitData) -> None:
         self.base.net.eval()
         outliers = self._outliers(data.outliers)
-        if not self.config["f_weight"]:
+        if self.paper_score:
             self._train_head(data.x, outliers)
             return
         n = data.x.shape[0]
         n_held = max(2, int(round(self.config["holdout"] * n)))
         if n - n_held < 2:
             raise InputError(f"layers: {n} in-distribution images are too few to hold out {n_held} of them for "
-                             "standardising the scores and train g on the rest; pass more images or f_weight=0")
+                             "standardising the scores and train g on the rest; pass more images or "
+                             "f_weight=0, knn_weight=0")
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(self.config["seed"]) + 3))
-        self._train_head(data.x[perm[n_held:]], outliers)
+        rest = data.x[perm[n_held:]]
+        if self.config["knn_weight"] and len(rest) < self.config["knn_k"]:
+            raise InputError(f"layers: {len(rest)} training images are too few for knn_k={self.config['knn_k']} "
+                             "neighbours; pass more images, a smaller knn_k or knn_weight=0")
+        self._train_head(rest, outliers)
+        if self.config["knn_weight"]:
+            self._fill_bank(rest)
         sums = self._sums(data.x[perm[:n_held]])
         self.fitted["standardise"] = {"mean": sums.mean(axis=0).tolist(), "std": sums.std(axis=0).tolist()}
 
@@ -186,50 +220,78 @@ class LayersDetector(Detector):
 
         train_bce_head(self.head, draw, c, "layers: training g")
 
+    def _fill_bank(self, x: torch.Tensor) -> None:
+        """f's z4 of at most ``knn_bank`` of the images ``x`` (a random subset), under every
+        transformation, as the reference features of the kNN distance."""
+        n = min(int(self.config["knn_bank"]), x.shape[0])
+        pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(int(self.config["seed"]) + 4))[:n]
+        self.fitted["knn_bank"] = n
+        self.bank = NeighbourBank(len(self.base.transforms), n, self._z4_dim).to(self.device)
+        bs, chosen = 4 * int(self.config["batch_size"]), x[pick.sort().values]
+        for i in range(0, n, bs):
+            xb = self.base.normalize(chosen[i:i + bs]).to(self.device)
+            for k in range(len(self.base.transforms)):
+                z = self.base.taps(self.base.transforms.one(xb, k))["z4"].float()
+                self.bank.features[k, i:i + bs] = torch.nn.functional.normalize(z, dim=1)
+
     # -- scoring ---------------------------------------------------------------------------
+    def _weights(self) -> list[float]:
+        """The weights of the standardised columns of :meth:`_sums`: f's, g's and (when on) the kNN's."""
+        w = [float(self.config["f_weight"]), 1.0]
+        return w + [float(self.config["knn_weight"])] if self.bank is not None else w
+
     def _score(self, x: torch.Tensor) -> np.ndarray:
-        if not self.config["f_weight"]:
+        if self.paper_score:
             return self._sums(x)
         st = self.fitted["standardise"]
         z = (self._sums(x) - np.asarray(st["mean"])) / np.maximum(np.asarray(st["std"]), 1e-12)
-        return self.config["f_weight"] * z[:, 0] + z[:, 1]
+        return z @ np.asarray(self._weights())
+
+    def _term(self, parts: dict[str, torch.nn.Module], xt: torch.Tensor, k: int,
+              taps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One transformation's share of the sums: sigmoid(g) for the paper's score; otherwise the
+        row (-softmax_k(f), g's logit, the cosines to the bank's images when the kNN is on)."""
+        g = parts["g"](self._features(xt, k, taps)).float()
+        if self.paper_score:
+            return torch.sigmoid(g)
+        cols = torch.stack([-torch.softmax(taps["logits"].float(), dim=1)[:, k], g], dim=1)
+        if "knn" not in parts:
+            return cols
+        return torch.cat([cols, parts["knn"].similarity(taps["z4"], k)], dim=1)
+
+    def _reduce(self, total: torch.Tensor) -> torch.Tensor:
+        """The summed rows of :meth:`_term` with the cosines turned into the kNN distance."""
+        if self.bank is None:
+            return total
+        return torch.cat([total[:, :2], self.bank.distance(total[:, 2:], int(self.config["knn_k"]))[:, None]], dim=1)
 
     def _graph(self) -> torch.nn.Module:
-        """The score of :meth:`_score` as one module: per transformation, f's taps feed g_theta, and
-        the sums are combined as above."""
-        paper, fw = not self.config["f_weight"], float(self.config["f_weight"])
+        """The score of :meth:`_score` as one module: per transformation, f's taps feed g_theta (and
+        the kNN's cosines), and the sums are combined as above."""
+        parts = {"f": self.base.net, **self._modules()}
         st = self.fitted.get("standardise")
-        mean = torch.tensor(st["mean"] if st else [0.0, 0.0], dtype=torch.float64)  # float64 as in _score
-        std = torch.tensor(st["std"] if st else [1.0, 1.0], dtype=torch.float64).clamp_min(1e-12)
-
-        def term(parts: dict[str, torch.nn.Module], xt: torch.Tensor, k: int) -> torch.Tensor:
-            taps = parts["f"].taps(xt)
-            g = parts["g"](self._features(xt, k, taps)).float()
-            if paper:
-                return torch.sigmoid(g)
-            return torch.stack([-torch.softmax(taps["logits"].float(), dim=1)[:, k], g], dim=1)
+        if self.paper_score or not st:
+            return TransformSum(parts, self.base.transforms, self.base.fitted, lambda p, xt, k: self._term(p, xt, k, p["f"].taps(xt)))
+        mean = torch.tensor(st["mean"], dtype=torch.float64)  # float64 as in _score
+        std = torch.tensor(st["std"], dtype=torch.float64).clamp_min(1e-12)
+        weights = torch.tensor(self._weights(), dtype=torch.float64)
 
         def post(total: torch.Tensor) -> torch.Tensor:
-            if paper:
-                return total
-            z = (total.double() - mean) / std
-            return fw * z[:, 0] + z[:, 1]
+            return ((self._reduce(total).double() - mean) / std) @ weights
 
-        return TransformSum({"f": self.base.net, "g": self.head}, self.base.transforms, self.base.fitted, term, post)
+        return TransformSum(parts, self.base.transforms, self.base.fitted,
+                            lambda p, xt, k: self._term(p, xt, k, p["f"].taps(xt)), post)
 
     def _sums(self, x: torch.Tensor) -> np.ndarray:
-        """With f_weight = 0, sum_y sigmoid(g(z^y)) per image; otherwise one row per image of
-        (GEOM's score -sum_y softmax_y(f(T_y x)), g's summed logit sum_y g(z^y)), from one pass of f."""
+        """For the paper's score, sum_y sigmoid(g(z^y)) per image; otherwise one row per image of
+        (GEOM's score -sum_y softmax_y(f(T_y x)), g's summed logit sum_y g(z^y)[, the distance to the
+        knn_k-th nearest bank image in f's z4 under all transformations]), from one pass of f."""
         self.base.net.eval()
         self.head.eval()
-        paper = not self.config["f_weight"]
+        parts = self._modules()
 
         def term(xt: torch.Tensor, k: int) -> torch.Tensor:
-            taps = self.base.taps(xt)
-            g = self.head(self._features(xt, k, taps)).float()
-            if paper:
-                return torch.sigmoid(g)
-            return torch.stack([-torch.softmax(taps["logits"].float(), dim=1)[:, k], g], dim=1)
+            return self._term(parts, xt, k, self.base.taps(xt))
 
         bs = 4 * int(self.config["batch_size"])
-        return sum_over_transforms(x, self.base.normalize, self.device, self.base.transforms, bs, term)
+        return sum_over_transforms(x, self.base.normalize, self.device, self.base.transforms, bs, term, self._reduce)

@@ -123,10 +123,12 @@ def sum_over_transforms(
     transforms: GeometricTransforms,
     batch_size: int,
     term: Callable[[torch.Tensor, int], torch.Tensor],
+    post: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> np.ndarray:
     """sum_k term(T_k(x_normalised), k) for every image, batch by batch: the shape of the scores of
     GEOM, BCE and the intermediate-layer detector. ``term`` returns one value per image, or a row
-    of values (then the sums are one row per image)."""
+    of values (then the sums are one row per image); ``post``, when given, maps each batch's sums
+    to what is kept of them (e.g. a wide row of similarities to one distance)."""
     out = []
     for idx in batches(x.shape[0], batch_size):
         xb = normalize(x[idx]).to(device)
@@ -134,5 +136,5 @@ def sum_over_transforms(
         for k in range(len(transforms)):
             t = term(transforms.one(xb, k), k).float()
             s = t if s is None else s + t
-        out.append(s.cpu())
+        out.append((s if post is None else post(s)).cpu())
     return torch.cat(out).numpy()

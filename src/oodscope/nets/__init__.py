@@ -3,7 +3,8 @@
 from oodscope.nets.backbone import TAP_NAMES, Backbone, build_backbone
 from oodscope.nets.layer_head import LayerHead
 from oodscope.nets.lenet import LeNet
+from oodscope.nets.neighbour_bank import NeighbourBank
 from oodscope.nets.small_resnet import SmallResNet
 from oodscope.nets.wide_resnet import WideResNet
 
-__all__ = ["TAP_NAMES", "Backbone", "build_backbone", "LayerHead", "LeNet", "SmallResNet", "WideResNet"]
+__all__ = ["TAP_NAMES", "Backbone", "build_backbone", "LayerHead", "LeNet", "NeighbourBank", "SmallResNet", "WideResNet"]
