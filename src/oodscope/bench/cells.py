@@ -67,10 +67,15 @@ def make_cache(config: BenchConfig, keep: int = 4) -> UpstreamCache:
     return UpstreamCache(config.run.cache_dir or default_cache_dir(), keep)
 
 
+def run_settings(config: BenchConfig, cell: Cell, progress: bool = False) -> dict[str, Any]:
+    """The detector settings of ``cell`` in this run: its preset, the run's overrides and device."""
+    return cell_settings(cell, config.run.device, config.overrides, progress)
+
+
 def run_cell(config: BenchConfig, cell: Cell, task: Task, cache: UpstreamCache) -> CellResult:
     """Fit and score ``cell`` on ``task`` with the run's settings, sharing upstreams through ``cache``."""
     start = time.perf_counter()
-    settings = cell_settings(cell, config.run.device, config.overrides, config.run.progress)
+    settings = run_settings(config, cell, config.run.progress)
     outcome = fit_and_score(cell.method, settings, task, cache)
     return CellResult(cell, make_row(cell, outcome, task), outcome.scores, task.is_ood, task.saved_labels,
                       time.perf_counter() - start)
@@ -96,4 +101,4 @@ def fit_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> Non
     than 0 does, whose fits take part in DDP training while rank 0 alone scores and writes."""
     cache = make_cache(config)
     for cell, task in _by_group(config, pending, store):
-        fit_detector(cell.method, cell_settings(cell, config.run.device, config.overrides, False), task, cache)
+        fit_detector(cell.method, run_settings(config, cell), task, cache)

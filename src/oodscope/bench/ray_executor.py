@@ -29,10 +29,9 @@ from typing import Any
 
 import torch
 
-from oodscope.bench.cells import CellResult, make_cache, run_cell
+from oodscope.bench.cells import CellResult, make_cache, run_cell, run_settings
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.fitting import shared_upstream, upstream_inputs
-from oodscope.bench.presets import cell_settings
 from oodscope.detectors import UpstreamCache, detector_class
 from oodscope.detectors.upstream import Upstream, upstream_key
 from oodscope.errors import InputError
@@ -77,7 +76,7 @@ def train_upstream(config: BenchConfig, cell: Cell) -> list[dict[str, Any]]:
     _threads(config)
     cls = detector_class(cell.method)
     cache = make_cache(config, keep=KEEP_ALL)
-    det = cls(**cell_settings(cell, config.run.device, config.overrides, False))
+    det = cls(**run_settings(config, cell))
     shared_upstream(cls, det.config, _task(config, cell), cache)
     return cache.payloads()
 
@@ -99,7 +98,7 @@ def upstream_of(config: BenchConfig, cell: Cell, task: Task) -> str | None:
     up = cls.requires.upstream
     if up is None:
         return None
-    det = cls(**cell_settings(cell, config.run.device, config.overrides, False))
+    det = cls(**run_settings(config, cell))
     return upstream_key(up, up.settings_from(det.config), *upstream_inputs(up, task))
 
 
@@ -111,7 +110,7 @@ def gpus_per_cell(config: BenchConfig, cell: Cell, cluster_gpus: float) -> int:
         InputError: CUDA asked for on a cluster without GPUs (the tasks would wait forever).
     """
     cls = detector_class(cell.method)
-    device = str({**cls.defaults, **cell_settings(cell, config.run.device, config.overrides, False)}.get("device", "cpu"))
+    device = str({**cls.defaults, **run_settings(config, cell)}.get("device", "cpu"))
     if device.startswith("cuda") and cluster_gpus <= 0:
         raise InputError(f"{cell.method} {cell.describe()} runs on {device}, but the Ray cluster has no GPU "
                          "(--device cpu runs it on CPUs)")

@@ -23,11 +23,11 @@ import torch
 
 import oodscope
 from oodscope.atomic import write_json_atomic
-from oodscope.bench.cells import CellResult, fit_cells, local_cells
+from oodscope.bench.cells import CellResult, fit_cells, local_cells, run_settings
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.consistency import settings_diff
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.presets import cell_settings, check_grid_settings, method_infos
+from oodscope.bench.presets import check_grid_settings, method_infos
 from oodscope.bench.summary import write_summary
 from oodscope.detectors import detector_class, distributed, settings_for
 from oodscope.errors import InputError
@@ -62,7 +62,7 @@ def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[str,
         row = finished.get(cell.key())
         if row is None or not isinstance(row.get("settings"), dict):
             continue
-        now = {**detector_class(cell.method).defaults, **cell_settings(cell, config.run.device, config.overrides, False)}
+        now = {**detector_class(cell.method).defaults, **run_settings(config, cell)}
         diff = settings_diff(row["settings"], now)
         if diff:
             raise InputError(
