@@ -226,6 +226,22 @@ def test_resume_refuses_changed_settings(tmp_path: Path) -> None:
         run_bench(tiny_config(out, methods=["geom"], classes=(0,), overrides={"batch_size": 64, "epochs": 2}))
 
 
+def test_resume_reads_a_setting_a_row_lacks_at_its_value_before_the_setting_existed(tmp_path: Path) -> None:
+    """A row written before ``knn_weight`` existed was computed without the kNN part (layers'
+    saved_defaults: 0): resuming it with the new default refuses, with knn_weight=0 it resumes."""
+    out = tmp_path / "run"
+    run_bench(tiny_config(out, methods=["layers"], classes=(0,), overrides={"batch_size": 64, "knn_weight": 0.0}))
+    log = out / "results.jsonl"
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    for row in rows:
+        del row["settings"]["knn_weight"], row["settings"]["knn_k"], row["settings"]["knn_bank"]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=r"different settings \(knn_weight\)"):
+        run_bench(tiny_config(out, methods=["layers"], classes=(0,)))
+    again = run_bench(tiny_config(out, methods=["layers"], classes=(0,), overrides={"batch_size": 64, "knn_weight": 0.0}))
+    assert [r["timestamp"] for r in again] == [r["timestamp"] for r in rows]  # nothing ran again
+
+
 def test_bad_grid_rejected(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="0..9"):
         run_bench(tiny_config(tmp_path / "a", classes=(10,)))

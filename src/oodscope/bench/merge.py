@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.atomic import write_atomic, write_json_atomic
-from oodscope.bench.consistency import UNCOMPARED, settings_diff
+from oodscope.bench.consistency import UNCOMPARED, row_settings, settings_diff
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.plan_tables import PLAN_SUITES, plan_suite, write_tables
 from oodscope.bench.suite_files import read_suite
@@ -61,7 +61,8 @@ def _check_settings(source: Path, row: dict[str, Any], reference: dict[str, Any]
     if not (isinstance(mine, dict) and isinstance(theirs, dict)):
         return
     per_cell = ("seed", *(row.get("variant") or {}), *(reference.get("variant") or {}))
-    diff = settings_diff(theirs, mine, ignore=(*UNCOMPARED, *per_cell))
+    diff = settings_diff(row_settings(reference["method"], theirs), row_settings(row["method"], mine),
+                         ignore=(*UNCOMPARED, *per_cell))
     if diff:
         where = " ".join(f"{k} {v}" for k, v in row["protocol_fields"].items())
         raise InputError(

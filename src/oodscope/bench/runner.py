@@ -25,7 +25,7 @@ import oodscope
 from oodscope.atomic import write_json_atomic
 from oodscope.bench.cells import CellResult, fit_cells, local_cells, run_settings
 from oodscope.bench.config import BenchConfig
-from oodscope.bench.consistency import settings_diff
+from oodscope.bench.consistency import row_settings, settings_diff
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.presets import check_grid_settings, method_infos
 from oodscope.bench.summary import write_summary
@@ -56,14 +56,15 @@ def plan(config: BenchConfig, store: DataStore) -> list[Cell]:
 
 def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[str, dict[str, Any]]) -> None:
     """InputError if a finished row of this grid was computed with settings other than the
-    current ones (``device`` and ``progress`` aside; settings a row lacks are not compared):
-    mixing them in one table would be wrong."""
+    current ones (``device`` and ``progress`` aside): mixing them in one table would be wrong.
+    A setting a row lacks was added after the row was written: it is compared at the value the
+    detector had before (its ``saved_defaults``), or not at all when it has none."""
     for cell in cells:
         row = finished.get(cell.key())
         if row is None or not isinstance(row.get("settings"), dict):
             continue
         now = {**detector_class(cell.method).defaults, **run_settings(config, cell)}
-        diff = settings_diff(row["settings"], now)
+        diff = settings_diff(row_settings(cell.method, row["settings"]), now)
         if diff:
             raise InputError(
                 f"{config.directory}: finished cell {cell.label} {cell.describe()} was run with different "
