@@ -66,7 +66,7 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     "g_mixup": 0.0,  # fraction of each batch replaced by ID/outlier mixtures with soft labels (off: no gain, BENCHMARKS.md)
     "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
     "f_weight": 0.5,  # weight of f's standardised GEOM score added to g's (0: g alone, the paper's score)
-    "holdout": 0.1,  # fraction of in-distribution images kept from g to standardise both scores (f_weight > 0)
+    "holdout": 0.1,  # fraction of in-distribution images kept from g (and the kNN bank) to standardise the scores
     "g_generic": 16,  # generated strokes and as many blobs added to the known outliers g is trained on
     "knn_weight": 1.0,  # weight of the standardised distance to the knn_k-th nearest training image in f's features (0: off)
     "knn_k": 5,
