@@ -69,7 +69,10 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def model(folders: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "layers-model"
     r = invoke("fit", "--method", "layers", "--train", str(folders / "train"), "--outliers", str(folders / "outliers"),
-               "--out", str(out), "--accept", "0.9", *SMOKE)
+               "--out", str(out), "--accept", "0.9", "--set", "knn_weight=0", *SMOKE)
+    # no kNN part here: standardised on 2 held-out images whose distances nearly coincide, it magnifies
+    # the float rounding that differs with the batch an image is in to ~1e-2 (on MNIST, 540 held-out
+    # images, scores stay within 2e-5 whatever the batch); tests/test_contract.py exports it
     assert r.exit_code == 0, r.output
     assert "threshold" in r.stdout and "2 held-out" in r.stdout
     return out
@@ -224,7 +227,8 @@ def test_export_onnx_and_score_with_it(folders: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     model, onnx_file = tmp_path / "m", tmp_path / "m.onnx"
     r = invoke("fit", "--method", "layers", "--train", str(folders / "train"), "--outliers", str(folders / "outliers"),
-               "--out", str(model), *SMOKE, "--set", "amp=false")  # float32 scoring, as the ONNX graph
+               "--out", str(model), *SMOKE, "--set", "amp=false",  # float32 scoring, as the ONNX graph
+               "--set", "holdout=0.3")  # 6 held-out images, not 2: a spread the standardised kNN part can be read on
     assert r.exit_code == 0, r.output
     r = invoke("export", str(model), "--format", "onnx", "--out", str(onnx_file))
     assert r.exit_code == 0, r.output

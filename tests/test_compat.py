@@ -14,6 +14,7 @@ import torch
 from oodscope.bench import BenchConfig, RunOptions, run_bench
 from oodscope.bench.merge import merge_runs
 from oodscope.bench.suite_files import rebuild_tables
+from oodscope.errors import InputError
 from oodscope.protocols import OneClass
 from oodscope.results import ResultsLog, first_per_cell, normalize, row_key, row_label
 
@@ -43,15 +44,23 @@ def test_old_rows_read_in_the_current_schema() -> None:
 
 
 def test_an_old_grid_resumes_with_nothing_to_run(old: Path) -> None:
-    """The same grid, planned by today's protocol, finds every cell of the old directory finished
-    (same keys, same settings): nothing is trained and no row is added."""
+    """The same grid, planned by today's protocol with the settings the old rows were run with
+    (layers' settings added since at their former values), finds every cell of the old directory
+    finished (same keys, same settings): nothing is trained and no row is added. Today's layers
+    defaults differ from those rows, and resuming with them is refused by name."""
     before = (old / "grid" / "results.jsonl").read_bytes()
-    config = BenchConfig(out=old / "grid", protocol=OneClass("digits", (0, 1), "digits", (8,)),
-                         methods=["geom", "layers"], preset="smoke",
-                         variants=[{"taps": ["z4"]}, {"taps": ["z3", "z4", "ptrue"]}],
-                         overrides={"batch_size": 64, "progress": False}, run=RunOptions(progress=False, disk_cache=False))
+
+    def config(overrides: dict) -> BenchConfig:
+        return BenchConfig(out=old / "grid", protocol=OneClass("digits", (0, 1), "digits", (8,)),
+                           methods=["geom", "layers"], preset="smoke",
+                           variants=[{"taps": ["z4"]}, {"taps": ["z3", "z4", "ptrue"]}],
+                           overrides={"batch_size": 64, "progress": False, **overrides},
+                           run=RunOptions(progress=False, disk_cache=False))
+
+    with pytest.raises(InputError, match=r"different settings \(f_weight, g_generic, knn_weight\)"):
+        run_bench(config({}))
     messages: list[str] = []
-    rows = run_bench(config, log=messages.append)
+    rows = run_bench(config({"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0}), log=messages.append)
     assert messages == [f"all 6 cells already finished in {old / 'grid'}"]
     assert len(rows) == 6 and (old / "grid" / "results.jsonl").read_bytes() == before
 
