@@ -270,14 +270,14 @@ class LayersDetector(Detector):
         the kNN's cosines), and the sums are combined as above."""
         parts = {"f": self.base.net, **self._modules()}
         st = self.fitted.get("standardise")
-        if self.paper_score or not st:
-            return TransformSum(parts, self.base.transforms, self.base.fitted, lambda p, xt, k: self._term(p, xt, k, p["f"].taps(xt)))
-        mean = torch.tensor(st["mean"], dtype=torch.float64)  # float64 as in _score
-        std = torch.tensor(st["std"], dtype=torch.float64).clamp_min(1e-12)
-        weights = torch.tensor(self._weights(), dtype=torch.float64)
+        post = None
+        if not self.paper_score and st:
+            mean = torch.tensor(st["mean"], dtype=torch.float64)  # float64 as in _score
+            std = torch.tensor(st["std"], dtype=torch.float64).clamp_min(1e-12)
+            weights = torch.tensor(self._weights(), dtype=torch.float64)
 
-        def post(total: torch.Tensor) -> torch.Tensor:
-            return ((self._reduce(total).double() - mean) / std) @ weights
+            def post(total: torch.Tensor) -> torch.Tensor:
+                return ((self._reduce(total).double() - mean) / std) @ weights
 
         return TransformSum(parts, self.base.transforms, self.base.fitted,
                             lambda p, xt, k: self._term(p, xt, k, p["f"].taps(xt)), post)
