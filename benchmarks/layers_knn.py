@@ -34,18 +34,30 @@ KS = (1, 5, 20)
 
 
 def f_features(det, x: torch.Tensor) -> dict[str, np.ndarray]:
-    """L2-normalised z4 of the untransformed images and of all transformations concatenated."""
+    """Per space, f's features of every image: z4 of the untransformed image ("z4id"); under every
+    transformation, each unit-normalised, concatenated and normalised again: z4 ("z4all"), z3 pooled
+    to 2x2 ("z3p2") or to 1x1 ("z3p1"), z2 pooled to 2x2, 3x3 or 4x4 ("z2p2", "z2p3", "z2p4"), z1 pooled
+    to 2x2 ("z1p2"), and z3p2 beside z4 ("z34")."""
     f = det.base
-    ident, allk, z3p = [], [], []
     norm = torch.nn.functional.normalize
+    pool = torch.nn.functional.adaptive_avg_pool2d
+    per_space: dict[str, list[torch.Tensor]] = {}
     for i in range(0, x.shape[0], 512):
         xb = f.normalize(x[i:i + 512]).to(f.device)
         taps = [f.taps(f.transforms.one(xb, k)) for k in range(len(f.transforms))]
-        zs = [norm(t["z4"].float(), dim=1) for t in taps]
-        ident.append(zs[0])
-        allk.append(norm(torch.cat(zs, 1), dim=1))
-        z3p.append(norm(torch.cat([norm(torch.nn.functional.adaptive_avg_pool2d(t["z3"].float(), 2).flatten(1), dim=1) for t in taps], 1), dim=1))
-    return {"z4id": torch.cat(ident).numpy(), "z4all": torch.cat(allk).numpy(), "z3p2": torch.cat(z3p).numpy()}
+        views = {"z4all": [t["z4"].float() for t in taps],
+                 "z3p2": [pool(t["z3"].float(), 2).flatten(1) for t in taps],
+                 "z3p1": [pool(t["z3"].float(), 1).flatten(1) for t in taps],
+                 "z2p2": [pool(t["z2"].float(), 2).flatten(1) for t in taps],
+                 "z2p3": [pool(t["z2"].float(), 3).flatten(1) for t in taps],
+                 "z2p4": [pool(t["z2"].float(), 4).flatten(1) for t in taps],
+                 "z1p2": [pool(t["z1"].float(), 2).flatten(1) for t in taps]}
+        views["z34"] = [torch.cat([norm(a, dim=1), norm(b, dim=1)], 1) for a, b in zip(views["z3p2"], views["z4all"])]
+        feats = {name: norm(torch.cat([norm(v, dim=1) for v in vs], 1), dim=1) for name, vs in views.items()}
+        feats["z4id"] = norm(views["z4all"][0], dim=1)
+        for name, v in feats.items():
+            per_space.setdefault(name, []).append(v)
+    return {name: torch.cat(vs).numpy() for name, vs in per_space.items()}
 
 
 def kth(bank: np.ndarray, q: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
@@ -115,21 +127,54 @@ def table(out: Path, space: str = "z4all", k_col: int = 1) -> None:
     print("| worst (x - pix) | " + " | ".join(f"{v:.2f}" for v in (a - a[:, 2:3]).min(0)) + " |")
 
 
+SPACES = ("z4all", "z3p2", "z2p2", "z2p3", "z2p4", "z1p2", "pix")
+CANDIDATES = (("z4all",), ("z3p2",), ("z2p2",), ("z2p3",), ("z2p4",), ("z1p2",), ("pix",), ("z4all", "z2p2"))
+
+
+def spaces_table(out: Path) -> None:
+    """AUROC per cell of each kNN space alone (k = 5) and of 0.5 z_f + z_g + z_knn, where z_knn is one
+    space's standardised distance or the mean of two (CANDIDATES); "-" where a cell was probed before
+    the space was added (means and worst cases over the cells that have it)."""
+    def z(test: np.ndarray, held: np.ndarray) -> np.ndarray:
+        return (test - held.mean()) / held.std()
+
+    def auroc(d, score) -> float:
+        return np.nan if score is None else roc_auc_score(d["is_ood"], score) * 100
+
+    cols = ["geom", "0.5f+g", *(f"{s} alone" for s in SPACES), *("+" + "&".join(c) for c in CANDIDATES)]
+    print("| cell | " + " | ".join(cols) + " |\n|---|" + "---:|" * len(cols))
+    rows = []
+    for p in sorted(glob.glob(str(out / "*.npz"))):
+        d = np.load(p)
+        base = 0.5 * z(d["f_test"], d["f_held"]) + z(d["g_test"], d["g_held"])
+        zk = {s: z(d[f"{s}_test"][:, 1], d[f"{s}_held"][:, 1]) for s in SPACES if f"{s}_test" in d}
+        scores = [d["f_test"], base, *(d[f"{s}_test"][:, 1] if s in zk else None for s in SPACES),
+                  *(base + sum(zk[s] for s in c) / len(c) if all(s in zk for s in c) else None for c in CANDIDATES)]
+        rows.append([auroc(d, s) for s in scores])
+        print(f"| {Path(p).stem} | " + " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in rows[-1]) + " |")
+    a = np.array(rows)
+    print("| mean | " + " | ".join(f"{v:.2f}" for v in np.nanmean(a, 0)) + " |")
+    print("| worst (x - geom) | " + " | ".join(f"{v:.2f}" for v in np.nanmin(a - a[:, :1], 0)) + " |")
+    print("| worst (x - pix) | " + " | ".join(f"{v:.2f}" for v in np.nanmin(a - a[:, 8:9], 0)) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["run", "table"])
+    ap.add_argument("what", choices=["run", "table", "spaces"])
     ap.add_argument("dataset", nargs="?")
     ap.add_argument("oe", nargs="?")
     ap.add_argument("classes", nargs="?")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=Path("runs/cache-letters"))
     ap.add_argument("--out", type=Path, default=Path("runs/probe-layers-knn"))
-    ap.add_argument("--space", default="z4all", choices=["z4id", "z4all", "z3p2", "pix"], help="table: the kNN space combined")
+    ap.add_argument("--space", default="z4all", choices=["z4id", "z4all", "z3p2", "z3p1", "z2p2", "z2p3", "z2p4", "z1p2", "z34", "pix"], help="table: the kNN space combined")
     ap.add_argument("--k", type=int, default=5, choices=KS, help="table: the k combined")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.what == "table":
         return table(a.out, a.space, KS.index(a.k))
+    if a.what == "spaces":
+        return spaces_table(a.out)
     run(a.dataset, a.oe, [int(c) for c in a.classes.split(",")], a.seed, a.cache, a.out)
 
 

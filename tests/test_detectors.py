@@ -208,8 +208,9 @@ def test_paper_preset_builds_the_papers_network_and_runs(tmp_path):
 def test_layers_adds_fs_geom_score_and_a_knn_distance_standardised_on_held_out_images(digits, fitted):
     """The default score is f_weight * z_f + z_g + knn_weight * z_knn, each standardised on the 10 %
     of the in-distribution images g never saw: on those images each part has mean 0 and std 1;
-    z_f is GEOM's score, z_knn the distance to the k-th nearest bank image in f's z4 of all
-    transformations, each unit-normalised, concatenated and normalised again."""
+    z_f is GEOM's score, z_knn the distance to the k-th nearest bank image in f's ``knn_tap`` (a map
+    averaged over knn_pool x knn_pool cells) of all transformations, each unit-normalised,
+    concatenated and normalised again."""
     geom, layers = fitted
     x = torch.as_tensor(digits[0].images[digits[0].labels == 0])
     n_held = round(0.1 * len(x))
@@ -227,11 +228,30 @@ def test_layers_adds_fs_geom_score_and_a_knn_distance_standardised_on_held_out_i
     f = layers.base
     with torch.no_grad():
         xn = f.normalize(held.float() / 255)
-        feats = [torch.nn.functional.normalize(f.taps(f.transforms.one(xn, k))["z4"].float(), dim=1) for k in range(len(f.transforms))]
+        tap, pool = layers.config["knn_tap"], layers.config["knn_pool"]
+        maps = [f.taps(f.transforms.one(xn, k))[tap].float() for k in range(len(f.transforms))]
+        feats = [torch.nn.functional.normalize(m if m.dim() == 2 else torch.nn.functional.adaptive_avg_pool2d(m, pool).flatten(1), dim=1)
+                 for m in maps]
     q = torch.nn.functional.normalize(torch.cat(feats, dim=1), dim=1)
     bank = torch.nn.functional.normalize(layers.bank.features.permute(1, 0, 2).flatten(1), dim=1)
     kth = torch.cdist(q, bank).topk(layers.config["knn_k"], dim=1, largest=False).values[:, -1].numpy()
     np.testing.assert_allclose(z[:, 2], (kth - st["mean"][2]) / st["std"][2], rtol=1e-3, atol=1e-3)
+
+
+def test_layers_spread_of_identical_held_out_images_is_floored(digits, fitted):
+    """Held-out images that are all the same give each part a spread of 0 (or of rounding size);
+    standardising by it would blow rounding up into the score, so it is floored at 1e-3 of the part's
+    scale and scores of other images stay of ordinary size."""
+    geom, _ = fitted
+    x = digits[0].images[digits[0].labels == 0].copy()
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(3)).numpy()
+    held = perm[:round(0.1 * len(x))]
+    x[held] = x[held[0]]
+    det = LayersDetector(**{**TINY_LAYERS, "g_steps": 3}).fit(x, digits[0].images[digits[0].labels == 1][:16], upstream=geom)
+    mean, std = (np.asarray(det.fitted["standardise"][k]) for k in ("mean", "std"))
+    assert np.all(std >= 1e-3 * np.abs(mean) * 0.999) and np.all(std > 0)
+    s = det.score(digits[1].images[:20])
+    assert np.isfinite(s).all() and np.abs(s).max() < 1e6
 
 
 def test_layers_paper_score_is_g_alone_and_small_sets_are_refused(digits, fitted):

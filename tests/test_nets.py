@@ -1,9 +1,11 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 
-from oodscope.nets import LayerHead, SmallResNet, WideResNet
+from oodscope.nets import LayerHead, NeighbourBank, SmallResNet, WideResNet
+from oodscope.nets.neighbour_bank import grid_pool
 
 
 @pytest.mark.parametrize("size", [8, 28, 32])
@@ -90,3 +92,32 @@ def test_layer_head_block_equals_conv_bn_relu_maxpool_in_value_and_gradient():
     (yb * w).sum().backward()
     assert torch.equal(a.grad, b.grad)
     assert torch.equal(conv.weight.grad, table1[0].weight.grad)
+
+
+@pytest.mark.parametrize(("h", "w", "pool"), [(14, 14, 2), (7, 7, 2), (15, 9, 3), (4, 4, 1), (5, 8, 4)])
+def test_grid_pool_equals_adaptive_average_pooling(h, w, pool):
+    """grid_pool is written with slices (ONNX-safe for any size) and must give adaptive pooling's cells."""
+    t = torch.randn(3, 5, h, w)
+    np.testing.assert_allclose(grid_pool(t, pool).numpy(),
+                               torch.nn.functional.adaptive_avg_pool2d(t, pool).flatten(1).numpy(), rtol=1e-5, atol=1e-6)
+    v = torch.randn(3, 7)
+    assert grid_pool(v, pool) is v
+
+
+def test_neighbour_bank_distance_is_the_kth_euclidean_distance_of_the_concatenated_views():
+    """Summing per-view cosines then taking the k-th distance equals a brute-force kNN on the unit
+    vectors of the concatenated, per-view-normalised (pooled) features."""
+    g = torch.Generator().manual_seed(0)
+    ref = [torch.randn(20, 4, 6, 6, generator=g) for _ in range(3)]
+    query = [torch.randn(5, 4, 6, 6, generator=g) for _ in range(3)]
+    bank = NeighbourBank(3, 20, 16, pool=2)
+    for v in range(3):
+        bank.features[v] = bank.embed(ref[v])
+    got = bank.distance(sum(bank.similarity(query[v], v) for v in range(3)), k=4)
+
+    def cat(views):
+        return torch.nn.functional.normalize(torch.cat([torch.nn.functional.normalize(
+            torch.nn.functional.adaptive_avg_pool2d(m, 2).flatten(1), dim=1) for m in views], 1), dim=1)
+
+    want = torch.cdist(cat(query), cat(ref)).topk(4, dim=1, largest=False).values[:, -1]
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)

@@ -55,9 +55,11 @@ from oodscope.detectors.registry import register
 from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, merge_presets, sum_over_transforms, train_bce_head
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead, NeighbourBank
+from oodscope.nets.neighbour_bank import grid_pool
 from oodscope.transforms.augment import random_affine
 
 TAP_CHOICES = ("z1", "z2", "z3", "z4", "softmax", "ptrue")
+KNN_TAPS = ("z1", "z2", "z3", "z4")
 
 LAYERS_DEFAULTS: dict[str, Any] = {
     **GEOM_DEFAULTS,
@@ -71,6 +73,8 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     "knn_weight": 1.0,  # weight of the standardised distance to the knn_k-th nearest training image in f's features (0: off)
     "knn_k": 5,
     "knn_bank": 4096,  # at most this many training images (a random subset of g's) are kept as neighbours
+    "knn_tap": "z4",  # the tap of f the distance is measured in (z1-z3 are maps, averaged over knn_pool x knn_pool cells)
+    "knn_pool": 2,
 }
 
 # The paper preset keeps the paper's g_theta: all four taps, no outlier augmentation, no mixup.
@@ -88,7 +92,7 @@ class LayersDetector(Detector):
     choices = {**GEOM_CHOICES, "g_augment": ("none", "outliers", "both")}
     presets = LAYERS_PRESETS
     order = 40
-    saved_defaults = {"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0}  # what models saved before these settings were fitted with
+    saved_defaults = {"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0, "knn_tap": "z4"}  # what models saved before these settings were fitted with
 
     def _check_config(self) -> None:
         bad = [t for t in self.config["taps"] if t not in TAP_CHOICES]
@@ -104,6 +108,10 @@ class LayersDetector(Detector):
             raise InputError(f"layers: g_generic must be >= 0, got {self.config['g_generic']}")
         if self.config["knn_weight"] < 0:
             raise InputError(f"layers: knn_weight must be >= 0, got {self.config['knn_weight']}")
+        if self.config["knn_tap"] not in KNN_TAPS:
+            raise InputError(f"layers: knn_tap must be one of {KNN_TAPS}, got {self.config['knn_tap']!r}")
+        if self.config["knn_pool"] < 1:
+            raise InputError(f"layers: knn_pool must be >= 1, got {self.config['knn_pool']}")
         if not 1 <= self.config["knn_k"] <= self.config["knn_bank"]:
             raise InputError(f"layers: need 1 <= knn_k <= knn_bank, got knn_k={self.config['knn_k']}, "
                              f"knn_bank={self.config['knn_bank']}")
@@ -127,12 +135,15 @@ class LayersDetector(Detector):
             y0 = torch.zeros(2, dtype=torch.long, device=self.device)
             taps = self.base.taps(probe)
             shapes = {k: tuple(v.shape[1:]) for k, v in self._features(probe, y0, taps).items()}
-        self._z4_dim = int(taps["z4"].shape[1])
+            self._knn_dim = int(grid_pool(taps[self.config["knn_tap"]], int(self.config["knn_pool"])).shape[1])
         c = self.config
         torch.manual_seed(int(c["seed"]) + 2)  # same g_theta initialisation whether f is shared or not
         self.head = LayerHead(shapes, c["head_width"], c["head_hidden"], c["head_dropout"]).to(self.device)
         n_bank = self.fitted.get("knn_bank")
-        self.bank = None if n_bank is None else NeighbourBank(len(self.base.transforms), n_bank, self._z4_dim).to(self.device)
+        self.bank = None if n_bank is None else self._new_bank(n_bank)
+
+    def _new_bank(self, n: int) -> NeighbourBank:
+        return NeighbourBank(len(self.base.transforms), n, self._knn_dim, int(self.config["knn_pool"])).to(self.device)
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         return {"g": self.head, **({"knn": self.bank} if self.bank is not None else {})}
@@ -190,7 +201,11 @@ class LayersDetector(Detector):
         if self.config["knn_weight"]:
             self._fill_bank(rest)
         sums = self._sums(data.x[perm[:n_held]])
-        self.fitted["standardise"] = {"mean": sums.mean(axis=0).tolist(), "std": sums.std(axis=0).tolist()}
+        mean, std = sums.mean(axis=0), sums.std(axis=0)
+        # a few near-identical held-out images give a spread of rounding size, which would magnify
+        # float rounding (and batch-size effects) into the score: floor it at 1e-3 of the part's scale
+        std = np.maximum(std, 1e-3 * np.sqrt(mean ** 2 + std ** 2))
+        self.fitted["standardise"] = {"mean": mean.tolist(), "std": std.tolist()}
 
     def _train_head(self, x: torch.Tensor, o: torch.Tensor) -> None:
         c = self.config
@@ -221,18 +236,18 @@ class LayersDetector(Detector):
         train_bce_head(self.head, draw, c, "layers: training g")
 
     def _fill_bank(self, x: torch.Tensor) -> None:
-        """f's z4 of at most ``knn_bank`` of the images ``x`` (a random subset), under every
+        """f's ``knn_tap`` of at most ``knn_bank`` of the images ``x`` (a random subset), under every
         transformation, as the reference features of the kNN distance."""
         n = min(int(self.config["knn_bank"]), x.shape[0])
         pick = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(int(self.config["seed"]) + 4))[:n]
         self.fitted["knn_bank"] = n
-        self.bank = NeighbourBank(len(self.base.transforms), n, self._z4_dim).to(self.device)
+        self.bank = self._new_bank(n)
         bs, chosen = 4 * int(self.config["batch_size"]), x[pick.sort().values]
         for i in range(0, n, bs):
             xb = self.base.normalize(chosen[i:i + bs]).to(self.device)
             for k in range(len(self.base.transforms)):
-                z = self.base.taps(self.base.transforms.one(xb, k))["z4"].float()
-                self.bank.features[k, i:i + bs] = torch.nn.functional.normalize(z, dim=1)
+                z = self.base.taps(self.base.transforms.one(xb, k))[self.config["knn_tap"]]
+                self.bank.features[k, i:i + bs] = self.bank.embed(z)
 
     # -- scoring ---------------------------------------------------------------------------
     def _weights(self) -> list[float]:
@@ -257,7 +272,7 @@ class LayersDetector(Detector):
         cols = torch.stack([-torch.softmax(taps["logits"].float(), dim=1)[:, k], g], dim=1)
         if "knn" not in parts:
             return cols
-        return torch.cat([cols, parts["knn"].similarity(taps["z4"], k)], dim=1)
+        return torch.cat([cols, parts["knn"].similarity(taps[self.config["knn_tap"]], k)], dim=1)
 
     def _reduce(self, total: torch.Tensor) -> torch.Tensor:
         """The summed rows of :meth:`_term` with the cosines turned into the kNN distance."""
@@ -285,7 +300,7 @@ class LayersDetector(Detector):
     def _sums(self, x: torch.Tensor) -> np.ndarray:
         """For the paper's score, sum_y sigmoid(g(z^y)) per image; otherwise one row per image of
         (GEOM's score -sum_y softmax_y(f(T_y x)), g's summed logit sum_y g(z^y)[, the distance to the
-        knn_k-th nearest bank image in f's z4 under all transformations]), from one pass of f."""
+        knn_k-th nearest bank image in f's ``knn_tap`` under all transformations]), from one pass of f."""
         self.base.net.eval()
         self.head.eval()
         parts = self._modules()
