@@ -57,10 +57,10 @@ def test_an_old_grid_resumes_with_nothing_to_run(old: Path) -> None:
                            overrides={"batch_size": 64, "progress": False, **overrides},
                            run=RunOptions(progress=False, disk_cache=False))
 
-    with pytest.raises(InputError, match=r"different settings \(f_weight, g_generic, knn_weight\)"):
+    with pytest.raises(InputError, match=r"different settings \(f_weight, g_generic, knn_tap, knn_weight\)"):
         run_bench(config({}))
     messages: list[str] = []
-    rows = run_bench(config({"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0}), log=messages.append)
+    rows = run_bench(config({"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0, "knn_tap": "z4"}), log=messages.append)
     assert messages == [f"all 6 cells already finished in {old / 'grid'}"]
     assert len(rows) == 6 and (old / "grid" / "results.jsonl").read_bytes() == before
 

@@ -314,6 +314,22 @@ def test_a_gpu_trained_model_loads_on_the_cpu(tmp_path, fitted):
     assert det.config["device"] == "cpu" and det.score(np.zeros((1, 1, 8, 8), np.uint8)).shape == (1,)
 
 
+def test_a_layers_model_saved_before_knn_tap_loads_with_the_z4_distance(tmp_path, digits, fitted):
+    """Models saved while the kNN part always read z4 have no knn_tap in their config: they load
+    with knn_tap z4 and score as they did."""
+    geom, _ = fitted
+    x = digits[0].images[digits[0].labels == 0]
+    det = LayersDetector(**{**TINY_LAYERS, "g_steps": 3, "knn_tap": "z4"}).fit(x, digits[0].images[digits[0].labels == 1][:16], upstream=geom)
+    p = det.save(tmp_path / "m")
+    cfg = json.loads((p / "config.json").read_text())
+    del cfg["config"]["knn_tap"], cfg["config"]["knn_pool"]
+    (p / "config.json").write_text(json.dumps(cfg))
+    old = load(p)
+    assert old.config["knn_tap"] == "z4" and old.bank.features.shape == det.bank.features.shape
+    np.testing.assert_allclose(old.score(digits[1].images[:20]), det.score(digits[1].images[:20]), rtol=1e-6, atol=1e-6)
+    assert LayersDetector.defaults["knn_tap"] == "z2"
+
+
 @pytest.mark.parametrize("method", ["geom", "layers"])
 def test_models_saved_before_the_framework_change_load_with_identical_scores(method, digits):
     """Model directories written by the earlier detector interface (tests/fixtures/v1) still load,

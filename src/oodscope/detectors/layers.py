@@ -24,10 +24,12 @@ Both f's and g_theta's evidence can miss what an outlier-free nearest-neighbour 
 blind where a class looks like its own rotations; g_theta where the known outliers are all of one
 kind). So by default a third standardised part is added with weight ``knn_weight``: the distance
 d_k(x) to the ``knn_k``-th nearest of (at most ``knn_bank``) training images of g_theta in f's own
-feature space - z4 under every transformation, each unit-normalised, concatenated and normalised
-again (deep nearest neighbours, Sun et al., ICML 2022, on GEOM's features). It comes from the same
-pass of f: s(x) = f_weight * z_f + z_g + knn_weight * z_knn (docs/BENCHMARKS.md, "A nearest-
-neighbour distance in f's features").
+feature space - the tap ``knn_tap`` (z2, the middle block, averaged over 2 x 2 cells: ``knn_pool``)
+under every transformation, each unit-normalised, concatenated and normalised again (deep nearest
+neighbours, Sun et al., ICML 2022, on GEOM's features). It comes from the same pass of f:
+s(x) = f_weight * z_f + z_g + knn_weight * z_knn (docs/BENCHMARKS.md, "A nearest-neighbour distance
+in f's features"; z2 rather than the last block z4, which is as blind as GEOM to letters that look
+like their own rotations: "Which of f's features the kNN reads").
 
 Where the known outliers are all of one cheap kind (noise, say), g_theta learns "is noise" and is
 at chance on real images. So by default g_theta also trains against ``g_generic`` generated
@@ -73,7 +75,7 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     "knn_weight": 1.0,  # weight of the standardised distance to the knn_k-th nearest training image in f's features (0: off)
     "knn_k": 5,
     "knn_bank": 4096,  # at most this many training images (a random subset of g's) are kept as neighbours
-    "knn_tap": "z4",  # the tap of f the distance is measured in (z1-z3 are maps, averaged over knn_pool x knn_pool cells)
+    "knn_tap": "z2",  # the tap of f the distance is measured in (z1-z3 are maps, averaged over knn_pool x knn_pool cells)
     "knn_pool": 2,
 }
 
