@@ -5,11 +5,13 @@ For one-class cells of the bench protocol (whole test split), fits ``layers`` wi
 settings and the cached f, and saves per test image and per held-out in-distribution image:
 GEOM's score s_f, g_theta's summed logit s_g, and the distance to the k-th nearest training image
 (the 90 % g_theta trains on) in several feature spaces of f - z4 (the pooled last block) of the
-untransformed image, and z4 of every transformation concatenated, each L2-normalised (Sun et al.,
-"Out-of-distribution detection with deep nearest neighbors", ICML 2022) - and in pixels.
+untransformed image, and z4, z3, z2 or z1 (maps averaged over a grid of cells) of every
+transformation concatenated, each L2-normalised (Sun et al., "Out-of-distribution detection with
+deep nearest neighbors", ICML 2022; see :func:`f_features`) - and in pixels.
 
     python benchmarks/layers_knn.py run emnist-letters mnist 13,2 --seed 0 --cache runs/cache-letters
-    python benchmarks/layers_knn.py table
+    python benchmarks/layers_knn.py table      # z4 combinations and weights
+    python benchmarks/layers_knn.py spaces     # every space, alone and combined
 """
 
 from __future__ import annotations
