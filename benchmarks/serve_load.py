@@ -1,6 +1,7 @@
 """A bounded load test of `oodscope serve` on loopback, beside the library's own scoring throughput.
 
-Starts the service on a free port (`--threads` torch threads), then `--clients` threads each send
+Starts the service on a free port (`--threads` torch threads, shared by its `--workers` scoring
+processes), then `--clients` threads each send
 requests of `--images` MNIST test images (PNG uploads, keep-alive connections) until `--requests`
 requests are done; records requests/s, images/s, p50 / p99 latency and errors. Then scores the
 same images with the library in one process (same threads) for its images/s. Prints one markdown
@@ -48,12 +49,16 @@ def _body(pngs: list[bytes]) -> tuple[bytes, str]:
     return b"".join(parts) + f"--{b}--\r\n".encode(), f"multipart/form-data; boundary={b}"
 
 
-def _start(model: Path, threads: int, wait_ms: float) -> tuple[subprocess.Popen, int]:
+def _start(model: Path, threads: int, wait_ms: float | None, workers: int | None = None,
+           max_batch: int | None = None) -> tuple[subprocess.Popen, int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "oodscope.cli", "serve", str(model), "--port", str(port),
-                             "--threads", str(threads), "--batch-wait-ms", str(wait_ms)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "oodscope.cli", "serve", str(model), "--port", str(port), "--threads", str(threads)]
+    for flag, value in (("--batch-wait-ms", wait_ms), ("--workers", workers), ("--max-batch", max_batch)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
@@ -115,9 +120,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-wait-ms", type=float, default=None, help="the service's --batch-wait-ms (default: its own)")
+    ap.add_argument("--workers", type=int, default=None, help="the service's --workers, sharing --threads (default: its own)")
+    ap.add_argument("--max-batch", type=int, default=None, help="the service's --max-batch (default: its own)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
-    wait_ms = ServeSettings.batch_wait_s * 1000 if a.batch_wait_ms is None else a.batch_wait_ms
+    settings = ServeSettings(batch_wait_s=None if a.batch_wait_ms is None else a.batch_wait_ms / 1000,
+                             workers=ServeSettings.workers if a.workers is None else a.workers)
 
     test = load("mnist", "test").images[:, 0]
     rng = np.random.default_rng(0)
@@ -125,7 +133,7 @@ def main() -> None:
     picks = [rng.choice(len(test), a.images, replace=False) for _ in range(n_distinct)]
     bodies = [_body([_png(test[j]) for j in p]) for p in picks]
 
-    proc, port = _start(a.model, a.threads, wait_ms)
+    proc, port = _start(a.model, a.threads, a.batch_wait_ms, a.workers, a.max_batch)
     try:
         load_test(port, bodies[:20], 40, a.clients)  # warm-up
         serve = load_test(port, bodies, a.requests, a.clients)
@@ -146,7 +154,9 @@ def main() -> None:
     lib = {"images": n, "wall_s": time.perf_counter() - t}
     lib["images_per_s"] = n / lib["wall_s"]
 
-    result = {"model": str(a.model), "method": det.method, "threads": a.threads, "clients": a.clients, "batch_wait_ms": wait_ms,
+    result = {"model": str(a.model), "method": det.method, "threads": a.threads, "clients": a.clients,
+              "batch_wait_ms": settings.wait_s * 1000, "workers": settings.workers,
+              "max_batch": ServeSettings.max_batch if a.max_batch is None else a.max_batch,
               "images_per_request": a.images, "cpu_count": os.cpu_count(), "serve": serve, "library": lib,
               "service_share_of_library": serve["images_per_s"] / lib["images_per_s"]}
     print("| | requests/s | images/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|")

@@ -61,11 +61,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(model: Path):
-    yield from _serve(model)
+    for url, _ in _serve(model):
+        yield url
 
 
 def _serve(model: Path):
-    """Start ``oodscope serve`` on a free port, yield its URL once /health answers, stop it after."""
+    """Start ``oodscope serve`` on a free port, yield its URL and process id once /health answers,
+    stop it after."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "oodscope.cli", "serve", str(model), "--port", str(port), "--threads", "1",
@@ -84,7 +86,7 @@ def _serve(model: Path):
                 pytest.fail(f"server did not start: {proc.stdout.read() if proc.stdout else ''}")
             time.sleep(0.2)
     try:
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -189,7 +191,7 @@ def test_serves_an_exported_onnx_file(model: Path, tmp_path_factory: pytest.Temp
     sha = json.loads((model / "config.json").read_text())["weights_sha256"]
     export_onnx(load(model), path, weights_sha256=sha)
     images = _bars(3, 11)
-    for url in _serve(path):
+    for url, _ in _serve(path):
         status, out = _request(url + "/score", json.dumps({"images": images.tolist()}).encode(), "application/json")
         assert status == 200, out
         assert out["model"]["weights_sha256"] == sha and len(out["model"]["onnx_sha256"]) == 64
@@ -226,3 +228,111 @@ def test_micro_batcher_gathers_requests_and_keeps_each_ones_slice() -> None:
     assert [o.tolist() for o in outs] == [[0.0] * 3, [1.0], [2.0] * 4, [3.0] * 2]
     assert calls[0] == 10  # the four requests went to the network as one batch
     assert isinstance(err, ValueError)  # a failing batch fails its requests, and the worker lives on
+
+
+def test_worker_scores_like_the_library_and_reports_bad_batches(model: Path) -> None:
+    from oodscope.errors import InputError
+    from oodscope.export.loading import identity
+    from oodscope.serve.worker import WorkerScorer
+
+    det = load(model)
+    w = WorkerScorer(model, threads=1, expected_identity=identity(model, det))
+    try:
+        x = _bars(6, 5)
+        np.testing.assert_allclose(w(x), det.score(x), rtol=1e-6)
+        with pytest.raises(InputError, match="channel"):
+            w(np.zeros((2, 3, 16, 16), np.uint8))  # raised in the worker, re-raised here as the same kind
+        np.testing.assert_allclose(w(x[:2]), det.score(x[:2]), rtol=1e-6)  # and the worker lives on
+    finally:
+        w.close()
+    assert w.pid is None
+
+
+def test_a_dead_worker_is_started_again(model: Path) -> None:
+    import signal
+
+    from oodscope.serve.worker import WorkerScorer
+
+    w = WorkerScorer(model, threads=1)
+    try:
+        first = w.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        x = _bars(3, 6)
+        try:  # the batch in flight when a worker dies fails, and says so
+            w(x)
+        except RuntimeError as e:
+            assert "started again" in str(e)
+        np.testing.assert_allclose(w(x), load(model).score(x), rtol=1e-6)
+        assert w.pid not in (None, first)
+    finally:
+        w.close()
+
+
+def test_worker_refuses_a_tampered_or_replaced_model(model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from oodscope.errors import ModelFileError
+    from oodscope.serve.worker import WorkerScorer
+
+    with pytest.raises(ModelFileError, match="replaced"):
+        WorkerScorer(model, threads=1, expected_identity={"method": "layers", "weights_sha256": "0" * 64})
+    bad = shutil.copytree(model, tmp_path / "model")
+    weights = next(bad.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="checksum"):
+        WorkerScorer(bad, threads=1)
+
+
+def test_service_workers_are_processes_that_stop_with_it(model: Path) -> None:
+    if not Path("/proc/self/task").exists():
+        pytest.skip("needs /proc to list child processes")
+    gen = _serve(model)
+    _, pid = next(gen)
+    children = {int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()}
+    cmdlines = [Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0") for c in children]
+    assert sum(b"oodscope.serve.worker" in c for c in cmdlines) == 2, cmdlines
+    gen.close()  # stops the service
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{c}").exists() and b"Z" not in Path(f"/proc/{c}/stat").read_bytes().split(b")")[-1][:3]
+              for c in children):
+        assert time.monotonic() < deadline, "a scoring worker outlived the service"
+        time.sleep(0.2)
+
+
+def test_micro_batcher_keeps_one_batch_in_flight_per_function() -> None:
+    import asyncio
+    import threading
+
+    from oodscope.serve.batcher import MicroBatcher
+
+    active = [0, 0]
+    most = [0, 0, 0]  # per function, and both together
+    lock = threading.Lock()
+
+    def make(i: int):
+        def score(x: np.ndarray) -> np.ndarray:
+            with lock:
+                active[i] += 1
+                most[i] = max(most[i], active[i])
+                most[2] = max(most[2], sum(active))
+            time.sleep(0.05)
+            with lock:
+                active[i] -= 1
+            return x.reshape(len(x), -1)[:, 0].astype(float) + 100 * i
+        return score
+
+    async def run() -> list[np.ndarray]:
+        b = MicroBatcher([make(0), make(1)], max_batch=2, wait_s=0.0)
+        b.start()
+        reqs = [np.full((2, 1, 2, 2), k, np.uint8) for k in range(8)]
+        outs = await asyncio.gather(*(b.score(r) for r in reqs))
+        await b.stop()
+        return outs
+
+    outs = asyncio.run(run())
+    assert [sorted({v % 100 for v in o}) for o in outs] == [[k] for k in range(8)]  # each request its own slice
+    assert {int(o[0]) // 100 for o in outs} == {0, 1}  # both functions scored
+    assert most[:2] == [1, 1] and most[2] == 2  # never two calls of one function, but two batches at once

@@ -22,11 +22,15 @@ from oodscope.serve.settings import ServeSettings
               help="Most images accepted in one request (413 above).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=ServeSettings.max_batch, show_default=True,
               help="Most images the network scores at once, gathered across concurrent requests.")
-@click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=ServeSettings.batch_wait_s * 1000, show_default=True,
-              help="How long the first request of a batch waits for others to join it.")
+@click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=None,
+              help="How long the first request of a batch waits for others to join it "
+                   "[default: 2 with workers, 10 with --workers 0].")
+@click.option("--workers", type=click.IntRange(min=0), default=ServeSettings.workers, show_default=True,
+              help="Scoring worker processes, each with a batch in flight and --threads / workers threads "
+                   "(0: score in the service's own process).")
 @threads_option()
 def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: int, max_batch: int,
-          batch_wait_ms: float, threads: int | None) -> None:
+          batch_wait_ms: float | None, workers: int, threads: int | None) -> None:
     """Serve MODEL over HTTP: POST /score, GET /health, GET /model, docs at /docs.
 
     Needs the serve extra: pip install 'oodscope[serve]'.
@@ -38,9 +42,9 @@ def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: in
 
     from oodscope.serve import create_app
 
-    apply_threads(threads)
+    apply_threads(1 if workers else threads)  # with workers, this process only parses, decodes and answers
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * (1 << 20)), max_images=max_images, max_batch=max_batch,
-                             batch_wait_s=batch_wait_ms / 1000)
+                             batch_wait_s=None if batch_wait_ms is None else batch_wait_ms / 1000, workers=workers)
     app = create_app(model, settings, threads=threads)
     click.echo(f"serving {model} on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

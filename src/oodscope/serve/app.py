@@ -13,8 +13,10 @@ Endpoints:
 The model is a saved model directory or an exported ONNX file (:mod:`oodscope.export`).
 * OpenAPI docs at ``/docs``.
 
-The model is loaded once (checksum verified, nothing unpickled) and scores the images of
-concurrent requests in shared batches (:class:`~oodscope.serve.batcher.MicroBatcher`). Uploads
+The model is loaded (checksum verified, nothing unpickled) and scores the images of concurrent
+requests in shared batches (:class:`~oodscope.serve.batcher.MicroBatcher`); a model given as a
+file path scores in ``ServeSettings.workers`` worker processes (:mod:`oodscope.serve.worker`),
+each with a batch in flight; a fitted detector (or ``workers=0``) in a thread of this process. Uploads
 above ``max_upload_bytes`` are refused with 413, more than ``max_images`` images with 413, and
 undecodable files, wrong channel counts and images that cannot be converted with 422, each with
 a message that names the problem; no bad input crashes the service.
@@ -22,10 +24,12 @@ a message that names the problem; no bad input crashes the service.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,7 @@ from oodscope.pipeline.streaming import verdict
 from oodscope.pipeline.thresholds import public_rule
 from oodscope.serve.batcher import MicroBatcher
 from oodscope.serve.settings import ServeSettings
+from oodscope.serve.worker import WorkerScorer, worker_threads
 
 
 def _fail(status: int, message: str) -> HTTPException:
@@ -141,10 +146,17 @@ async def _multipart_images(request: Request, body: bytes, settings: ServeSettin
     return names, images
 
 
+def _slot(workers: list[WorkerScorer], i: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Scoring with the ``i``-th worker once the app has started them."""
+    return lambda x: workers[i](x)
+
+
 def create_app(model: str | Path | Detector, settings: ServeSettings | None = None, weights_sha256: str | None = None,
                threads: int | None = None) -> FastAPI:
     """The service of ``model``: a saved model directory, an exported ``.onnx`` file (run with
-    onnxruntime on ``threads`` threads), or a fitted detector (with its weights' hash, if known)."""
+    onnxruntime on ``threads`` threads), or a fitted detector (with its weights' hash, if known).
+    A file model scores in ``settings.workers`` worker processes started with the app, sharing
+    ``threads`` torch threads (default: one per core; see :mod:`oodscope.serve.worker`)."""
     settings = settings or ServeSettings()
     if isinstance(model, Detector):
         detector, identity = model, {"method": model.method, "weights_sha256": weights_sha256}
@@ -152,13 +164,27 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
         detector = load_scorer(model, threads)
         identity = model_identity(model, detector)
     size, channels = model_geometry(detector)
-    batcher = MicroBatcher(detector.score, settings.max_batch, settings.batch_wait_s)
+    n_workers = settings.workers if not isinstance(model, Detector) else 0
+    settings = replace(settings, workers=n_workers, batch_wait_s=replace(settings, workers=n_workers).wait_s)
+    workers: list[WorkerScorer] = []
+    batcher = MicroBatcher([detector.score] if n_workers == 0 else [_slot(workers, i) for i in range(n_workers)],
+                           settings.max_batch, settings.wait_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        batcher.start()
-        yield
-        await batcher.stop()
+        per_worker = worker_threads(threads, n_workers)
+        try:
+            started = await asyncio.gather(*(run_in_threadpool(WorkerScorer, model, per_worker, identity)
+                                             for _ in range(n_workers)), return_exceptions=True)
+            workers.extend(w for w in started if isinstance(w, WorkerScorer))
+            for failed in (e for e in started if isinstance(e, BaseException)):
+                raise failed
+            batcher.start()
+            yield
+        finally:
+            await batcher.stop()
+            while workers:
+                workers.pop().close()
 
     app = FastAPI(title="oodscope", description="Out-of-distribution scores of images: higher = more out-of-distribution.",
                   lifespan=lifespan)
