@@ -164,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the service, which then closes our stdin
-    out, inp = sys.stdout.buffer, sys.stdin.buffer
-    sys.stdout = sys.stderr  # anything printed must not corrupt the frames
+    sys.stdout.flush()
+    out, inp = os.fdopen(os.dup(1), "wb"), sys.stdin.buffer
+    os.dup2(2, 1)  # anything printed, by Python or a library's C code, goes to stderr, not into the frames
+    sys.stdout = sys.stderr
     try:
         import torch
 
