@@ -99,14 +99,15 @@ class WorkerScorer:
             kind, header, _ = _read(self._proc.stdout)  # type: ignore[arg-type]
         except EOFError:
             code = self._proc.wait()
+            self.close()
             raise RuntimeError(f"the scoring worker for {self.model} exited while loading it (exit code {code})") from None
         if kind == b"E":
             self.close()
             raise _error(header)
         if self.expected_identity is not None and header["identity"] != self.expected_identity:
             self.close()
-            raise ModelFileError(f"{self.model}: the scoring worker loaded {header['identity']}, not the model the service "
-                            f"loaded ({self.expected_identity}); was the file replaced?")
+            raise ModelFileError(f"{self.model}: the scoring worker loaded {header['identity']}, not the model "
+                                 f"the service loaded ({self.expected_identity}); was the file replaced?")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with self._lock:
