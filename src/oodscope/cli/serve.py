@@ -26,7 +26,7 @@ from oodscope.serve.settings import ServeSettings
               help="How long the first request of a batch waits for others to join it "
                    "[default: 2 with workers, 10 with --workers 0].")
 @click.option("--workers", type=click.IntRange(min=0), default=ServeSettings.workers, show_default=True,
-              help="Scoring worker processes, each with a batch in flight and --threads / workers threads "
+              help="Scoring worker processes, each with a batch in flight and --threads / workers threads (at least one) "
                    "(0: score in the service's own process).")
 @threads_option()
 def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: int, max_batch: int,
