@@ -1,11 +1,10 @@
 """A bounded load test of `oodscope serve` on loopback, beside the library's own scoring throughput.
 
 Starts the service on a free port (`--threads` torch threads, shared by its `--workers` scoring
-processes), then `--clients` threads each send
-requests of `--images` MNIST test images (PNG uploads, keep-alive connections) until `--requests`
-requests are done; records requests/s, images/s, p50 / p99 latency and errors. Then scores the
-same images with the library in one process (same threads) for its images/s. Prints one markdown
-row of each and writes them as JSON.
+processes), then `--clients` threads each send requests of `--images` MNIST test images (PNG
+uploads, keep-alive connections) until `--requests` requests are done; records requests/s,
+images/s, p50 / p99 latency and errors. Then scores the same images with the library in one
+process (same threads) for its images/s. Prints one markdown row of each and writes them as JSON.
 
     python benchmarks/serve_load.py runs/deploy/layers-mnist0 --requests 2000 --images 8 --clients 8 \
         --out runs/deploy/serve-load.json
@@ -125,7 +124,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     settings = ServeSettings(batch_wait_s=None if a.batch_wait_ms is None else a.batch_wait_ms / 1000,
-                             workers=ServeSettings.workers if a.workers is None else a.workers)
+                             workers=ServeSettings.workers if a.workers is None else a.workers,
+                             max_batch=ServeSettings.max_batch if a.max_batch is None else a.max_batch)
 
     test = load("mnist", "test").images[:, 0]
     rng = np.random.default_rng(0)
@@ -156,7 +156,7 @@ def main() -> None:
 
     result = {"model": str(a.model), "method": det.method, "threads": a.threads, "clients": a.clients,
               "batch_wait_ms": settings.wait_s * 1000, "workers": settings.workers,
-              "max_batch": ServeSettings.max_batch if a.max_batch is None else a.max_batch,
+              "max_batch": settings.max_batch,
               "images_per_request": a.images, "cpu_count": os.cpu_count(), "serve": serve, "library": lib,
               "service_share_of_library": serve["images_per_s"] / lib["images_per_s"]}
     print("| | requests/s | images/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|---:|")

@@ -165,7 +165,8 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
         identity = model_identity(model, detector)
     size, channels = model_geometry(detector)
     n_workers = settings.workers if not isinstance(model, Detector) else 0
-    settings = replace(settings, workers=n_workers, batch_wait_s=replace(settings, workers=n_workers).wait_s)
+    settings = replace(settings, workers=n_workers)
+    settings = replace(settings, batch_wait_s=settings.wait_s)  # the wait in effect, as /model reports it
     workers: list[WorkerScorer] = []
     batcher = MicroBatcher([detector.score] if n_workers == 0 else [_slot(workers, i) for i in range(n_workers)],
                            settings.max_batch, settings.wait_s)
