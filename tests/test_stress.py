@@ -4,6 +4,7 @@ outlier source), layers against its own f's geom in one table; resume and refusa
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,8 @@ def test_stress_grid_end_to_end_and_resume(tmp_path: Path, data_root: Path) -> N
     runner = CliRunner()
     r = runner.invoke(cli, args)
     assert r.exit_code == 0, r.output
+    reused = re.search(r"f's taps on a batch reused (\d+) times, computed (\d+) times", r.output)
+    assert reused and int(reused[1]) > int(reused[2])  # the four later sources read f's passes of the first
     for i, source in enumerate(SOURCES["mnist"]):
         rows = [json.loads(x) for x in (tmp_path / f"mnist--{source}" / "results.jsonl").read_text().splitlines()]
         # geom uses no outliers: it runs in the first source's grid only and stands for every source

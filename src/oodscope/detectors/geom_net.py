@@ -9,13 +9,14 @@ GEOM+ trains its own with outlier exposure (``fit(..., outliers=o, outlier_weigh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oodscope.detectors import distributed
+from oodscope.detectors import distributed, tap_memo
 from oodscope.detectors.graph import TransformSum
 from oodscope.detectors.training import adam_with_drop, autocast, device_of, memory_format, step, sum_over_transforms
 from oodscope.detectors.upstream import Upstream
@@ -123,17 +124,30 @@ class GeomNet(Upstream):
         return x
 
     @torch.no_grad()
-    def taps(self, xt: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Taps z1..z4 and logits of the frozen f on an already normalised and transformed batch."""
-        with autocast(self.device, self.settings["amp"]):
-            return self.net.taps(xt.contiguous(memory_format=self.memory))
+    def taps(self, xt: torch.Tensor, need: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Taps z1..z4 and logits of the frozen f on an already normalised and transformed batch.
+
+        ``need``: the taps the caller reads (then only those are returned); inside
+        :func:`~oodscope.detectors.tap_memo.open_memo` they are kept, and f's pass is skipped when
+        this f was already given this batch."""
+        def run() -> dict[str, torch.Tensor]:
+            with autocast(self.device, self.settings["amp"]):
+                return self.net.taps(xt.contiguous(memory_format=self.memory))
+
+        memo = tap_memo.current()
+        if need is None:
+            return run()
+        if memo is None:
+            found = run()
+            return {n: found[n] for n in need}
+        return memo.taps(self.net, xt, need, run)
 
     def geom_score(self, x: torch.Tensor) -> np.ndarray:
         """GEOM's score of images ``x`` in [0, 1]: -sum_j softmax_j(f(T_j x)), higher = more OOD."""
         self.net.eval()
 
         def term(xt: torch.Tensor, k: int) -> torch.Tensor:
-            return torch.softmax(self.taps(xt)["logits"].float(), dim=1)[:, k]
+            return torch.softmax(self.taps(xt, need=("logits",))["logits"].float(), dim=1)[:, k]
 
         bs = 4 * int(self.settings["batch_size"])
         return -sum_over_transforms(x, self.normalize, self.device, self.transforms, bs, term)

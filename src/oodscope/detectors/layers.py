@@ -248,10 +248,15 @@ class LayersDetector(Detector):
         for i in range(0, n, bs):
             xb = self.base.normalize(chosen[i:i + bs]).to(self.device)
             for k in range(len(self.base.transforms)):
-                z = self.base.taps(self.base.transforms.one(xb, k))[self.config["knn_tap"]]
+                z = self.base.taps(self.base.transforms.one(xb, k), (self.config["knn_tap"],))[self.config["knn_tap"]]
                 self.bank.features[k, i:i + bs] = self.bank.embed(z)
 
     # -- scoring ---------------------------------------------------------------------------
+    def _needed_taps(self) -> tuple[str, ...]:
+        """The taps of f that :meth:`_term` reads: g_theta's, the logits and (when on) the kNN's."""
+        maps = [t for t in self.config["taps"] if t in KNN_TAPS]
+        return tuple(dict.fromkeys([*maps, "logits", *([self.config["knn_tap"]] if self.bank is not None else [])]))
+
     def _weights(self) -> list[float]:
         """The weights of the standardised columns of :meth:`_sums`: f's, g's and (when on) the kNN's."""
         w = [float(self.config["f_weight"]), 1.0]
@@ -307,8 +312,10 @@ class LayersDetector(Detector):
         self.head.eval()
         parts = self._modules()
 
+        need = self._needed_taps()
+
         def term(xt: torch.Tensor, k: int) -> torch.Tensor:
-            return self._term(parts, xt, k, self.base.taps(xt))
+            return self._term(parts, xt, k, self.base.taps(xt, need))
 
         bs = 4 * int(self.config["batch_size"])
         return sum_over_transforms(x, self.base.normalize, self.device, self.base.transforms, bs, term, self._reduce)
