@@ -66,6 +66,10 @@ def test_the_oldest_entries_go_beyond_max_bytes() -> None:
     assert net.calls == 5
     memo.taps(net, xs[3], ("logits",), lambda: net.taps(xs[3]))  # the newest is still there
     assert net.calls == 5
+    memo.clear()
+    assert (len(memo), memo.bytes) == (0, 0)
+    memo.taps(net, xs[3], ("logits",), lambda: net.taps(xs[3]))
+    assert net.calls == 6
     with pytest.raises(ValueError, match="max_bytes"):
         TapMemo(-1)
 

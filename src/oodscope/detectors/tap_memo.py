@@ -72,6 +72,11 @@ class TapMemo:
         self._put(key, {**(entry or {}), **found})
         return found
 
+    def clear(self) -> None:
+        """Drop every kept tap (the counts stay)."""
+        self._entries.clear()
+        self.bytes = 0
+
     def _put(self, key: tuple[bytes, bytes], taps: Taps) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
