@@ -91,10 +91,9 @@ def test_old_and_new_directories_merge(old: Path, tmp_path: Path) -> None:
     assert sum("schema" not in r for r in raw) == 4  # merged rows keep the schema they were written in
     assert {row_label(r) for r in rows} == {"geom", "bce", "layers[z4]", "layers[z3+z4+ptrue]"}
     old_rows = {row_key(r): r for r in ResultsLog(old / "grid" / "results.jsonl").rows()}
-    # today's geom and bce cells equal the earlier oodscope's: to the last digit on CPUs whose oneDNN
-    # runs bfloat16 convolutions with AVX-512 (as the one that wrote them, or ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16);
-    # AMX-BF16 and AVX2 kernels round them otherwise: AUROC moves by 0.01-0.03 points, FPR95 by one of 270
-    # test images (0.37)
+    # today's geom and bce cells equal the earlier oodscope's: to the last digit on the earlier sessions'
+    # machines, and on an AMX-BF16 CPU with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16; with its default (AMX) or
+    # AVX2 kernels bfloat16 rounds otherwise: AUROC moves by 0.01-0.03 points, FPR95 by one image (0.37)
     for r in rows[:6]:
         if row_key(r) in old_rows:
             assert r["metrics"] == pytest.approx(old_rows[row_key(r)]["metrics"], abs=0.5)
