@@ -311,7 +311,6 @@ class LayersDetector(Detector):
         self.base.net.eval()
         self.head.eval()
         parts = self._modules()
-
         need = self._needed_taps()
 
         def term(xt: torch.Tensor, k: int) -> torch.Tensor:
