@@ -96,14 +96,16 @@ def record_run(config: BenchConfig, n_cells: int, n_finished: int) -> None:
     })
 
 
-def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | None = None) -> list[dict[str, Any]]:
+def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | None = None,
+              store: DataStore | None = None) -> list[dict[str, Any]]:
     """Run every unfinished cell of ``config``; return all rows of this grid (old and new, in the
     current schema).
 
     ``cells`` replaces the grid of ``config`` (its methods, seeds, variants and the protocol's
     grid) by an explicit list, as the suites of :mod:`oodscope.bench.suites` give; the
     protocol, preset, device, overrides and data root still come from ``config``. Each finished
-    cell's test scores go to ``DIR/scores/`` before its row.
+    cell's test scores go to ``DIR/scores/`` before its row. ``store``: data sets already loaded
+    from ``config.run``'s data root, for a caller running several grids (None: load them here).
 
     Raises:
         InputError: invalid grid, another run holds the directory, or finished rows with
@@ -115,12 +117,12 @@ def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | N
         if config.run.executor != "local":
             raise InputError("under torchrun the cells run in torchrun's processes: --executor local")
         if not distributed.is_main():
-            _follow(config, cells)
+            _follow(config, cells, store)
             return []
     directory = config.directory
     directory.mkdir(parents=True, exist_ok=True)
     with directory_lock(directory):
-        return _run_locked(config, log, cells)
+        return _run_locked(config, log, cells, store)
 
 
 def _grid(config: BenchConfig, store: DataStore, explicit: list[Cell] | None) -> list[Cell]:
@@ -131,10 +133,10 @@ def _grid(config: BenchConfig, store: DataStore, explicit: list[Cell] | None) ->
     return list(explicit)
 
 
-def _follow(config: BenchConfig, explicit: list[Cell] | None) -> None:
+def _follow(config: BenchConfig, explicit: list[Cell] | None, store: DataStore | None) -> None:
     """A torchrun rank other than 0: fit the cells rank 0 runs (their networks train with DDP
     across the ranks); score and write nothing."""
-    store = DataStore(config.run.data_root, config.run.download)
+    store = store or DataStore(config.run.data_root, config.run.download)
     cells = _grid(config, store, explicit)
     pending = set(distributed.from_main([]))
     fit_cells(config, [c for c in cells if c.key() in pending], store)
@@ -150,11 +152,12 @@ def execute(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log
     return local_cells(config, pending, store)
 
 
-def _run_locked(config: BenchConfig, log: Log, explicit: list[Cell] | None) -> list[dict[str, Any]]:
+def _run_locked(config: BenchConfig, log: Log, explicit: list[Cell] | None,
+                store: DataStore | None) -> list[dict[str, Any]]:
     directory = config.directory
     results = ResultsLog(directory / "results.jsonl")
     finished = first_per_cell(results.rows())
-    store = DataStore(config.run.data_root, config.run.download)
+    store = store or DataStore(config.run.data_root, config.run.download)
     cells = _grid(config, store, explicit)
     check_consistent(config, cells, finished)
     grid_rows = [finished[c.key()] for c in cells if c.key() in finished]

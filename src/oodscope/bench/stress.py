@@ -111,7 +111,7 @@ def run_stress(plan: StressPlan, out: str | Path, run: RunOptions, command: list
                         config = BenchConfig(out=grid_directory(out, dataset, source), protocol=protocol,
                                              methods=methods, seeds=[seed], preset=plan.preset,
                                              overrides=dict(overrides or {}), run=run, command=command)
-                        done = run_bench(config)
+                        done = run_bench(config, store=store)  # the data sets loaded once for every grid
                         if i == 0:
                             shared = [r for r in done if r["method"] in no_outliers]
                         rows[(dataset, source)] += done if i == 0 else [*shared, *done]
