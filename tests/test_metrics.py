@@ -25,14 +25,45 @@ def test_auroc_counts_pairs():
 
 def test_fpr95_matches_definition():
     id_s = np.arange(100.0)  # in-distribution scores 0..99
-    ood = np.array([50.0, 94.0, 96.0, 200.0])
+    ood = np.array([50.0, 94.0, 94.5, 200.0])
     s = np.r_[id_s, ood]
     y = np.r_[np.zeros(100), np.ones(4)]
-    # 95 % of ID accepted at threshold 95 -> OOD 50 and 94 accepted
-    assert threshold_at_acceptance(id_s, 0.95) == 95.0
+    # the 95th smallest ID score (94) accepts exactly 95 % -> OOD 50 and 94 (a tie) accepted, 94.5 not
+    assert threshold_at_acceptance(id_s, 0.95) == 94.0
     assert fpr_at_tpr(s, y) == 0.5
     m = evaluate(s, y)
     assert set(m) == {"auroc", "aupr_in", "aupr_out", "fpr95"} and m["fpr95"] == 50.0
+
+
+def _fpr_by_counting(id_s: np.ndarray, ood_s: np.ndarray, tpr: float) -> float:
+    """The definition by hand: try thresholds from the lowest ID score up; the first accepting at
+    least ``tpr`` of the ID scores (score <= threshold) gives the share of OOD scores accepted."""
+    for t in np.sort(np.unique(id_s)):
+        if np.sum(id_s <= t) >= tpr * len(id_s) - 1e-9:
+            return float(np.mean(ood_s <= t))
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("n", [20, 40, 100, 1000])
+def test_fpr95_with_n_a_multiple_of_20_accepts_exactly_95_percent(n):
+    rng = np.random.default_rng(n)
+    id_s, ood_s = rng.permutation(n).astype(float), rng.uniform(-5, n + 5, 333)
+    thr = threshold_at_acceptance(id_s, 0.95)
+    assert np.sum(id_s <= thr) == 19 * n // 20  # exactly 95 %, not one image more
+    s, y = np.r_[id_s, ood_s], np.r_[np.zeros(n), np.ones(len(ood_s))]
+    assert fpr_at_tpr(s, y) == _fpr_by_counting(id_s, ood_s, 0.95) == np.mean(ood_s <= thr)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fpr95_with_ties_matches_counting(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 300))
+    id_s = rng.integers(0, 12, n).astype(float)  # many ties, also across the two sets
+    ood_s = rng.integers(5, 20, int(rng.integers(5, 200))).astype(float)
+    s, y = np.r_[id_s, ood_s], np.r_[np.zeros(n), np.ones(len(ood_s))]
+    for tpr in (0.5, 0.9, 0.95, 1.0):
+        assert fpr_at_tpr(s, y, tpr) == pytest.approx(_fpr_by_counting(id_s, ood_s, tpr), abs=0)
+        assert np.mean(id_s <= threshold_at_acceptance(id_s, tpr)) >= tpr - 1e-12
 
 
 def test_threshold_accepts_the_requested_fraction():

@@ -3,13 +3,17 @@
 Convention: scores are higher for more out-of-distribution inputs; ``is_ood`` is 1 for OOD.
 AUROC treats OOD as the positive class. AUPR-in takes in-distribution as positive (scored by
 the negated score), AUPR-out takes OOD as positive. FPR@95TPR is the fraction of OOD inputs
-accepted when the threshold accepts 95 % of the in-distribution inputs.
+accepted (score at or below the threshold) at the smallest threshold that accepts at least 95 %
+of the in-distribution inputs: the first point of scikit-learn's ``roc_curve`` (in-distribution
+positive, all thresholds kept) whose true-positive rate reaches 0.95, as OpenOOD computes it
+(Zhang et al., "OpenOOD v1.5: enhanced benchmark for out-of-distribution detection", 2023).
+With ties, every input scoring exactly the threshold is accepted with it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from oodscope.errors import InputError
 
@@ -58,14 +62,22 @@ def _threshold_scores(scores: np.ndarray, what: str) -> np.ndarray:
 
 
 def threshold_at_acceptance(id_scores: np.ndarray, rate: float = 0.95) -> float:
-    """The score below or at which a fraction ``rate`` of these in-distribution scores falls.
+    """The smallest threshold that accepts (score at or below it) at least a fraction ``rate`` of
+    these in-distribution scores: the k-th smallest score, k the smallest count with
+    k / n >= ``rate`` (e.g. the 95th of 100, accepting exactly 95 %; ties accepted together).
 
     Inputs scoring above the threshold are rejected as out-of-distribution.
     """
-    s = _threshold_scores(id_scores, "in-distribution")
+    s = np.sort(_threshold_scores(id_scores, "in-distribution"))
     if not 0.0 < rate <= 1.0:
         raise InputError(f"acceptance rate must be in (0, 1], got {rate}")
-    return float(np.quantile(s, rate, method="higher"))
+    n = s.size
+    k = max(1, min(n, int(np.ceil(rate * n))))
+    while k > 1 and (k - 1) / n >= rate:  # ceil of a rounded product may overshoot by one
+        k -= 1
+    while k < n and k / n < rate:
+        k += 1
+    return float(s[k - 1])
 
 
 def threshold_at_outlier_acceptance(outlier_scores: np.ndarray, rate: float = 0.05) -> float:
@@ -81,9 +93,14 @@ def threshold_at_outlier_acceptance(outlier_scores: np.ndarray, rate: float = 0.
 
 
 def fpr_at_tpr(scores: np.ndarray, is_ood: np.ndarray, tpr: float = 0.95) -> float:
+    """The fraction of OOD inputs accepted at the smallest threshold accepting at least ``tpr`` of
+    the in-distribution inputs (scikit-learn's ROC with in-distribution positive, every threshold
+    kept: the first point whose true-positive rate reaches ``tpr``)."""
     s, y = _check(scores, is_ood)
-    thr = threshold_at_acceptance(s[~y], tpr)
-    return float(np.mean(s[y] <= thr))
+    if not 0.0 < tpr <= 1.0:
+        raise InputError(f"true-positive rate must be in (0, 1], got {tpr}")
+    fpr, tp_rate, _ = roc_curve(~y, -s, drop_intermediate=False)
+    return float(fpr[np.argmax(tp_rate >= tpr)])
 
 
 def evaluate(scores: np.ndarray, is_ood: np.ndarray) -> dict[str, float]:
