@@ -51,8 +51,8 @@ def test_odin_perturbation_raises_the_tempered_max_softmax(digits) -> None:
     det = _fit("odin", digits, temperature=1000.0, eps=0.01)
     x = torch.as_tensor(digits["test"][:40], dtype=torch.float32) / 255
     xt = det.perturb(x)
-    step = (xt - x).abs() / (0.01 * float(det.upstream.fitted["std"][0]))
-    assert torch.all((step < 1e-6) | ((step - 1).abs() < 1e-4)) and (step > 0.5).float().mean() > 0.5  # eps * std per pixel
+    step = (xt - x).abs() / 0.01
+    assert torch.all((step < 1e-6) | ((step - 1).abs() < 1e-4)) and (step > 0.5).float().mean() > 0.5  # eps per pixel (authors' code)
 
     def log_s(images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -90,12 +90,39 @@ def test_mahalanobis_distance_against_numpy_with_the_tied_covariance(digits) -> 
 
 def test_mahalanobis_preprocessing_moves_images_towards_their_class(digits) -> None:
     plain = _fit("mahalanobis", digits, combine="last")
-    moved = _fit("mahalanobis", digits, upstream=plain, combine="last", eps=0.05)
+    moved = _fit("mahalanobis", digits, upstream=plain, combine="last", eps=0.01)
     x = digits["test"][:30]
     closer = moved.outputs(x)["layer_scores"][:, 0] < plain.outputs(x)["layer_scores"][:, 0]
     assert closer.mean() > 0.9
     with pytest.raises(InputError, match="unknown layers"):
         _fit("mahalanobis", digits, upstream=plain, layers=["z9"])
+
+
+def test_mahalanobis_steps_eps_in_pixel_units_with_a_float32_gradient(digits) -> None:
+    plain = _fit("mahalanobis", digits, combine="last")
+    bf16 = _fit("mahalanobis", digits, upstream=plain, combine="last", eps=0.02, precision="bfloat16")
+    x = torch.as_tensor(digits["test"][:20], dtype=torch.float32) / 255
+    taken = []
+    orig = bf16.upstream.taps
+
+    def spy(images, dropout=False, precision=None):  # the images each tap pass is given, and in which precision
+        taken.append((images.detach().clone(), precision))
+        return orig(images, dropout=dropout, precision=precision)
+
+    bf16.upstream.taps = spy
+    bf16.layer_distance(x, "z3")
+    (grad_in, grad_precision), (stepped, _) = taken
+    assert grad_precision == "float32" and torch.equal(grad_in, x)
+    step = (stepped - x).abs()
+    assert torch.all((step < 1e-7) | ((step - 0.02).abs() < 1e-6)) and (step > 0).float().mean() > 0.5
+
+
+def test_mahalanobis_refuses_a_fit_sample_missing_a_class(digits) -> None:
+    plain = _fit("mahalanobis", digits, combine="last")
+    with pytest.raises(InputError, match=r"no image among the 2 fit images; raise fit_samples"):
+        _fit("mahalanobis", digits, upstream=plain, fit_samples=2)
+    det = _fit("mahalanobis", digits, upstream=plain, fit_samples=60)  # every class drawn: the same three means
+    assert det.gaussians["z3"][0].shape[0] == 3 and torch.isfinite(det.gaussians["z3"][0]).all()
 
 
 def test_mahalanobis_tuned_is_a_logistic_regression_on_the_named_outliers(digits) -> None:

@@ -12,18 +12,24 @@ tap as it is). On the training images of each class c:
     Sigma_l = (1/N) sum_c sum_{x in c} (f_l(x) - mu_{l,c}) (f_l(x) - mu_{l,c})^T  (tied covariance),
     M_l(x) = min_c (f_l(x) - mu_{l,c})^T Sigma_l^+ (f_l(x) - mu_{l,c})   (^+: pseudo-inverse).
 
+The minimum is over the classes present in the fit sample; fitting refuses a sample in which a
+class of the classifier has no image (with ``fit_samples`` too small to hold every class, say).
+
 Input pre-processing: with ``eps`` > 0, each layer's distance is taken at
-x~_l = x - eps * sign(grad_x M_l(x)) (the step that brings x closer to its nearest class;
-eps in units of the normalised input, the pixel step being eps times the channel's standard
-deviation, as ``odin``). The paper tunes eps on OOD validation data; without any, the default
-is 0 (no pre-processing).
+x~_l = x - eps * sign(grad_x M_l(x)) (the step that brings x closer to its nearest class) on the
+pixels in [0, 1]: eps is in pixel units, as in the authors' code (``lib_generation.py`` divides
+the sign gradient by the channel's standard deviation in normalised space, a pixel step of eps)
+and as ``odin``; the gradient is computed in float32 whatever the scoring ``precision``; a zero
+gradient component gives no step there (``torch.sign``; the authors' code steps +eps). The
+paper tunes eps on OOD validation data; without any, the default is 0 (no pre-processing).
 
 Combining the layers: the paper fits a logistic regression on the layer scores, which needs OOD
 data (its weakness, as the slides on seed 001 point out) — that is ``mahalanobis-tuned``.
 Here, with no OOD data: ``combine="sum"`` (default) standardises each M_l by its mean and
-standard deviation on held-out in-distribution images (the validation images given to ``fit``,
-else the training images) and sums them; ``combine="last"`` is the penultimate layer alone (the
-paper's single-layer method). The score is higher = more out-of-distribution.
+standard deviation (population form, ddof 0) on held-out in-distribution images (the validation
+images given to ``fit``, else the training images) and sums them; ``combine="last"`` is the
+penultimate layer alone (the paper's single-layer method), standardised the same way (which
+changes no ranking). The score is higher = more out-of-distribution.
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ import torch
 from oodscope.detectors.base import FitData
 from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.model_files import load_modules
-from oodscope.detectors.odin import channel_std
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
 from oodscope.detectors.training import batches
@@ -58,12 +63,20 @@ def pooled(t: torch.Tensor) -> torch.Tensor:
 
 
 def class_gaussians(features: np.ndarray, labels: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class means (K, d) and the pseudo-inverse of the tied covariance (d, d), in float64."""
+    """Class means (K, d) and the pseudo-inverse of the tied covariance (d, d), in float64.
+
+    Raises:
+        InputError: a class of the ``classes`` with no image among ``features`` (its mean would
+            be made up, and compete in the minimum).
+    """
     f = np.asarray(features, dtype=np.float64)
-    present = [c for c in range(classes) if np.any(labels == c)]
-    means = np.zeros((classes, f.shape[1]))
-    for c in present:
-        means[c] = f[labels == c].mean(axis=0)
+    labels = np.asarray(labels)
+    missing = [c for c in range(classes) if not np.any(labels == c)]
+    if missing:
+        raise InputError(f"mahalanobis: class{'es' if len(missing) > 1 else ''} {missing} of the classifier's {classes} "
+                         f"ha{'ve' if len(missing) > 1 else 's'} no image among the {len(f)} fit images; raise "
+                         "fit_samples (0 = all training images) or give every class training images")
+    means = np.stack([f[labels == c].mean(axis=0) for c in range(classes)])
     centred = f - means[labels]
     cov = centred.T @ centred / len(f)
     return means, np.linalg.pinv(cov, hermitian=True)
@@ -118,9 +131,9 @@ class MahalanobisDetector(LogitScoreDetector):
         if eps > 0:
             with torch.enable_grad():
                 xg = x.clone().requires_grad_(True)
-                d = min_distance(pooled(self.upstream.taps(xg)[layer]), means, precision)
+                d = min_distance(pooled(self.upstream.taps(xg, precision="float32")[layer]), means, precision)
                 (grad,) = torch.autograd.grad(d.sum(), xg)
-            x = (x - eps * channel_std(self.upstream.fitted, x) * torch.sign(grad)).detach()
+            x = (x - eps * torch.sign(grad)).detach()
         with torch.no_grad():
             return min_distance(pooled(self.upstream.taps(x)[layer]), means, precision).cpu()
 
