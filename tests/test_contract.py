@@ -96,22 +96,46 @@ def test_save_and_load_give_identical_scores(fitted: Detector, data: dict[str, A
 def test_onnx_export_gives_the_librarys_scores_or_names_itself(fitted: Detector, data: dict[str, Any], tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    import contextlib
-    from unittest import mock
-
     from oodscope.export import OnnxScorer, export_onnx
 
+    assert fitted.precision == "float32"  # the default: what the library computes is what the graph computes
     try:
         export_onnx(fitted, tmp_path / "m.onnx")
     except InputError as e:
         assert fitted.method in str(e) and "cannot be exported" in str(e)
         return
     x = np.concatenate([data["test"], data["noise"]])
-    with mock.patch("torch.autocast", lambda *a, **k: contextlib.nullcontext()):  # the graph computes in float32
-        expected = fitted.score(x)
+    expected = fitted.score(x)  # the library as it is, no patching
     got = OnnxScorer(tmp_path / "m.onnx").score(x)
-    # 1e-4 relative to each score, or to the largest score where a score is near zero
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # 1e-5 relative to each score, or to the largest score where a score is near zero
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    # the same verdicts at every threshold that lies between two of the library's scores
+    s = np.sort(expected)
+    for t in (s[1:] + s[:-1])[np.diff(s) > 2e-5 * np.abs(expected).max()] / 2:
+        assert np.array_equal(got > t, expected > t)
+
+
+def test_a_bfloat16_model_records_its_precision_and_is_not_exported(fitted: Detector, data: dict[str, Any],
+                                                                    tmp_path: Path) -> None:
+    if "precision" not in fitted.config:
+        assert fitted.precision == "float32"  # no network under autocast: float32 throughout
+        return
+    if fitted.requires.upstream is None:
+        pytest.skip("trains its own network: the opt-in is checked on the detectors sharing one")
+    pytest.importorskip("onnx")
+    from oodscope.export import export_onnx
+
+    bf16 = create(fitted.method, **{**settings(fitted.method), "precision": "bfloat16"})
+    kw = {"validation": data["validation"]} if bf16.requires.validation else {}
+    bf16.fit(data["train"], data["outliers"] if bf16.requires.outliers else None, upstream=fitted, **kw)
+    assert bf16.precision == "bfloat16" and fitted.precision == "float32"
+    assert fitted.upstream.settings["precision"] == "float32"  # the shared network is read, not changed
+    bf16.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.precision == "bfloat16"
+    np.testing.assert_array_equal(loaded.score(data["test"]), bf16.score(data["test"]))
+    with pytest.raises(InputError, match="scores in bfloat16"):
+        export_onnx(bf16, tmp_path / "m.onnx")
 
 
 def test_a_tampered_model_is_refused(fitted: Detector, tmp_path: Path) -> None:

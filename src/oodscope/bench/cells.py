@@ -53,6 +53,7 @@ def make_row(cell: Cell, outcome: CellOutcome, task: Task) -> dict[str, Any]:
         "n_test": len(task.test),
         "n_outliers": 0 if task.outliers is None else len(task.outliers),
         "settings": outcome.settings,
+        "precision": str(outcome.settings.get("precision", "float32")),  # what the scores were computed in
         "oodscope_version": oodscope.__version__,
         "torch_version": torch.__version__,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),

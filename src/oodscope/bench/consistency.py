@@ -16,11 +16,12 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, .
 
 def row_settings(method: str, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings of a results row of ``method``, with those added to the detector after the row
-    was written at the value it had before them (its ``saved_defaults``), so that they compare."""
+    was written at the value it had before them (:meth:`Detector.saved_config`: its
+    ``saved_defaults``, and the precision it scored in), so that they compare."""
     from oodscope.detectors import detector_class  # here, not above: the report reads this module without torch
 
     try:
         cls = detector_class(method)
     except InputError:  # a method this version does not have: compare what the row holds
         return settings
-    return {**cls.saved_defaults, **settings}
+    return cls.saved_config(settings)

@@ -33,7 +33,8 @@ import torch
 from oodscope.detectors.inputs import as_features, as_images, as_labels, check_like
 from oodscope.detectors.model_files import load_modules, write_model
 from oodscope.detectors.settings import check_settings, settings_key
-from oodscope.detectors.upstream import Upstream, image_stats, normalize_with
+from oodscope.detectors.training import precision_of
+from oodscope.detectors.upstream import Upstream, image_stats, normalize_with, training_settings
 from oodscope.errors import InputError
 
 FORMAT = "oodscope-detector"
@@ -208,11 +209,11 @@ class Detector:
             return cls(**want).fit(data.x, data.labels, data.validation, data.validation_labels)
         if not isinstance(given, cls) or given.fitted is None:
             raise InputError(f"{self.method}: upstream must be a trained {cls.kind} network")
-        if settings_key(given.settings) != settings_key(cls(**want).settings):
+        if settings_key(training_settings(given.settings)) != settings_key(training_settings(cls(**want).settings)):
             raise InputError(f"{self.method}: the given {cls.kind} network was trained with different settings")
         if [given.fitted["channels"], given.fitted["size"]] != [int(data.x.shape[1]), list(data.x.shape[-2:])]:
             raise InputError(f"{self.method}: the given {cls.kind} network was trained on images of another shape")
-        return given
+        return given.scoring_view(self.config)  # read in this detector's precision
 
     # -- scoring ---------------------------------------------------------------------------
     def outputs(self, x: Any) -> dict[str, np.ndarray]:
@@ -328,9 +329,25 @@ class Detector:
         return write_model(path, FORMAT, meta, self.state_dict())
 
     @classmethod
+    def saved_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The settings of a model file or results row written by an earlier version: settings added
+        since at the value they had before (``saved_defaults``); a ``precision`` missing from a model
+        that scores through networks is the one it scored in (bfloat16 when its ``amp`` was on)."""
+        out = {**cls.saved_defaults, **config}
+        if "precision" in cls.defaults and "precision" not in out:
+            out["precision"] = precision_of(out)
+        return out
+
+    @property
+    def precision(self) -> str:
+        """The precision this detector's scores are computed in (its ``precision`` setting;
+        "float32" for a detector without networks under autocast)."""
+        return str(self.config.get("precision", "float32"))
+
+    @classmethod
     def from_saved(cls, meta: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Detector:
         """A detector from a verified model directory's config and tensors."""
-        det = cls(**{**cls.saved_defaults, **meta["config"]})
+        det = cls(**cls.saved_config(meta["config"]))
         det.fitted = meta["fitted"]
         det.threshold = meta.get("threshold")
         det.threshold_rule = meta.get("threshold_rule")

@@ -17,6 +17,11 @@ the clean logits and of the worst-case logits that interval bound propagation gi
 1 to 0.5 over the warm-up, in float32 whatever ``amp`` says (LeNet only: the layers the verifiers
 accept; ``adv_steps`` and ``adv_alpha`` are unused). ``differentiable()`` gives the network as
 a function of the image for :mod:`oodscope.adversarial`.
+
+``amp`` is the precision of training (bfloat16 autocast, on by default: about twice as fast on
+this kind of CPU); ``precision`` that of everything the trained network computes afterwards
+(logits, taps, the scores of every detector reading it): "float32" by default, "bfloat16" autocast
+as an opt-in that the model records.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import torch.nn.functional as F
 
 from oodscope.adversarial import ADVERSARIAL_KINDS, adversarial_batch
 from oodscope.detectors import distributed
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, step
+from oodscope.detectors.training import (PRECISIONS, adam_with_drop, autocast, batches, device_of, memory_format,
+                                         scoring_autocast, step)
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
 from oodscope.nets import LeNet, build_backbone
@@ -49,7 +55,8 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
     "batch_size": 128,
     "lr": 1e-3,
     "weight_decay": 0.0,
-    "amp": True,  # bfloat16 autocast
+    "amp": True,  # bfloat16 autocast while training
+    "precision": "float32",  # scoring: "float32", or "bfloat16" autocast (faster, scores rounded)
     "seed": 0,
     "device": "cpu",
     "progress": True,
@@ -66,7 +73,7 @@ CLASSIFIER_DEFAULTS: dict[str, Any] = {
 TRAINING_KINDS: tuple[str, ...] = (*ADVERSARIAL_KINDS, "ibp")
 
 CLASSIFIER_CHOICES: dict[str, tuple[Any, ...]] = {"arch": ("lenet", "small", "wrn"), "augment": ("none", "cifar"),
-                                                  "adversarial": TRAINING_KINDS}
+                                                  "adversarial": TRAINING_KINDS, "precision": PRECISIONS}
 
 # settings added after cached networks were written: at their default they stay out of the cache key
 LATE_SETTINGS: tuple[str, ...] = ("adversarial", "adv_eps", "adv_steps", "adv_alpha", "adv_warmup")
@@ -192,9 +199,9 @@ class Classifier(Upstream):
 
     def differentiable(self, amp: bool | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
         """``x -> logits`` for images in [0, 1] on the network's device, differentiable in ``x``
-        (what :mod:`oodscope.adversarial` attacks); bfloat16 autocast as the ``amp`` setting
-        unless ``amp`` is given (attacks that measure robustness use float32)."""
-        use = self.settings["amp"] if amp is None else amp
+        (what :mod:`oodscope.adversarial` attacks): in the model's scoring ``precision`` (the
+        network as it is deployed), or bfloat16 autocast when ``amp`` is True, float32 when False."""
+        use = self.settings["precision"] == "bfloat16" if amp is None else amp
 
         def model(x: torch.Tensor) -> torch.Tensor:
             xb = self.normalize(x.to(self.device)).contiguous(memory_format=self.memory)
@@ -205,20 +212,21 @@ class Classifier(Upstream):
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (float32, on the CPU) of images ``x`` in [0, 1]."""
+        """Class logits (float32, on the CPU) of images ``x`` in [0, 1], computed in the model's ``precision``."""
         self.net.eval()
         out = []
         for idx in batches(x.shape[0], 4 * int(self.settings["batch_size"])):
             xb = self.normalize(x[idx]).to(self.device).contiguous(memory_format=self.memory)
-            with autocast(self.device, self.settings["amp"]):
+            with scoring_autocast(self.device, self.settings["precision"]):
                 out.append(self.net(xb).float().cpu())
         return torch.cat(out)
 
-    def taps(self, x: torch.Tensor, dropout: bool = False) -> dict[str, torch.Tensor]:
+    def taps(self, x: torch.Tensor, dropout: bool = False, precision: str | None = None) -> dict[str, torch.Tensor]:
         """The network's taps (feature maps ``z1``..., the penultimate vector, ``logits``) on one batch
-        of images ``x`` in [0, 1], in float32, on the network's device, with gradients when enabled
-        (post hoc detectors that perturb their input need them). ``dropout``: its dropout layers
-        stay stochastic (MC dropout); otherwise the network is in evaluation mode."""
+        of images ``x`` in [0, 1], as float32 tensors computed in the model's ``precision`` (or the
+        one given), on the network's device, with gradients when enabled (post hoc detectors that
+        perturb their input need them). ``dropout``: its dropout layers stay stochastic (MC
+        dropout); otherwise the network is in evaluation mode."""
         self.net.eval()
         if dropout:
             for m in self.net.modules():
@@ -226,7 +234,7 @@ class Classifier(Upstream):
                     m.train()
         try:
             xb = self.normalize(x).to(self.device).contiguous(memory_format=self.memory)
-            with autocast(self.device, self.settings["amp"]):
+            with scoring_autocast(self.device, precision or self.settings["precision"]):
                 return {k: v.float() for k, v in self.net.taps(xb).items()}
         finally:
             self.net.eval()

@@ -75,6 +75,9 @@ class Ensemble(Upstream):
     def modules(self) -> dict[str, torch.nn.Module]:
         return {f"ens{i}": m.net for i, m in enumerate(self.members)}
 
+    def _after_view(self) -> None:
+        self.members = [m.scoring_view(self.settings) for m in self.members]
+
     def member_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(members, N, K) logits of images ``x`` in [0, 1]."""
         return torch.stack([m.logits(x) for m in self.members])

@@ -1,6 +1,9 @@
 """GEOM's network f (Golan & El-Yaniv, NeurIPS 2018): a classifier of which of K geometric
 transformations T_1..T_K (flips, translations, rotations) was applied to an in-distribution image.
 
+``amp`` is the precision of training (bfloat16 autocast by default), ``precision`` that of the
+taps and scores of the trained f ("float32" by default; "bfloat16" autocast as an opt-in).
+
 Trained with cross-entropy on (T_y x, y), y drawn uniformly (eq. (1) of Okamoto et al. 2021;
 Algorithm 1, first loop). It is an upstream network: ``geom`` scores with it, ``layers`` reads its
 intermediate layers, and a benchmark trains it once per (class, seed, settings) for both.
@@ -18,7 +21,8 @@ import torch.nn.functional as F
 
 from oodscope.detectors import distributed, tap_memo
 from oodscope.detectors.graph import TransformSum
-from oodscope.detectors.training import adam_with_drop, autocast, device_of, memory_format, step, sum_over_transforms
+from oodscope.detectors.training import (PRECISIONS, adam_with_drop, autocast, device_of, memory_format, scoring_autocast,
+                                         step, sum_over_transforms)
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
 from oodscope.nets import Backbone, build_backbone
@@ -37,7 +41,8 @@ GEOM_DEFAULTS: dict[str, Any] = {
     "epochs": 15,  # passes over the training images, one random transformation per image per pass (was 6: too few off MNIST, docs/BENCHMARKS.md)
     "batch_size": 128,
     "lr": 1e-3,
-    "amp": True,  # bfloat16 autocast
+    "amp": True,  # bfloat16 autocast while training
+    "precision": "float32",  # scoring: "float32", or "bfloat16" autocast (faster, scores rounded)
     "seed": 0,
     "device": "cpu",
     "progress": True,
@@ -47,6 +52,7 @@ GEOM_CHOICES: dict[str, tuple[Any, ...]] = {
     "backbone": ("small", "wrn"),
     "transforms": tuple(TRANSFORM_SETS),
     "augment": ("none", "cifar"),
+    "precision": PRECISIONS,
 }
 
 # cpu: the defaults; paper: Okamoto et al. (2021) section 4.1, WRN-16-4 with dropout 0.3, the 72
@@ -130,8 +136,10 @@ class GeomNet(Upstream):
         ``need``: the taps the caller reads (then only those are returned); inside
         :func:`~oodscope.detectors.tap_memo.open_memo` they are kept, and f's pass is skipped when
         this f was already given this batch."""
+        precision = self.settings["precision"]
+
         def run() -> dict[str, torch.Tensor]:
-            with autocast(self.device, self.settings["amp"]):
+            with scoring_autocast(self.device, precision):
                 return self.net.taps(xt.contiguous(memory_format=self.memory))
 
         memo = tap_memo.current()
@@ -140,7 +148,7 @@ class GeomNet(Upstream):
         if memo is None:
             found = run()
             return {n: found[n] for n in need}
-        return memo.taps(self.net, xt, need, run)
+        return memo.taps(self.net, xt, need, run, precision)
 
     def geom_score(self, x: torch.Tensor) -> np.ndarray:
         """GEOM's score of images ``x`` in [0, 1]: -sum_j softmax_j(f(T_j x)), higher = more OOD."""

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.epochs import per_batch, train_epochs
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import autocast, device_of
+from oodscope.detectors.training import PRECISIONS, autocast, device_of, scoring_autocast
 from oodscope.errors import InputError
 from oodscope.nets.goad_net import GoadNet
 from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms
@@ -39,7 +39,8 @@ GOAD_DEFAULTS: dict[str, Any] = {
     "epochs": 2,  # each pass shows every image under all M transformations
     "batch_size": 32,  # images per batch, each under all M transformations
     "lr": 1e-3,
-    "amp": True,
+    "amp": True,  # bfloat16 autocast while training
+    "precision": "float32",  # scoring: "float32", or "bfloat16" autocast (faster, scores rounded)
     "seed": 0,
     "device": "cpu",
     "progress": True,
@@ -64,7 +65,7 @@ class GOADDetector(Detector):
     method = "goad"
     requires = Requires()
     defaults = GOAD_DEFAULTS
-    choices = {"transforms": tuple(TRANSFORM_SETS)}
+    choices = {"transforms": tuple(TRANSFORM_SETS), "precision": PRECISIONS}
     presets = GOAD_PRESETS
     order = 75
 
@@ -89,9 +90,12 @@ class GOADDetector(Detector):
         m = len(self.transforms)
         return torch.stack([self.transforms.one(xb, k) for k in range(m)], dim=1).flatten(0, 1)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """f(T_m x) as (B, M, D) and the transformation logits as (B*M, M)."""
-        with autocast(self.device, self.config["amp"]):
+    def features(self, x: torch.Tensor, training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """f(T_m x) as (B, M, D) and the transformation logits as (B*M, M); in bfloat16 autocast
+        while ``training`` with ``amp`` on, else in the model's scoring ``precision``."""
+        c = self.config
+        ctx = autocast(self.device, c["amp"]) if training else scoring_autocast(self.device, c["precision"])
+        with ctx:
             f, logits = self.net(self.all_transformed(x))
         return f.float().view(x.shape[0], len(self.transforms), -1), logits.float()
 
@@ -102,7 +106,7 @@ class GOADDetector(Detector):
         labels = torch.arange(m, device=self.device)
 
         def loss_of(idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-            f, logits = self.features(x[idx])
+            f, logits = self.features(x[idx], training=True)
             ce = F.cross_entropy(logits, labels.repeat(len(idx)))
             d = pairwise_sq(f, f.mean(dim=0))
             pos = d.diagonal(dim1=1, dim2=2)

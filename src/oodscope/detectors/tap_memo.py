@@ -6,8 +6,9 @@ same f: only g_theta differs, yet each cell would pass the whole test set (and t
 and the kNN bank) through f under every transformation again. Inside ``with open_memo(max_bytes):``
 :meth:`~oodscope.detectors.geom_net.GeomNet.taps` called with ``need`` (the taps the caller reads)
 keeps those taps, and a later call with the same network weights and the same batch bytes gets them
-back instead of a forward pass. Keys are digests of the weights and of the batch, so a hit is
-always what that network gives that batch; a changed network or batch is a miss. The oldest entries
+back instead of a forward pass. Keys are digests of the weights and of the batch and the precision
+the taps were computed in, so a hit is always what that network gives that batch in that
+precision; a changed network, batch or precision is a miss. The oldest entries
 are dropped beyond ``max_bytes``. Outside such a block nothing is kept.
 """
 
@@ -53,14 +54,16 @@ class TapMemo:
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[tuple[bytes, bytes], Taps] = OrderedDict()
+        self._entries: OrderedDict[tuple[bytes, bytes, str], Taps] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def taps(self, net: torch.nn.Module, batch: torch.Tensor, need: Sequence[str], compute: Callable[[], Taps]) -> Taps:
-        """The taps ``need`` of ``net`` on ``batch``: kept ones, or ``compute()``'s (then kept)."""
-        key = (weights_digest(net), _digest([("batch", batch)]))
+    def taps(self, net: torch.nn.Module, batch: torch.Tensor, need: Sequence[str], compute: Callable[[], Taps],
+             precision: str = "float32") -> Taps:
+        """The taps ``need`` of ``net`` on ``batch`` computed in ``precision``: kept ones, or
+        ``compute()``'s (then kept)."""
+        key = (weights_digest(net), _digest([("batch", batch)]), precision)
         entry = self._entries.get(key)
         if entry is not None and all(n in entry for n in need):
             self._entries.move_to_end(key)
@@ -77,7 +80,7 @@ class TapMemo:
         self._entries.clear()
         self.bytes = 0
 
-    def _put(self, key: tuple[bytes, bytes], taps: Taps) -> None:
+    def _put(self, key: tuple[bytes, bytes, str], taps: Taps) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= _size(old)

@@ -23,7 +23,7 @@ from torch import nn
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
                                            classifier_memory_format, classifier_net, train_augment)
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, step
+from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, scoring_autocast, step
 from oodscope.progress import progress
 from oodscope.transforms.augment import random_affine
 
@@ -96,10 +96,12 @@ class TrainedClassifierDetector(Detector):
         return taps["logits"]
 
     # -- training --------------------------------------------------------------------------
-    def taps(self, x: torch.Tensor) -> Taps:
-        """:meth:`forward` on images ``x`` in [0, 1] (normalised here), as float32."""
+    def taps(self, x: torch.Tensor, training: bool = False) -> Taps:
+        """:meth:`forward` on images ``x`` in [0, 1] (normalised here), as float32 tensors computed
+        in bfloat16 autocast while ``training`` with ``amp`` on, else in the model's ``precision``."""
         xb = self.normalize(x).to(self.device).contiguous(memory_format=self.memory)
-        with autocast(self.device, self.config["amp"]):
+        ctx = autocast(self.device, self.config["amp"]) if training else scoring_autocast(self.device, self.config["precision"])
+        with ctx:
             return {k: v.float() for k, v in self.forward(xb).items()}
 
     def _trainable(self) -> list[nn.Parameter]:
@@ -121,7 +123,7 @@ class TrainedClassifierDetector(Detector):
                 if o is not None:
                     ob = o[torch.randint(0, o.shape[0], (int(c["oe_batch"]),), generator=g)]
                     xb = torch.cat([xb, random_affine(ob, g) if c["oe_augment"] else ob])
-                taps = self.taps(xb)
+                taps = self.taps(xb, training=True)
                 inside = {t: v[:k] for t, v in taps.items()}
                 outside = {t: v[k:] for t, v in taps.items()} if o is not None else None
                 step(opt, sched, self.loss(inside, labels[idx].to(self.device), outside), bar)

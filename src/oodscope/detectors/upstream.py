@@ -7,11 +7,14 @@ trains its own when none is given, or takes an already trained one (``fit(..., u
 :class:`UpstreamCache` keeps trained upstreams keyed by their kind, settings and a digest of
 the data they were trained on, in memory and optionally on disk (safetensors + JSON, the same
 verified format as saved detectors), so benchmark cells, suites and separate processes reuse a
-network instead of retraining it. The thread count is not part of the key.
+network instead of retraining it. The thread count is not part of the key, nor the precision the
+network scores in (:data:`SCORING_SETTINGS`): that is the reading detector's, which reads the
+shared network through :meth:`Upstream.scoring_view` in its own precision.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import time
@@ -33,6 +36,13 @@ from oodscope.progress import message
 
 NETWORK_FORMAT = "oodscope-network"
 ENV_CACHE = "OODSCOPE_CACHE"
+# settings that change how a trained network computes, not what it learns: out of the cache key
+SCORING_SETTINGS: tuple[str, ...] = ("precision",)
+
+
+def training_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` less those of :data:`SCORING_SETTINGS` (what identifies a trained network)."""
+    return {k: v for k, v in settings.items() if k not in SCORING_SETTINGS}
 
 
 def image_stats(x: torch.Tensor) -> dict[str, Any]:
@@ -96,6 +106,20 @@ class Upstream:
         """The network's input normalisation (statistics of its training images)."""
         return normalize_with(self.fitted, x)
 
+    def scoring_view(self, settings: dict[str, Any]) -> Upstream:
+        """This trained network computing with the :data:`SCORING_SETTINGS` of ``settings`` (a
+        detector's config): itself when they are its own, else a shallow copy sharing the modules."""
+        want = {k: settings[k] for k in SCORING_SETTINGS if k in settings and k in self.defaults}
+        if all(self.settings.get(k) == v for k, v in want.items()):
+            return self
+        view = copy.copy(self)
+        view.settings = {**self.settings, **want}
+        view._after_view()
+        return view
+
+    def _after_view(self) -> None:
+        """Hook of :meth:`scoring_view` for composites (their members follow the view's settings)."""
+
     def summary(self) -> dict[str, Any]:
         """Facts worth a results row (e.g. validation accuracy); none by default."""
         return {}
@@ -131,9 +155,10 @@ def _digest(*arrays: torch.Tensor | None) -> str:
 
 def upstream_key(cls: type[Upstream], settings: dict[str, Any], x: torch.Tensor, labels: torch.Tensor | None = None,
                  validation: torch.Tensor | None = None, validation_labels: torch.Tensor | None = None) -> str:
-    """The cache key: kind, version, settings (``progress`` aside, and late settings at their
-    default, so networks cached before a setting existed are still found) and a digest of the data."""
-    full = cls(**settings).settings
+    """The cache key: kind, version, settings (``progress`` and the scoring precision aside, and
+    late settings at their default, so networks cached before a setting existed are still found)
+    and a digest of the data."""
+    full = training_settings(cls(**settings).settings)
     kept = {k: v for k, v in full.items() if not (k in cls.late_settings and v == cls.defaults[k])}
     text = f"{cls.kind}|{cls.version}|{settings_key(kept)}|{_digest(x, labels, validation, validation_labels)}"
     return hashlib.sha256(text.encode()).hexdigest()

@@ -88,11 +88,15 @@ def _settings_table(per_method: dict[str, dict[str, list[str]]], caption: str) -
 
 def settings(d: RunDir, rows: list[dict[str, Any]]) -> Table | None:
     """The detector settings in the rows (settings as rows, methods as columns; a setting that
-    differs between a method's rows lists its values), else run.json's per-method settings."""
+    differs between a method's rows lists its values), else run.json's per-method settings. The
+    precision the scores were computed in is always a row: the row's own, else what its settings
+    imply (rows written before it was recorded scored in bfloat16 when ``amp`` was on)."""
     by_method: dict[str, dict[str, dict[str, None]]] = {}
     for r in rows:
         if isinstance(r.get("settings"), dict):
-            for k, v in r["settings"].items():
+            found = r["settings"]
+            precision = r.get("precision") or found.get("precision") or ("bfloat16" if found.get("amp") else "float32")
+            for k, v in {**found, "precision": precision}.items():
                 by_method.setdefault(row_label(r), {}).setdefault(k, {})[compact(v)] = None
     if by_method:
         return _settings_table({m: {k: list(v) for k, v in s.items()} for m, s in by_method.items()},

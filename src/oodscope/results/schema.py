@@ -11,7 +11,9 @@ A row of schema 2 holds
   whatever else a protocol measures, e.g. ``accuracy``);
 * bookkeeping: ``fit_seconds``, ``score_seconds``, ``upstream`` (the shared network a cell
   used: kind, key, training seconds, whether it was reused), ``n_train``, ``n_validation``,
-  ``n_test``, ``n_outliers``, ``settings``, versions, ``timestamp``, ``scores_file``.
+  ``n_test``, ``n_outliers``, ``settings``, ``precision`` (what the scores were computed in:
+  "float32" or "bfloat16"; rows written before it existed lack it, and their ``settings``' ``amp``
+  says: bfloat16 when on), versions, ``timestamp``, ``scores_file``.
 
 Rows written before schema 2 (no ``schema`` field: one-class only, metrics at the top level,
 ``taps_variant``, ``shared_base``) are read through :func:`normalize`, so every
