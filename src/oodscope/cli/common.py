@@ -20,6 +20,19 @@ def threads_option(default: int | None = None) -> Callable[[F], F]:
     )
 
 
+ENGINE_CHOICES = ("auto", "torch", "onnxruntime")  # oodscope.export.engine.ENGINES, without importing torch's exporter here
+
+
+def engine_option() -> Callable[[F], F]:
+    """``--engine``: what scores a model directory (:mod:`oodscope.export.engine`)."""
+    return click.option(
+        "--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
+        help="auto: a float32 model whose score is one graph (geom, geom+, bce, layers, msp, energy, max-logit) runs "
+             "that graph under onnxruntime on the CPU when the onnx extra is installed (the exported file's numbers, "
+             "faster), other models torch; torch or onnxruntime to insist.",
+    )
+
+
 def apply_threads(threads: int | None) -> None:
     """Set torch's intra-op thread count when ``threads`` is given."""
     if threads is not None:

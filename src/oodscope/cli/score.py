@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from oodscope.cli.common import apply_threads, threads_option
+from oodscope.cli.common import apply_threads, engine_option, threads_option
 from oodscope.export.loading import load_scorer
 from oodscope.pipeline import collect_files
 from oodscope.pipeline.streaming import BATCH, error_rows, format_rows, iter_rows, reader_for, stream_scores
@@ -22,9 +22,10 @@ from oodscope.progress import message, progress
 @click.option("--batch", type=click.IntRange(min=1), default=BATCH, show_default=True, help="Images decoded and scored at a time.")
 @click.option("--strict", is_flag=True, help="Stop at the first file that cannot be decoded (default: list it and go on).")
 @click.option("--progress/--no-progress", "show_progress", default=True, show_default=True, help="Show progress on stderr (with --out).")
+@engine_option()
 @threads_option()
 def score(model: str, images: tuple[str, ...], out: str | None, batch: int, strict: bool, show_progress: bool,
-          threads: int | None) -> None:
+          engine: str, threads: int | None) -> None:
     """Score images with a saved model (a model directory, or an exported .onnx file).
 
     IMAGES are files and/or folders (searched recursively). Writes CSV with columns
@@ -33,7 +34,7 @@ def score(model: str, images: tuple[str, ...], out: str | None, batch: int, stri
     scored (--strict stops instead). Memory stays bounded whatever the number of files.
     """
     apply_threads(threads)
-    detector = load_scorer(model, threads)
+    detector = load_scorer(model, threads, engine)
     read = reader_for(detector)
     files = collect_files(images)
     if detector.threshold is None:

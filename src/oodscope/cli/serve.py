@@ -6,7 +6,7 @@ import importlib.util
 
 import click
 
-from oodscope.cli.common import apply_threads, threads_option
+from oodscope.cli.common import apply_threads, engine_option, threads_option
 from oodscope.errors import InputError
 from oodscope.serve.settings import ServeSettings
 
@@ -28,9 +28,10 @@ from oodscope.serve.settings import ServeSettings
 @click.option("--workers", type=click.IntRange(min=0), default=ServeSettings.workers, show_default=True,
               help="Scoring worker processes, each with a batch in flight and --threads / workers threads (at least one) "
                    "(0: score in the service's own process).")
+@engine_option()
 @threads_option()
 def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: int, max_batch: int,
-          batch_wait_ms: float | None, workers: int, threads: int | None) -> None:
+          batch_wait_ms: float | None, workers: int, engine: str, threads: int | None) -> None:
     """Serve MODEL over HTTP: POST /score, GET /health, GET /model, docs at /docs.
 
     Needs the serve extra: pip install 'oodscope[serve]'.
@@ -44,7 +45,8 @@ def serve(model: str, host: str, port: int, max_upload_mb: float, max_images: in
 
     apply_threads(1 if workers else threads)  # with workers, this process only parses, decodes and answers
     settings = ServeSettings(max_upload_bytes=int(max_upload_mb * (1 << 20)), max_images=max_images, max_batch=max_batch,
-                             batch_wait_s=None if batch_wait_ms is None else batch_wait_ms / 1000, workers=workers)
+                             batch_wait_s=None if batch_wait_ms is None else batch_wait_ms / 1000, workers=workers,
+                             engine=engine)
     app = create_app(model, settings, threads=threads)
     click.echo(f"serving {model} on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

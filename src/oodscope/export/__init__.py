@@ -7,6 +7,7 @@ Public API::
     export_onnx(detector, "model.onnx")            # writes model.onnx and model.onnx.json
     scorer = OnnxScorer("model.onnx")              # .score(images), .threshold, .method
     scorer = load_scorer(path)                     # a saved model directory or an ONNX file
+    scorer = with_engine(detector)                 # a float32 graph-shaped detector under onnxruntime
 
 The names are imported on first use, so ``oodscope.export.onnx_runtime`` (NumPy and onnxruntime
 only) loads without torch.
@@ -16,7 +17,8 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {"export_onnx": "onnx_export", "OnnxScorer": "onnx_runtime", "is_onnx_model": "onnx_runtime",
-          "identity": "loading", "load_scorer": "loading"}
+          "identity": "loading", "load_scorer": "loading", "engine_of": "loading", "with_engine": "engine",
+          "GraphScorer": "engine", "ENGINES": "engine"}
 
 __all__ = sorted(_WHERE)
 

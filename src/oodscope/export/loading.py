@@ -8,13 +8,26 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.detectors import load
+from oodscope.errors import InputError
 from oodscope.export.onnx_runtime import OnnxScorer, is_onnx_model
 
 
-def load_scorer(path: str | os.PathLike[str], threads: int | None = None) -> Any:
-    """A detector loaded from a model directory, or an :class:`OnnxScorer` for a ``.onnx`` file;
+def load_scorer(path: str | os.PathLike[str], threads: int | None = None, engine: str = "auto") -> Any:
+    """A detector loaded from a model directory (scored by ``engine``:
+    :func:`oodscope.export.engine.with_engine`), or an :class:`OnnxScorer` for a ``.onnx`` file;
     both verified against their recorded checksums."""
-    return OnnxScorer(path, threads=threads) if is_onnx_model(path) else load(path)
+    if is_onnx_model(path):
+        if engine == "torch":
+            raise InputError(f"{path}: an ONNX file is scored with onnxruntime; --engine torch needs a model directory")
+        return OnnxScorer(path, threads=threads)
+    from oodscope.export.engine import with_engine  # here: it imports torch, which an ONNX file does not need
+
+    return with_engine(load(path), engine, threads)
+
+
+def engine_of(scorer: Any) -> str:
+    """The engine a loaded scorer runs: "onnxruntime" or "torch"."""
+    return str(getattr(scorer, "engine", "torch"))
 
 
 def identity(path: str | os.PathLike[str], scorer: Any) -> dict[str, Any]:

@@ -28,6 +28,29 @@ def is_onnx_model(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() == ".onnx"
 
 
+def new_session(data: bytes, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session of the serialised graph ``data`` on ``threads`` threads
+    (default: onnxruntime's own choice).
+
+    Raises:
+        InputError: onnxruntime is not installed.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise InputError("scoring an ONNX graph needs onnxruntime: pip install 'oodscope[onnx]'") from None
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def run_batches(session: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Scores (float64) of float32 images ``x`` through ``session``, ``batch_size`` at a time."""
+    out = [session.run(["scores"], {"images": x[i: i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+    return np.concatenate(out).astype(np.float64).ravel()
+
+
 class OnnxScorer:
     """An exported detector: ``score(images)`` runs the ONNX graph with onnxruntime.
 
@@ -38,10 +61,6 @@ class OnnxScorer:
     """
 
     def __init__(self, path: str | os.PathLike[str], batch_size: int = 256, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise InputError("scoring an ONNX file needs onnxruntime: pip install 'oodscope[onnx]'") from None
         path = Path(path)
         side = sidecar_path(path)
         if not path.is_file():
@@ -56,10 +75,7 @@ class OnnxScorer:
         if hashlib.sha256(data).hexdigest() != meta.get("onnx_sha256"):
             raise ModelFileError(f"{path}: checksum does not match the one recorded in {side.name}: "
                                  "the ONNX file was modified or corrupted")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.session = new_session(data, threads)
         self.meta = meta
         self.method = str(meta["method"])
         self.threshold: float | None = meta.get("threshold")
@@ -67,6 +83,8 @@ class OnnxScorer:
         self.fitted = {"size": list(meta["image_size"]), "channels": int(meta["channels"]),
                        "trained_on": meta.get("trained_on")}
         self.config: dict[str, Any] = {"format": "onnx", "opset": meta.get("opset")}
+        self.precision = "float32"  # the graph computes in float32 (export refuses models that score otherwise)
+        self.engine = "onnxruntime"
         self.batch_size = int(batch_size)
 
     def score(self, x: Any) -> np.ndarray:
@@ -82,5 +100,4 @@ class OnnxScorer:
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
         if not np.all(np.isfinite(x)):
             raise InputError(f"{self.method} (onnx): NaN or infinite values in the images")
-        out = [self.session.run(["scores"], {"images": x[i: i + self.batch_size]})[0] for i in range(0, len(x), self.batch_size)]
-        return np.concatenate(out).astype(np.float64).ravel()
+        return run_batches(self.session, x, self.batch_size)

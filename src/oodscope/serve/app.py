@@ -43,7 +43,8 @@ from oodscope.data import convert
 from oodscope.detectors import Detector
 from oodscope.errors import DataError, InputError
 from oodscope.export.loading import identity as model_identity
-from oodscope.export.loading import load_scorer
+from oodscope.export.loading import engine_of, load_scorer
+from oodscope.export.onnx_runtime import is_onnx_model
 from oodscope.pipeline.files import model_geometry, read_for_model
 from oodscope.pipeline.streaming import verdict
 from oodscope.pipeline.thresholds import public_rule
@@ -160,8 +161,9 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
     settings = settings or ServeSettings()
     if isinstance(model, Detector):
         detector, identity = model, {"method": model.method, "weights_sha256": weights_sha256}
-    else:
-        detector = load_scorer(model, threads)
+    else:  # with workers, this process reads the model's facts only: its own copy never scores
+        detector = load_scorer(model, threads, "torch" if settings.workers > 0 and not is_onnx_model(model)
+                               else settings.engine)
         identity = model_identity(model, detector)
     size, channels = model_geometry(detector)
     n_workers = settings.workers if not isinstance(model, Detector) else 0
@@ -175,7 +177,7 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
     async def lifespan(app: FastAPI):  # noqa: ANN202
         per_worker = worker_threads(threads, n_workers)
         try:
-            started = await asyncio.gather(*(run_in_threadpool(WorkerScorer, model, per_worker, identity)
+            started = await asyncio.gather(*(run_in_threadpool(WorkerScorer, model, per_worker, identity, settings.engine)
                                              for _ in range(n_workers)), return_exceptions=True)
             workers.extend(w for w in started if isinstance(w, WorkerScorer))
             for failed in (e for e in started if isinstance(e, BaseException)):
@@ -197,8 +199,11 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
 
     @app.get("/model")
     async def model_info() -> dict[str, Any]:
-        """The model: method, weights' SHA-256, settings, input size and channels, threshold and its rule."""
-        return {**identity, "image_size": list(size), "channels": channels, "threshold": detector.threshold,
+        """The model: method, weights' SHA-256, the precision it scores in and the engine that runs it,
+        settings, input size and channels, threshold and its rule."""
+        engine = workers[0].engine if workers else engine_of(detector)
+        return {**identity, "precision": detector.precision, "engine": engine, "image_size": list(size), "channels": channels,
+                "threshold": detector.threshold,
                 "threshold_rule": public_rule(detector), "config": detector.config,
                 "fitted": {k: v for k, v in detector.fitted.items() if k in ("size", "channels", "mean", "std")},
                 "trained_on": detector.fitted.get("trained_on"),

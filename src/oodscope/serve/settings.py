@@ -13,6 +13,8 @@ class ServeSettings:
     the service's own process). ``batch_wait_s``: how long the first request of a batch waits for
     others; None picks what was measured best (docs/BENCHMARKS.md, the scoring service): 2 ms with
     workers, whose batches overlap, and 10 ms in-process, where 2 ms split each wave of requests.
+    ``engine``: what scores a model directory ("auto", "torch" or "onnxruntime":
+    :mod:`oodscope.export.engine`).
     """
 
     max_upload_bytes: int = 16 << 20
@@ -20,6 +22,7 @@ class ServeSettings:
     max_batch: int = 256
     batch_wait_s: float | None = None
     workers: int = 2
+    engine: str = "auto"
 
     @property
     def wait_s(self) -> float:

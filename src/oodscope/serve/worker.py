@@ -82,16 +82,18 @@ class WorkerScorer:
     must be what the worker loaded."""
 
     def __init__(self, model: str | os.PathLike[str], threads: int | None = None,
-                 expected_identity: dict[str, Any] | None = None) -> None:
+                 expected_identity: dict[str, Any] | None = None, engine: str = "auto") -> None:
         self.model = str(model)
         self.threads = threads
+        self.engine_asked = engine
+        self.engine: str | None = None  # what the worker runs, as it reports when ready
         self.expected_identity = expected_identity
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._start()
 
     def _start(self) -> None:
-        cmd = [sys.executable, "-m", "oodscope.serve.worker", self.model]
+        cmd = [sys.executable, "-m", "oodscope.serve.worker", self.model, "--engine", self.engine_asked]
         if self.threads is not None:
             cmd += ["--threads", str(self.threads)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -108,6 +110,7 @@ class WorkerScorer:
             self.close()
             raise ModelFileError(f"{self.model}: the scoring worker loaded {header['identity']}, not the model "
                                  f"the service loaded ({self.expected_identity}); was the file replaced?")
+        self.engine = header.get("engine")
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with self._lock:
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m oodscope.serve.worker", description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--engine", default="auto")
     a = ap.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the service, which then closes our stdin
     sys.stdout.flush()
@@ -172,12 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
 
-        from oodscope.export.loading import identity, load_scorer
+        from oodscope.export.loading import engine_of, identity, load_scorer
 
         if a.threads is not None:
             torch.set_num_threads(a.threads)
-        scorer = load_scorer(a.model, a.threads)
-        _write(out, b"R", {"identity": identity(a.model, scorer)})
+        scorer = load_scorer(a.model, a.threads, a.engine)
+        _write(out, b"R", {"identity": identity(a.model, scorer), "engine": engine_of(scorer)})
     except Exception as e:  # the service reports it and does not start
         _write(out, b"E", _error_header(e))
         return 1
