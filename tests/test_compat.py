@@ -46,8 +46,9 @@ def test_old_rows_read_in_the_current_schema() -> None:
 def test_an_old_grid_resumes_with_nothing_to_run(old: Path) -> None:
     """The same grid, planned by today's protocol with the settings the old rows were run with
     (layers' settings added since at their former values), finds every cell of the old directory
-    finished (same keys, same settings): nothing is trained and no row is added. Today's layers
-    defaults differ from those rows, and resuming with them is refused by name."""
+    finished (same keys, same settings): nothing is trained and no row is added. Today's defaults
+    (float32 scoring, layers' settings) differ from those rows, and resuming with them is refused
+    by name."""
     before = (old / "grid" / "results.jsonl").read_bytes()
 
     def config(overrides: dict) -> BenchConfig:
@@ -57,10 +58,14 @@ def test_an_old_grid_resumes_with_nothing_to_run(old: Path) -> None:
                            overrides={"batch_size": 64, "progress": False, **overrides},
                            run=RunOptions(progress=False, disk_cache=False))
 
-    with pytest.raises(InputError, match=r"different settings \(f_weight, g_generic, knn_tap, knn_weight\)"):
+    # the old rows scored in bfloat16 (their amp was on; float32 scoring is today's default)
+    with pytest.raises(InputError, match=r"different settings \(precision\)"):
         run_bench(config({}))
+    with pytest.raises(InputError, match=r"different settings \(f_weight, g_generic, knn_tap, knn_weight\)"):
+        run_bench(config({"precision": "bfloat16"}))
     messages: list[str] = []
-    rows = run_bench(config({"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0, "knn_tap": "z4"}), log=messages.append)
+    rows = run_bench(config({"f_weight": 0.0, "g_generic": 0, "knn_weight": 0.0, "knn_tap": "z4", "precision": "bfloat16"}),
+                     log=messages.append)
     assert messages == [f"all 6 cells already finished in {old / 'grid'}"]
     assert len(rows) == 6 and (old / "grid" / "results.jsonl").read_bytes() == before
 
