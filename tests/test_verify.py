@@ -18,6 +18,7 @@ from oodscope.verify import (as_layers, certify, deeppoly_bounds, deeppoly_margi
                              interval_margins)
 from oodscope.verify.interval import interval_step
 from oodscope.verify.layers import Affine, Conv, Flatten, MaxPool, Relu, shapes
+from oodscope.verify.rounding import affine_rounding
 
 torch.set_num_threads(1)
 D = torch.float64
@@ -60,22 +61,30 @@ def test_the_papers_example_gives_the_hand_computed_bounds() -> None:
     # DeepPoly: x5 <= x3 / 2 + 1 (lambda = 0 as u = -l), so x7 = x5 + x6 <= x1 + 2 <= 3; x9 = x7 (stable);
     # x10 <= x8 / 2 + 1; x11 <= 1.5 x5 + 0.5 x6 + 2 <= x1 + x2 / 2 + 4 <= 5.5
     want_dp = [([-2, -2], [2, 2]), ([0, 0], [2, 2]), ([0, -2], [3, 2]), ([0, 0], [3, 2]), ([1, 0], [5.5, 2])]
-    for got, want in ((interval_bounds(ops, lo, hi), want_ibp), (deeppoly_bounds(ops, lo, hi), want_dp),
-                      (deeppoly_bounds(ops, lo, hi, intersect=False), want_dp)):
+    # in exact arithmetic (rounding=False); the float32 rounding bounds only widen them, by < 1e-5
+    exact = ((interval_bounds(ops, lo, hi, rounding=False), want_ibp), (deeppoly_bounds(ops, lo, hi, rounding=False), want_dp),
+             (deeppoly_bounds(ops, lo, hi, intersect=False, rounding=False), want_dp))
+    for got, want in exact:
         for (l, u), (wl, wu) in zip(got, want, strict=True):
             torch.testing.assert_close(l[0], torch.tensor(wl, dtype=D))
             torch.testing.assert_close(u[0], torch.tensor(wu, dtype=D))
+    for got, want in ((interval_bounds(ops, lo, hi), want_ibp), (deeppoly_bounds(ops, lo, hi), want_dp)):
+        for (l, u), (wl, wu) in zip(got, want, strict=True):
+            wl, wu = torch.tensor(wl, dtype=D), torch.tensor(wu, dtype=D)
+            assert bool((l[0] <= wl).all() and (l[0] > wl - 1e-5).all() and (u[0] > wu).all() and (u[0] < wu + 1e-5).all())
     # class 0: x11 - x12 = x9 + 1 >= 1 both ways once the difference is folded into the last layer
     # (separate bounds would give 1 - 2 = -1); class 1: x12 - x11 = x10 - x9 - 1 is >= -5 by intervals
     # (0 - 4 - 1) and >= -x7 - 1 >= -x1 - 3 >= -4 by DeepPoly
     for label, want_i, want_d in ((0, 1.0, 1.0), (1, -5.0, -4.0)):
         y = torch.tensor([label])
-        assert interval_margins(ops, lo, hi, y)[0, 1 - label].item() == pytest.approx(want_i)
-        assert deeppoly_margins(ops, lo, hi, y)[0, 1 - label].item() == pytest.approx(want_d)
+        assert interval_margins(ops, lo, hi, y, rounding=False)[0, 1 - label].item() == pytest.approx(want_i)
+        assert deeppoly_margins(ops, lo, hi, y, rounding=False)[0, 1 - label].item() == pytest.approx(want_d)
+        for got, want in ((interval_margins(ops, lo, hi, y), want_i), (deeppoly_margins(ops, lo, hi, y), want_d)):
+            assert want - 1e-5 < got[0, 1 - label].item() < want  # of the float32 logits: a little lower
         assert deeppoly_margins(ops, lo, hi, y)[0, label].item() == float("inf")
     for method in ("interval", "deeppoly"):
         r = certify(paper_network(), torch.zeros(1, 2), 1.0, method, clip=None)
-        assert r.predicted.tolist() == [0] and r.certified.tolist() == [True] and r.margin.item() == pytest.approx(1.0)
+        assert r.predicted.tolist() == [0] and r.certified.tolist() == [True] and r.margin.item() == pytest.approx(1.0, abs=1e-5)
         r = certify(paper_network(), torch.zeros(1, 2), 1.0, method, label=torch.tensor([1]), clip=None)
         assert r.certified.tolist() == [False] and not r.correct.item()  # misclassified: never certified
 
@@ -96,10 +105,13 @@ def test_the_flat_ops_compute_the_classifier_and_the_conv_transpose_is_its_adjoi
         assert (a * y).sum().item() == pytest.approx((conv.transpose(a, x.shape[1:]) * x).sum().item())
 
 
-def dense_deeppoly(ops, lo: torch.Tensor, hi: torch.Tensor, intersect: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def dense_deeppoly(ops, lo: torch.Tensor, hi: torch.Tensor, intersect: bool = False,
+                   rounding: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """DeepPoly with explicit matrices, as in the paper (one image): every layer's symbolic bounds as
     matrices, back-substitution by matrix products, max pooling neuron by neuron; ``intersect``:
-    affine layers' bounds intersected with the interval step from the layer before."""
+    affine layers' bounds intersected with the interval step from the layer before; ``rounding``:
+    each affine layer's float32 rounding bound ``E`` (on its input bounds) as a constant slack,
+    ``W x + b - E <= y <= W x + b + E``."""
     shp = shapes(ops, tuple(lo.shape[1:]))
     rel, bounds = [], [(lo.flatten(), hi.flatten())]
     for i, op in enumerate(ops):
@@ -108,15 +120,16 @@ def dense_deeppoly(ops, lo: torch.Tensor, hi: torch.Tensor, intersect: bool = Fa
         if isinstance(op, Affine):
             m = op.linear(torch.eye(n, dtype=D).view(n, *shp[i])).reshape(n, -1).T
             b = op.forward(torch.zeros(1, *shp[i], dtype=D)).flatten()
-            rel.append((m, b, m, b))
-            al, cl, au, cu = m, b, m, b
+            e = affine_rounding(op, l.view(1, *shp[i]), u.view(1, *shp[i])).flatten() if rounding else torch.zeros_like(b)
+            rel.append((m, b - e, m, b + e))
+            al, cl, au, cu = m, b - e, m, b + e
             for lm, lc, um, uc in reversed(rel[:-1]):
                 al, cl = al.clamp_min(0) @ lm + al.clamp_max(0) @ um, cl + al.clamp_min(0) @ lc + al.clamp_max(0) @ uc
                 au, cu = au.clamp_min(0) @ um + au.clamp_max(0) @ lm, cu + au.clamp_min(0) @ uc + au.clamp_max(0) @ lc
             x0, x1 = bounds[0]
             new_l, new_u = cl + al.clamp_min(0) @ x0 + al.clamp_max(0) @ x1, cu + au.clamp_min(0) @ x1 + au.clamp_max(0) @ x0
             if intersect:
-                il, iu = (t.flatten() for t in interval_step(op, l.view(1, *shp[i]), u.view(1, *shp[i])))
+                il, iu = (t.flatten() for t in interval_step(op, l.view(1, *shp[i]), u.view(1, *shp[i]), rounding))
                 new_l, new_u = torch.maximum(new_l, il), torch.minimum(new_u, iu)
             bounds.append((new_l, new_u))
         elif isinstance(op, Relu):
@@ -162,9 +175,9 @@ def test_deeppoly_equals_a_dense_matrix_reference() -> None:
     for net, shape in nets:
         ops = as_layers(net, [0.3] * shape[0], [0.4] * shape[0])
         lo, hi = input_box(torch.rand(2, *shape), 0.05)
-        for n, intersect in ((0, False), (1, False), (0, True), (1, True)):
-            got = deeppoly_bounds(ops, lo[n:n + 1], hi[n:n + 1], intersect=intersect)
-            want = dense_deeppoly(ops, lo[n:n + 1], hi[n:n + 1], intersect)
+        for n, intersect, rounding in ((0, False, False), (1, False, True), (0, True, True), (1, True, False)):
+            got = deeppoly_bounds(ops, lo[n:n + 1], hi[n:n + 1], intersect=intersect, rounding=rounding)
+            want = dense_deeppoly(ops, lo[n:n + 1], hi[n:n + 1], intersect, rounding)
             assert len(got) == len(want) == len(ops)
             for i, ((gl, gu), (wl, wu)) in enumerate(zip(got, want, strict=True)):
                 # intersected: neurons an interval step proves inactive before a ReLU keep its bounds
@@ -210,7 +223,7 @@ def test_bounds_contain_sampled_outputs_at_every_layer_and_deeppoly_is_tighter(c
 
 
 def test_certified_images_survive_pgd_and_lower_bound_the_attacked_margin(clf, digits, certs) -> None:
-    model = clf.differentiable(amp=False)
+    model = clf.differentiable()  # the deployed network: float32, the classifier's precision
     x, y = digits["xt"], digits["yt"]
 
     def margin(z: torch.Tensor) -> torch.Tensor:

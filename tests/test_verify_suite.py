@@ -129,3 +129,26 @@ def test_every_preset_verifies_networks_the_verifiers_accept(preset: str) -> Non
         settings = create("msp", **model_settings(model, preset)).config
         net = classifier_net(settings, {"channels": 1, "size": [28, 28], "classes": 10})
         assert as_layers(net, [0.5], [0.25]), (preset, model)
+
+
+def test_rows_of_float64_bounds_are_kept_apart_from_the_sound_ones() -> None:
+    from oodscope.bench.verification_tables import certified_table, rotation_table, soundness_table
+
+    cells = plan_cells(VerificationPlan())
+    assert all(job["bounds"] == "float32" for _, job in cells if job["kind"] in ("certify", "rotation"))
+
+    def row(bounds: str | None, certified: float, kind: str = "certify") -> dict:
+        variant = {"kind": kind, "method": "deeppoly", "n": 100}
+        variant.update({"eps": 0.01, "pgd_steps": 40, "pgd_restarts": 5} if kind == "certify" else
+                       {"theta": 5.0, "splits": 10, "sampled_angles": 61})
+        if bounds is not None:
+            variant["bounds"] = bounds
+        metrics = {"certified": certified, "n_images": 100, "n_certified": int(certified), "seconds_per_certificate": 1.0,
+                   "pgd_accuracy": 99.0, "pgd_flips": 0, "seconds_per_image": 1.0, "sampled_flips": 0}
+        return {"method": "standard", "variant": variant, "metrics": metrics}
+
+    rows = [row(None, 81.0), row("float32", 80.0), row(None, 65.0, "rotation"), row("float32", 60.0, "rotation")]
+    cert = {(r[0], r[1]): r[2] for r in certified_table(rows).rows}
+    assert cert[("standard", "deeppoly")] == "80.00" and cert[("standard (float64 bounds)", "deeppoly")] == "81.00"
+    assert [r[:2] for r in rotation_table(rows).rows] == [["standard", "60.00"], ["standard (float64 bounds)", "65.00"]]
+    assert [r[0] for r in soundness_table(rows).rows] == ["standard", "standard (float64 bounds)"]

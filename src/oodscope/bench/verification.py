@@ -3,23 +3,33 @@ certificates and neuron coverage of the classifiers of a multi-class benchmark.
 
 Per seed s, on fixed subsets of the in-distribution test images (the same for every model):
 
-* certified accuracy — the share of images whose true class is proven to stay the arg-max on the
-  whole L∞ ball of radius ε (inside [0, 1]) — for each model (``standard``: the benchmark's
-  classifier; ``adversarial``: PGD-trained, Madry et al. 2018; ``certified``: trained with interval
+* certified accuracy — the share of images whose true class is proven to stay the arg-max of the
+  deployed classifier (float32 scoring, its ``precision``; the bounds include its float32 rounding,
+  :mod:`oodscope.verify.rounding`) on the whole L∞ ball of radius ε (inside [0, 1]) — for each
+  model (``standard``: the benchmark's classifier; ``adversarial``: PGD-trained, Madry et al. 2018; ``certified``: trained with interval
   bounds, Gowal et al. 2018), each ε and each bound method (``interval``, ``deeppoly``;
   :mod:`oodscope.verify`), with the seconds per certificate. A DeepPoly row also records the
   interval certificates of the same images, and how many of those DeepPoly lost (must be 0);
-* the soundness check: PGD with random restarts inside the ball of every certified image; the
+* the soundness check: PGD with random restarts inside the ball of every certified image, against
+  the deployed model (``clf.differentiable()``: the classifier in its scoring precision, float32,
+  as ``Classifier.logits`` computes it; not the float64 copy the bounds are computed on); the
   number of images whose prediction it changes must be 0 (``pgd_flips``), and PGD's accuracy on
   all images is an upper bound of the certified accuracy;
 * geometric certificates (DeepG-style, :func:`oodscope.verify.certify_rotation`): the share of
   images whose class is proven constant for every rotation within ±θ, with a check on densely
-  sampled angles (``sampled_flips``, must be 0);
+  sampled angles (``sampled_flips``, must be 0): the deployed classifier (``Classifier.logits``,
+  float32) on each rotated image (computed in float64, rounded to float32);
 * neuron coverage (DeepXplore) of the test images, of PGD adversarial examples of them and of OOD
   test images, per layer and overall, under each coverage definition of the plan: DeepXplore's
   (each channel of a feature map one neuron, activations min-max scaled per layer and input,
   threshold 0.25), the same with every channel × position a neuron, and "the ReLU fired" (raw
   activation > 0, per position).
+
+A model that scores in bfloat16 is refused (:func:`oodscope.verify.require_float32`). The
+certificate and rotation cells carry ``"bounds": "float32"`` in their variant: rows measured before
+the bounds included the float32 rounding (float64 bounds of the network in exact arithmetic) have
+other keys, so a rerun in their directory measures anew instead of reusing them, and the tables
+label them "(float64 bounds)".
 
 Rows follow the common format (``method`` = the model, ``variant`` = what is measured); a rerun
 skips finished rows. ``table.md`` shows the suite's tables; ``verification.json`` records the plan.
@@ -45,7 +55,7 @@ from oodscope.errors import InputError
 from oodscope.protocols import Cell, MultiClass, Task
 from oodscope.verify import METHODS, certify, certify_rotation, neuron_coverage
 from oodscope.verify.geometric import rotate
-from oodscope.verify.layers import DTYPE, as_layers, forward
+from oodscope.verify.layers import DTYPE
 
 # the cpu LeNet trained with interval bounds at the largest ε certified, the radius ramped over
 # the first 40 % of 10 epochs (a slow ramp, as Gowal et al. stress)
@@ -64,6 +74,7 @@ VERIFY_MODELS: dict[str, dict[str, dict[str, Any]]] = {
 }
 VERIFY_MODELS["demo"] = VERIFY_MODELS["smoke"]
 COVERAGE_INPUTS = ("test", "adversarial", "ood")
+BOUNDS = "float32"  # what the certificates bound: the float32 network, its rounding included
 COVERAGE_DEFINITIONS: tuple[dict[str, Any], ...] = (
     {"unit": "channel", "scale": True, "threshold": 0.25},  # DeepXplore's code: channel means of the scaled map
     {"unit": "position", "scale": True, "threshold": 0.25},
@@ -165,7 +176,7 @@ def plan_cells(plan: VerificationPlan) -> list[tuple[Cell, Job]]:
             for method in plan.methods:
                 n = plan.n_interval if method == "interval" else plan.n_deeppoly
                 for e in plan.eps:
-                    add(m, s, {"kind": "certify", "method": method, "eps": e, "n": n,
+                    add(m, s, {"kind": "certify", "method": method, "eps": e, "n": n, "bounds": BOUNDS,
                                "pgd_steps": plan.pgd_steps, "pgd_restarts": plan.pgd_restarts})
             for inputs in COVERAGE_INPUTS:
                 for definition in plan.coverage:
@@ -174,7 +185,7 @@ def plan_cells(plan: VerificationPlan) -> list[tuple[Cell, Job]]:
         for m in plan.models:
             for theta in plan.rotations:
                 add(m, s, {"kind": "rotation", "theta": theta, "method": plan.rotation_method, "n": plan.n_rotation,
-                           "splits": max(1, round(2 * theta * plan.splits_per_degree)),
+                           "bounds": BOUNDS, "splits": max(1, round(2 * theta * plan.splits_per_degree)),
                            "sampled_angles": plan.sampled_angles})
     return out
 
@@ -210,9 +221,9 @@ class _Context:
 def _certify(ctx: _Context, job: Job) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     clf, info = ctx.net(job["model"])
     x, y = ctx.images(job["n"])
-    result = certify(clf, x, job["eps"], job["method"], label=y)
+    result = certify(clf, x, job["eps"], job["method"], label=y)  # refuses a model scoring in bfloat16
     attack = make_attack("pgd", job["eps"], job["pgd_steps"], restarts=job["pgd_restarts"], seed=ctx.seed)
-    model = clf.differentiable(amp=False)
+    model = clf.differentiable()  # the deployed model: its scoring precision (float32, certify checked)
     x_adv = attack(model, x, y).detach()
     with torch.no_grad():
         adv_pred = model(x_adv).argmax(dim=1).cpu()
@@ -234,15 +245,14 @@ def _rotation(ctx: _Context, job: Job) -> tuple[dict[str, Any], Any, dict[str, A
     clf, info = ctx.net(job["model"])
     x, y = ctx.images(job["n"])
     result = certify_rotation(clf, x, job["theta"], job["method"], splits=job["splits"], label=y)
-    ops = as_layers(clf)
     flips = 0
     certified = result.certified
     if bool(certified.any()):  # every sampled angle must keep the class of a certified image
         xc, yc = x[certified].to(DTYPE), y[certified]
-        with torch.no_grad():
-            for angle in np.linspace(-job["theta"], job["theta"], job["sampled_angles"]):
-                pred = forward(ops, rotate(xc, float(angle)).clamp(0.0, 1.0)).argmax(dim=1)
-                flips += int((pred != yc).sum())
+        for angle in np.linspace(-job["theta"], job["theta"], job["sampled_angles"]):
+            # the deployed classifier (float32 logits) on the float32 image nearest to the rotation
+            pred = clf.logits(rotate(xc, float(angle)).clamp(0.0, 1.0).float()).argmax(dim=1)
+            flips += int((pred != yc).sum())
     boxes = result.extra["deeppoly_boxes"].double()
     metrics = {"certified": 100.0 * result.share, "clean_accuracy": 100.0 * float(result.correct.double().mean()),
                "n_certified": int(certified.sum()), "n_images": len(y), "seconds_per_image": result.seconds_per_certificate,

@@ -1,6 +1,8 @@
 """Tables of the ``verification`` suite (:mod:`oodscope.bench.verification`): certified accuracy per
 model, bound method and ε; rotation certificates per ±θ; the soundness checks; neuron coverage.
-Values are means over seeds (± std when there are several). No torch."""
+Values are means over seeds (± std when there are several). Certificate and rotation rows measured
+before the bounds included the float32 rounding (no ``"bounds": "float32"`` in their variant) are
+shown apart, their model marked "(float64 bounds)". No torch."""
 
 from __future__ import annotations
 
@@ -16,8 +18,17 @@ MODEL_ORDER = ("standard", "adversarial", "certified")
 
 
 def _order(model: str) -> tuple[int, str]:
-    """Models in the suite's order (standard, adversarial, certified), others after by name."""
-    return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
+    """Models in the suite's order (standard, adversarial, certified), others after by name; a
+    model's rows of float64 bounds after its own."""
+    base = model.split(" ")[0]
+    return (MODEL_ORDER.index(base) if base in MODEL_ORDER else len(MODEL_ORDER), model)
+
+
+def _model(row: dict[str, Any]) -> str:
+    """The row's model, marked "(float64 bounds)" for a certificate measured before the bounds
+    included the float32 rounding (no ``bounds`` in its variant)."""
+    old = row.get("variant", {}).get("bounds") != "float32"
+    return row["method"] + (" (float64 bounds)" if old else "")
 
 
 def _kind(rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -35,12 +46,12 @@ def certified_table(rows: list[dict[str, Any]]) -> Table | None:
     images: dict[tuple[str, str], set[int]] = defaultdict(set)
     for r in cert:
         v, m = r["variant"], r["metrics"]
-        key = (r["method"], v["method"])
+        key = (_model(r), v["method"])
         values[key][float(v["eps"])].append(m["certified"])
         seconds[key].append(m["seconds_per_certificate"])
         images[key].add(int(m["n_images"]))
         if v["method"] == "interval":  # the attack ran on the interval rows' (larger) image sets
-            values[(r["method"], f"PGD-{v['pgd_steps']} × {v['pgd_restarts']} (upper bound)")][float(v["eps"])].append(m["pgd_accuracy"])
+            values[(_model(r), f"PGD-{v['pgd_steps']} × {v['pgd_restarts']} (upper bound)")][float(v["eps"])].append(m["pgd_accuracy"])
     table = Table(["model", "bounds", *[f"ε = {eps_text(e)}" for e in eps], "images", "s / certificate"],
                   align=["left", "left", *["right"] * (len(eps) + 2)],
                   caption="Certified accuracy (%) on the L∞ ball (pixels in [0, 1]): the share of test images whose true "
@@ -62,7 +73,7 @@ def rotation_table(rows: list[dict[str, Any]]) -> Table | None:
     thetas = sorted({float(r["variant"]["theta"]) for r in rot})
     values: dict[str, dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rot:
-        values[r["method"]][float(r["variant"]["theta"])].append(r["metrics"])
+        values[_model(r)][float(r["variant"]["theta"])].append(r["metrics"])
     splits = sorted({f"{r['variant']['splits']}" for r in rot}, key=int)
     method = "/".join(sorted({r["variant"]["method"] for r in rot}))
     table = Table(["model", *[f"±{eps_text(t)}°" for t in thetas], "images", *[f"s / image ±{eps_text(t)}°" for t in thetas]],
@@ -85,7 +96,7 @@ def soundness_table(rows: list[dict[str, Any]]) -> Table | None:
         return None
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for r in checked:
-        m, t = r["metrics"], totals[r["method"]]
+        m, t = r["metrics"], totals[_model(r)]
         if r["variant"]["kind"] == "certify":
             t[0] += int(m["n_certified"])
             t[1] += int(m["pgd_flips"])

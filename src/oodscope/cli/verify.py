@@ -1,6 +1,8 @@
 """``oodscope verify``: certified accuracy of a saved classifier-based model (:mod:`oodscope.verify`)
 on a labelled data set or a folder of class sub-folders: the share of images whose class is
-correct and provably the same on the whole L∞ ball of radius ε (inside [0, 1])."""
+correct and provably the same on the whole L∞ ball of radius ε (inside [0, 1]), for the model as
+it scores, in float32 (the bounds include the network's float32 rounding). A model that scores in
+bfloat16 is refused with a line saying how to get a float32 one."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from oodscope.cli.common import apply_threads, threads_option
 from oodscope.cli.labelled import classifier_of, labelled_images
 from oodscope.cli.parsing import parse_radii
 from oodscope.progress import progress as progress_bar
-from oodscope.verify import METHODS, CertResult, as_layers, certify
+from oodscope.verify import METHODS, CertResult, as_layers, certify, require_float32
 
 CHUNK = 10  # images certified per call (for the progress bar)
 
@@ -53,10 +55,13 @@ def verify(model: str, eps_values: tuple[str, ...], method: str, dataset: str, f
            seed: int, data_root: str | None, out: str | None, progress: bool, threads: int | None) -> None:
     """Certified accuracy of the classifier of a saved model (e.g. ``oodscope fit --method msp``):
     the share of images classified correctly whose class is proven to stay the same for every
-    image within L∞ distance ε (DeepPoly or interval bounds; LeNet classifiers)."""
+    image within L∞ distance ε (DeepPoly or interval bounds, including the float32 rounding of
+    the network; LeNet classifiers scoring in float32)."""
     apply_threads(threads)
     epsilons = parse_radii(eps_values)
     det, clf = classifier_of(model, "verify")
+    require_float32(clf)  # the certificates cover float32 scoring only
+    require_float32(det)  # (the detector's own setting, should it differ from its network's)
     x, y = labelled_images(clf, folder, dataset, data_root, n_images, seed, "images to verify")
     ops = as_layers(clf)  # refuses networks the verifiers do not accept before any work
     rows, clean = [], 0.0

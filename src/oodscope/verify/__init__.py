@@ -1,6 +1,12 @@
 """Certified robustness of the CPU classifiers: for an image and an L∞ radius ε, a proof that the
 predicted class is the same for every image within ε (inside the pixel range [0, 1]).
 
+What is certified is the deployed network: the classifier scoring in float32 (its ``precision``
+setting) on float32 images. The bounds are computed in float64 on the float32 weights and include
+a rigorous bound of the float32 rounding of every affine layer and of the input normalisation
+(:mod:`oodscope.verify.rounding`, after Higham 2002); a model that scores in bfloat16 is refused
+with :class:`~oodscope.errors.InputError` (:func:`require_float32`).
+
 Two methods on networks of convolution, linear, ReLU, max-pooling (kernel = stride) and flatten
 layers after a per-channel normalisation (oodscope's LeNet classifiers; anything else is refused
 with :class:`~oodscope.errors.InputError`): interval bound propagation (Gowal et al. 2018) and
@@ -26,8 +32,10 @@ from oodscope.verify.geometric import certify_geometric, certify_rotation, pixel
 from oodscope.verify.ibp_training import ibp_loss, ibp_schedule, worst_case_logits
 from oodscope.verify.interval import input_box, interval_bounds, interval_margins
 from oodscope.verify.layers import SUPPORTED, Op, as_layers, forward
+from oodscope.verify.rounding import affine_rounding, require_float32, scoring_precision
 
-__all__ = ["METHODS", "SUPPORTED", "CertResult", "DeepPoly", "NeuronCoverage", "Op", "as_layers", "certified_share",
+__all__ = ["METHODS", "SUPPORTED", "CertResult", "DeepPoly", "NeuronCoverage", "Op", "affine_rounding", "as_layers",
+           "certified_share",
            "certify", "certify_box", "certify_geometric", "certify_rotation", "deeppoly_bounds", "deeppoly_margins",
            "forward", "ibp_loss", "ibp_schedule", "input_box", "interval_bounds", "interval_margins", "layer_bounds",
-           "neuron_coverage", "pixel_bounds", "transform", "worst_case_logits"]
+           "neuron_coverage", "pixel_bounds", "require_float32", "scoring_precision", "transform", "worst_case_logits"]

@@ -4,7 +4,10 @@ certifying neural networks", POPL 2019).
 Every neuron ``y`` gets a symbolic lower and upper bound, linear in the neurons of the layer before
 it, and concrete bounds ``[l, u]``:
 
-* affine layers: ``y = W x + b`` both ways (exact);
+* affine layers: ``W x + b - E <= y <= W x + b + E`` with ``E`` the bound of the float32
+  rounding of the layer on the concrete bounds of its input (``rounding``, the default:
+  :func:`oodscope.verify.rounding.affine_rounding`; the neurons' values are those of the deployed
+  float32 network) or ``E = 0`` (``rounding=False``: the network in exact arithmetic);
 * ReLU ``y = max(x, 0)`` with input bounds ``[l, u]``: ``y = x`` when ``l >= 0``, ``y = 0`` when
   ``u <= 0``; otherwise (unstable) the upper bound is the line through ``(l, 0)`` and ``(u, u)``,
   ``y <= u (x - l) / (u - l)``, and the lower bound ``y >= λ x`` with ``λ = 1`` when ``u > -l``
@@ -17,7 +20,8 @@ it, and concrete bounds ``[l, u]``:
 
 The concrete bounds of an affine layer's neurons come from back-substitution: the identity on those
 neurons is carried back, layer by layer, to the input box, choosing for each coefficient the lower or
-upper symbolic bound by its sign; at the input, ``min_{x ∈ box} a^T x + c = a⁺·lo + a⁻·hi + c``.
+upper symbolic bound by its sign (an affine layer's slack ``E`` adds ``-|a|·E`` to the constant); at
+the input, ``min_{x ∈ box} a^T x + c = a⁺·lo + a⁻·hi + c``.
 An upper bound is minus the lower bound of the negated expression, so one routine computes both.
 Coefficients stay tensors shaped like the layer they sit on: a convolution takes them back with
 ``conv_transpose2d``, a linear layer with its transposed weight, max pooling by scattering to the
@@ -27,7 +31,8 @@ tile of positions at a time, and their coefficients live on a window of each ear
 in chunks within a memory budget. Images are processed one at a time.
 
 With ``intersect`` (the default) each affine layer's bounds are intersected with the interval
-bounds computed from the (already intersected) bounds of the layer before, which keeps them sound and
+bounds computed from the (already intersected) bounds of the layer before (widened by the same
+rounding bound), which keeps them sound and
 never looser than interval bound propagation at any layer; neurons feeding a ReLU that this interval
 step already proves inactive are not back-substituted (their output is exactly 0). Without it the
 bounds are DeepPoly's own (they can in principle be looser than intervals for single neurons:
@@ -49,6 +54,7 @@ import torch.nn.functional as F
 from oodscope.errors import InputError
 from oodscope.verify.interval import Bounds, interval_step, margin_spec
 from oodscope.verify.layers import DTYPE, Affine, Flatten, MaxPool, Op, Relu, Window, shapes
+from oodscope.verify.rounding import affine_rounding
 
 BUDGET = 1 << 22  # elements of one coefficient tensor on a flat layer's whole input (float64: 32 MiB)
 TILE_QUERIES = 32  # neurons of a feature map back-substituted together, at least (a tile of positions x channels)
@@ -95,14 +101,16 @@ def pool_relax(lo: torch.Tensor, hi: torch.Tensor, kernel: tuple[int, int]) -> P
 
 
 class DeepPoly:
-    """DeepPoly bounds of one image's input box ``[lo, hi]`` (each (1, *in_shape))."""
+    """DeepPoly bounds of one image's input box ``[lo, hi]`` (each (1, *in_shape)); with ``rounding``
+    those of the float32 network (``slack[i]``: the rounding bound (1, *shape) of affine op ``i``)."""
 
     def __init__(self, ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, intersect: bool = True,
-                 budget: int = BUDGET) -> None:
-        self.ops, self.intersect, self.budget = list(ops), intersect, int(budget)
+                 budget: int = BUDGET, rounding: bool = True) -> None:
+        self.ops, self.intersect, self.budget, self.rounding = list(ops), intersect, int(budget), rounding
         self.shapes = shapes(self.ops, tuple(lo.shape[1:]))
         self.bounds: list[Bounds] = [(lo.to(DTYPE), hi.to(DTYPE))]  # [0]: input; [i + 1]: op i's output
         self.relax: dict[int, ReluRelax | PoolRelax] = {}
+        self.slack: dict[int, torch.Tensor] = {}
         for i, op in enumerate(self.ops):
             self.bounds.append(self._layer(i, op))
 
@@ -120,8 +128,10 @@ class DeepPoly:
         if not isinstance(op, Affine):
             raise InputError(f"verify: no DeepPoly rule for {type(op).__name__}")
         out_shape = self.shapes[i + 1]
+        if self.rounding:
+            self.slack[i] = affine_rounding(op, lo, hi)
         if self.intersect:
-            l_out, u_out = (t[0].clone() for t in interval_step(op, lo, hi))
+            l_out, u_out = (t[0].clone() for t in interval_step(op, lo, hi, self.rounding))
             feeds_relu = i + 1 < len(self.ops) and isinstance(self.ops[i + 1], Relu)
             todo = u_out > 0 if feeds_relu else torch.ones_like(u_out, dtype=torch.bool)
         else:
@@ -132,6 +142,9 @@ class DeepPoly:
             q = const.numel()
             low = self.lower(torch.cat([coef, -coef]), offset, torch.cat([const, -const]), i - 1)
             dl, du = low[:q], -low[q:]
+            if self.rounding:
+                e = self.slack[i].view(-1)[idx]
+                dl, du = dl - e, du + e
             if self.intersect:
                 lv[idx], uv[idx] = torch.maximum(lv[idx], dl), torch.minimum(uv[idx], du)
             else:
@@ -173,6 +186,8 @@ class DeepPoly:
         for i in range(last, -1, -1):
             op = self.ops[i]
             if isinstance(op, Affine):
+                if self.rounding:
+                    const = const - (coef.abs() * _crop(self.slack[i], offset, coef)).flatten(1).sum(1)
                 const = const + op.bias_term(coef)
                 coef, offset = op.transpose_window(coef, offset, self.shapes[i])
             elif isinstance(op, Relu):
@@ -224,19 +239,22 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def deeppoly_bounds(ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, intersect: bool = True,
-                    budget: int = BUDGET) -> list[Bounds]:
-    """Lower and upper bounds (N, *shape) of every op's output over the input box ``[lo, hi]`` (N, ...)."""
-    per_image = [DeepPoly(ops, lo[n:n + 1], hi[n:n + 1], intersect, budget).bounds[1:] for n in range(lo.shape[0])]
+                    budget: int = BUDGET, rounding: bool = True) -> list[Bounds]:
+    """Lower and upper bounds (N, *shape) of every op's output over the input box ``[lo, hi]`` (N, ...)
+    (with ``rounding``: of the float32 network's values)."""
+    per_image = [DeepPoly(ops, lo[n:n + 1], hi[n:n + 1], intersect, budget, rounding).bounds[1:] for n in range(lo.shape[0])]
     return [(torch.cat([b[i][0] for b in per_image]), torch.cat([b[i][1] for b in per_image])) for i in range(len(ops))]
 
 
 def deeppoly_margins(ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, labels: torch.Tensor, intersect: bool = True,
-                     budget: int = BUDGET, states: Sequence[DeepPoly] | None = None) -> torch.Tensor:
+                     budget: int = BUDGET, states: Sequence[DeepPoly] | None = None, rounding: bool = True) -> torch.Tensor:
     """Lower bounds (N, K) of ``z_k - z_j`` (``k = labels``) by back-substituting the difference
-    from the output; ``+inf`` at ``j = k``. ``states``: the images' :class:`DeepPoly` if already built."""
+    from the output; ``+inf`` at ``j = k``; with ``rounding``, of the float32 logits (the last
+    layer's slack ``E_k + E_j`` included). ``states``: the images' :class:`DeepPoly` if already
+    built (their own ``rounding`` then applies)."""
     out = []
     for n in range(lo.shape[0]):
-        dp = states[n] if states is not None else DeepPoly(ops, lo[n:n + 1], hi[n:n + 1], intersect, budget)
+        dp = states[n] if states is not None else DeepPoly(ops, lo[n:n + 1], hi[n:n + 1], intersect, budget, rounding)
         k = dp.shapes[-1]
         if len(k) != 1:
             raise InputError(f"verify: margins need flat network outputs (N, K), got per-image shape {k}")

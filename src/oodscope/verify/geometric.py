@@ -44,10 +44,16 @@ interval per pixel) in two sound steps:
    around a pixel centre touches its 3×3 neighbours.)
 
 The pixel boxes are clipped to ``[0, 1]`` (the interpolant of an image in ``[0, 1]`` is a convex
-combination of its pixels and zeros, so this is sound) and handed to the interval or DeepPoly
-verifier as an input box (:func:`oodscope.verify.certify.box_margins`). The parameter range is
-split into ``splits`` equal sub-intervals per parameter (a grid of sub-boxes when several
-parameters vary); each sub-box is certified on its own, and the image is certified only if every
+combination of its pixels and zeros, so this is sound), rounded outward to float32 numbers (so that
+they contain the float32 number nearest to every value of the interval;
+:func:`oodscope.verify.rounding.pixel_rounding`; 0 and 1 are float32 numbers) and handed to the
+interval or DeepPoly verifier as an input box (:func:`oodscope.verify.certify.box_margins`), which
+bounds the deployed float32 network on every float32 image of the box, its own rounding included
+(:mod:`oodscope.verify.rounding`). What is certified is thus the float32 classifier on the float32
+image nearest to the exact transformed image ``T_φ(x)`` (computed in exact arithmetic, then
+rounded once), for every ``φ`` of the range; a transformation computed in float32 by other code
+rounds differently and is not covered. The parameter range is split into ``splits`` equal
+sub-intervals per parameter (a grid of sub-boxes when several parameters vary); each sub-box is certified on its own, and the image is certified only if every
 sub-box is. Narrower sub-intervals give narrower pixel intervals (about linearly), at the cost of
 more verifier calls.
 
@@ -81,10 +87,11 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.errors import InputError
-from oodscope.verify.certify import METHODS, TOLERANCE, CertResult, box_margins, predicted_classes
+from oodscope.verify.certify import METHODS, TOLERANCE, CertResult, box_margins, predicted_classes, verified_layers
 from oodscope.verify.deeppoly import BUDGET
 from oodscope.verify.interval import interval_margins
-from oodscope.verify.layers import DTYPE, as_layers
+from oodscope.verify.layers import DTYPE
+from oodscope.verify.rounding import pixel_rounding
 
 Interval = tuple[float, float]
 PARAMETERS = ("rotation", "translation", "scaling")
@@ -284,7 +291,8 @@ def parameter_boxes(rotation: float = 0.0, translation: float = 0.0, scaling: fl
 
 def certify_geometric(model: Any, x: torch.Tensor, rotation: float = 0.0, translation: float = 0.0, scaling: float = 0.0,
                       method: str = "deeppoly", splits: int | Mapping[str, int] | None = None,
-                      label: torch.Tensor | None = None, budget: int = BUDGET, early_stop: bool = True) -> CertResult:
+                      label: torch.Tensor | None = None, budget: int = BUDGET, early_stop: bool = True,
+                      rounding: bool = True) -> CertResult:
     """Certificates that the class of each image ``x`` (N, C, H, W) in [0, 1] stays the same for
     every rotation by up to ``±rotation`` degrees, translation by up to ``±translation`` pixels
     along each axis and scaling by a factor in ``[1 - scaling, 1 + scaling]`` (all combined; a
@@ -296,6 +304,8 @@ def certify_geometric(model: Any, x: torch.Tensor, rotation: float = 0.0, transl
     for the translation), an int for all or a mapping ``{"rotation": ..., "translation": ...,
     "scaling": ...}`` (default :data:`DEFAULT_SPLITS`). ``label``: the classes (N,); default the
     network's predictions on ``x``; an image whose prediction differs is never certified.
+    ``rounding``: the float32 network on float32 images (the default; ``False``: the network in
+    exact arithmetic on the exact transformed images, see :func:`oodscope.verify.certify`).
 
     The result's ``margin`` is the smallest sub-box margin (see the docstring about ``early_stop``),
     ``eps`` the single non-zero parameter range (NaN when several are), and ``extra`` holds the
@@ -315,7 +325,7 @@ def certify_geometric(model: Any, x: torch.Tensor, rotation: float = 0.0, transl
     if bool(torch.isnan(x).any()) or float(x.min()) < -RANGE_TOLERANCE or float(x.max()) > 1 + RANGE_TOLERANCE:
         raise InputError("verify: geometric certificates need images in [0, 1] without NaN")
     x = x.clamp(0.0, 1.0)
-    ops = as_layers(model)
+    ops = verified_layers(model)
     boxes = parameter_boxes(rotation, translation, scaling, splits)
     shape = tuple(x.shape[-2:])
     coords = [coordinate_box(shape, a, u, v, s) for a, u, v, s in boxes]
@@ -327,14 +337,16 @@ def certify_geometric(model: Any, x: torch.Tensor, rotation: float = 0.0, transl
             start = time.perf_counter()
             lo, hi = interpolation_range(x[n], r_lo, r_hi, c_lo, c_hi)  # (C, P, H, W)
             lo, hi = lo.transpose(0, 1).clamp(0.0, 1.0), hi.transpose(0, 1).clamp(0.0, 1.0)
+            if rounding:  # the float32 image nearest to each transformed image
+                lo, hi = pixel_rounding(lo, hi)
             kk = k[n].repeat(len(boxes))
-            m = interval_margins(ops, lo, hi, kk).min(dim=1).values  # (P,)
+            m = interval_margins(ops, lo, hi, kk, rounding=rounding).min(dim=1).values  # (P,)
             count = 0
             if method == "deeppoly":
                 for b in m.argsort().tolist():
                     if m[b] > TOLERANCE:
                         break
-                    dp = box_margins(ops, lo[b:b + 1], hi[b:b + 1], kk[b:b + 1], "deeppoly", budget)[0][0]
+                    dp = box_margins(ops, lo[b:b + 1], hi[b:b + 1], kk[b:b + 1], "deeppoly", budget, rounding)[0][0]
                     m[b], count = torch.maximum(m[b], dp), count + 1
                     if early_stop and dp <= TOLERANCE:
                         break
@@ -349,7 +361,7 @@ def certify_geometric(model: Any, x: torch.Tensor, rotation: float = 0.0, transl
     eps = nonzero[0] if len(nonzero) == 1 else (0.0 if not nonzero else float("nan"))
     counts = _split_counts(splits)
     extra = {"transform": ranges, "splits": {p: counts[p] for p in PARAMETERS if ranges[p] > 0}, "boxes": len(boxes),
-             "box_margin": box_margin, "deeppoly_boxes": torch.tensor(ran)}
+             "box_margin": box_margin, "deeppoly_boxes": torch.tensor(ran), "rounding": rounding}
     return CertResult(method, eps, k, (margin > TOLERANCE) & correct, margin, correct,
                       torch.tensor(seconds, dtype=torch.float64), extra)
 
