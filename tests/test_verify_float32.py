@@ -147,8 +147,8 @@ def test_the_rounding_bound_of_a_linear_layer_by_hand() -> None:
     op = Dense(torch.tensor([[1.0, -2.0], [0.5, 0.25]]), torch.tensor([0.5, -1.0]))
     lo, hi = torch.tensor([[-1.0, 0.0]], dtype=D), torch.tensor([[3.0, 2.0]], dtype=D)  # |x| <= (3, 2)
     g3 = 3 * U32 / (1 - 3 * U32)  # two products and the bias
-    want = SAFETY * torch.tensor([g3 * (3 + 4 + 0.5) + TINY32 * (3 + 6), g3 * (1.5 + 0.5 + 1) + TINY32 * (0.75 + 6)],
-                                 dtype=D)
+    # the underflow term: 2^-126 (the largest row sum of |W|, 3, + 2 (n + 1) = 6)
+    want = SAFETY * torch.tensor([g3 * (3 + 4 + 0.5) + TINY32 * (3 + 6), g3 * (1.5 + 0.5 + 1) + TINY32 * (3 + 6)], dtype=D)
     torch.testing.assert_close(affine_rounding(op, lo, hi)[0], want, rtol=1e-12, atol=0)
     assert gamma(3) == g3
     # float32 sums of many terms stay inside: the worst float32 error of a long dot product

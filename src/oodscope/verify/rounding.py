@@ -26,7 +26,8 @@ earlier layers deliver, so the errors of every layer are accounted for where the
   γ_4 (a / s + 3 |m / s|)`` (Higham 2002, Lemma 3.1; ``|x / s| <= |n| + |m / s|``);
 * underflow: each rounding may also be off by an absolute amount below ``2^-126`` (gradual
   underflow, or flush-to-zero and denormals-are-zero modes, where a subnormal input also counts as
-  0): ``2^-126 (|w|·1 + 2 (n + 1))`` per neuron (``(1/s) + 4`` for the normalisation);
+  0): ``2^-126 (max_i Σ_j |w_ij| + 2 (n + 1))`` per neuron, a constant per layer (``max (1/s)
+  + 4`` for the normalisation);
 * ReLU, max pooling and flatten are exact in float32 (no rounding).
 
 Every bound is multiplied by :data:`SAFETY` = 2. The verifiers' own float64 arithmetic (``u =
@@ -93,16 +94,15 @@ def affine_rounding(op: Affine, lo: torch.Tensor, hi: torch.Tensor) -> torch.Ten
     """Per output neuron, a bound (N, *out_shape) of ``|fl32(op(x)) − op(x)|`` for every float32
     ``x`` in the box ``[lo, hi]`` (N, *in_shape) of the op's input (see the module's docstring)."""
     a = torch.maximum(lo.abs(), hi.abs()).to(DTYPE)
-    ones = torch.ones_like(a[:1])
     if isinstance(op, ChannelAffine):
         shift = op._view(op.shift.abs(), a.ndim)
         relative = gamma(4) * (op.abs_linear(a) + 3 * shift)
-        tiny = TINY32 * (op.abs_linear(ones) + 4)
+        tiny = TINY32 * (float(op.scale.abs().max()) + 4)
     elif isinstance(op, (Conv, Dense)):
         n = fan_in(op) + 1  # the bias is one more term
         out = op.abs_linear(a)
         relative = gamma(n) * (out + _bias_view(op, out.ndim))
-        tiny = TINY32 * (op.abs_linear(ones) + 2 * n)
+        tiny = TINY32 * (float(op.weight.abs().flatten(1).sum(1).max()) + 2 * n)  # the largest row of |W|
     else:
         raise InputError(f"verify: no float32 rounding bound for {type(op).__name__}")
     return SAFETY * (relative + tiny)
