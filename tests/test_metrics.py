@@ -97,3 +97,17 @@ def test_bad_inputs():
         threshold_at_acceptance([], 0.95)
     with pytest.raises(InputError, match="rate"):
         threshold_at_acceptance([1.0], 1.5)
+
+
+def test_thresholds_keep_clear_of_the_score_that_set_them():
+    from oodscope.pipeline.thresholds import CLEARANCE, clear_of
+
+    s = np.array([-3.0, -1.0, 0.5, 0.50000001, 2.0, 4.0])
+    gap = CLEARANCE * 4.0
+    assert clear_of(-1.0, s, "accepted") == -1.0 + gap  # just above the last accepted score
+    assert clear_of(np.nextafter(2.0, -np.inf), s, "rejected") == 2.0 - gap  # just below the first rejected
+    mid = clear_of(0.5, s, "accepted")  # the next score is nearer than the clearance: halfway to it
+    assert 0.5 < mid < 0.50000001 and mid == (0.5 + 0.50000001) / 2
+    assert clear_of(4.0, s, "accepted") == 4.0 + gap and clear_of(np.nextafter(-3.0, -np.inf), s, "rejected") == -3.0 - gap
+    for t, keep in ((-1.0, "accepted"), (0.5, "accepted"), (np.nextafter(2.0, -np.inf), "rejected")):
+        assert np.array_equal(s <= clear_of(t, s, keep), s <= t)  # the same verdicts on the scores themselves

@@ -8,6 +8,14 @@ Two rules:
   in-distribution (the false-positive rate of the "in" verdict,
   :func:`oodscope.metrics.threshold_at_outlier_acceptance`).
 
+Either rule ends at a boundary score: the last held-out image accepted (``accept``), the first
+validation outlier rejected (``fpr``). The threshold is then moved :data:`CLEARANCE` of the scores'
+scale (their largest magnitude) past that score, on the side that keeps its verdict (never beyond
+halfway to the next score): a float32 model scores the same in torch and in the onnxruntime engine
+of ``oodscope score`` / ``serve`` only within float32 rounding (at most 4.7e-6 of the scale in
+docs/BENCHMARKS.md, "Scores you can trust as stated"), and a threshold one rounding step from a
+score would flip that image's verdict between them.
+
 The record (``Detector.threshold_rule``, saved with the model) names the rule and its target, and
 the held-out figures at the chosen threshold: how many held-out in-distribution images (and
 validation outliers) there were and what share of each is accepted. It also keeps the held-out
@@ -24,6 +32,32 @@ import numpy as np
 from oodscope.detectors import Detector
 from oodscope.errors import InputError
 from oodscope.metrics import threshold_at_acceptance, threshold_at_outlier_acceptance
+
+# how far (a share of the scores' largest magnitude) a threshold is kept from the boundary score
+CLEARANCE = 1e-4
+
+
+def clear_of(threshold: float, scores: np.ndarray, keep: str) -> float:
+    """``threshold`` moved :data:`CLEARANCE` of the scores' scale away from the boundary score of
+    ``scores`` on its side: above the largest accepted one (``keep="accepted"``) or below the
+    smallest rejected one (``keep="rejected"``), but never past the midpoint between the two; the
+    same scores are accepted and rejected as before."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    gap = CLEARANCE * max(float(np.abs(s).max()), 1e-300)
+    accepted, rejected = s[s <= threshold], s[s > threshold]
+    lo = float(accepted.max()) if accepted.size else None
+    hi = float(rejected.min()) if rejected.size else None
+    if keep == "accepted":
+        want = lo + gap if lo is not None else threshold
+    else:
+        want = hi - gap if hi is not None else threshold
+    if lo is not None and hi is not None:
+        mid = (lo + hi) / 2
+        want = min(want, mid) if keep == "accepted" else max(want, mid)
+        if not lo < want < hi:  # adjacent float64 numbers: nothing lies between them
+            want = threshold
+    return float(want)
+
 
 def _share_accepted(scores: np.ndarray, threshold: float) -> float:
     return float(np.mean(np.asarray(scores) <= threshold))
@@ -43,12 +77,12 @@ def choose_threshold(detector: Detector, held_out_scores: np.ndarray, accept: fl
                          "or fpr (share of validation outliers accepted)")
     held = np.asarray(held_out_scores, dtype=np.float64).ravel()
     if accept is not None:
-        threshold = threshold_at_acceptance(held, accept)
+        threshold = clear_of(threshold_at_acceptance(held, accept), held, "accepted")
         rule: dict[str, Any] = {"rule": "accept", "target": float(accept)}
     else:
         if outlier_scores is None or len(outlier_scores) == 0:
             raise InputError("the fpr rule needs scores of validation outliers (a folder of known outliers)")
-        threshold = threshold_at_outlier_acceptance(outlier_scores, float(fpr))
+        threshold = clear_of(threshold_at_outlier_acceptance(outlier_scores, float(fpr)), outlier_scores, "rejected")
         rule = {"rule": "fpr", "target": float(fpr)}
         rule["outliers"] = {"n": int(len(outlier_scores)), "accepted": _share_accepted(outlier_scores, threshold)}
     rule["threshold"] = threshold
