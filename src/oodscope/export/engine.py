@@ -8,8 +8,9 @@ default) such a model, on the CPU with the ``onnx`` extra installed, is scored b
 :class:`GraphScorer`: the graph that ``oodscope export`` would write, built in memory when the
 model is loaded and run by onnxruntime. Its scores are those of the exported file exactly and
 those of the library's torch scoring (:meth:`Detector.score`) within float32 rounding (the
-contract test asks 1e-5 of the scores' scale; docs/BENCHMARKS.md, "Scores you can trust as stated"). ``engine="torch"`` keeps
-torch; ``engine="onnxruntime"`` insists, and says why a model cannot.
+contract test asks 1e-5 of the scores' scale; docs/BENCHMARKS.md, "Scores you can trust as
+stated"). ``engine="torch"`` keeps torch; ``engine="onnxruntime"`` insists, and says why a model
+cannot.
 """
 
 from __future__ import annotations
