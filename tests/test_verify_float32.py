@@ -20,7 +20,8 @@ from oodscope.detectors.classifier import Classifier
 from oodscope.errors import InputError
 from oodscope.verify import as_layers, certify, certify_rotation, forward, input_box, interval_bounds, layer_bounds
 from oodscope.verify.layers import Dense
-from oodscope.verify.rounding import SAFETY, TINY32, U32, affine_rounding, gamma, require_float32, scoring_precision
+from oodscope.precision import precision_of
+from oodscope.verify.rounding import SAFETY, TINY32, U32, affine_rounding, gamma, require_float32
 
 torch.set_num_threads(1)
 D = torch.float64
@@ -170,14 +171,14 @@ def test_models_that_score_in_bfloat16_are_refused(clf, digits) -> None:
             call()
     old = Classifier()  # a model written before the precision setting: amp on meant bfloat16 scoring
     del old.settings["precision"]
-    assert scoring_precision(old.settings) == "bfloat16"
+    assert precision_of(old.settings) == "bfloat16"
     with pytest.raises(InputError, match="bfloat16"):
         certify(old, x, 0.01)
     old.settings["amp"] = False
-    assert scoring_precision(old.settings) == "float32"
+    assert precision_of(old.settings) == "float32"
     with pytest.raises(InputError, match="not fitted"):  # taken as float32: refused only for being untrained
         certify(old, x, 0.01)
-    assert scoring_precision({"precision": "float32", "amp": True}) == "float32"
+    assert precision_of({"precision": "float32", "amp": True}) == "float32"
     require_float32(clf)
     require_float32(nn.Sequential(nn.Flatten(), nn.Linear(64, 10)))  # bare networks: float32
     assert certify(clf, x, 0.01, "interval").extra["rounding"] is True

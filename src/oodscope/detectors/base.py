@@ -33,9 +33,9 @@ import torch
 from oodscope.detectors.inputs import as_features, as_images, as_labels, check_like
 from oodscope.detectors.model_files import load_modules, write_model
 from oodscope.detectors.settings import check_settings, settings_key
-from oodscope.detectors.training import precision_of
 from oodscope.detectors.upstream import Upstream, image_stats, normalize_with, training_settings
 from oodscope.errors import InputError
+from oodscope.precision import precision_of
 
 FORMAT = "oodscope-detector"
 PRESET_NAMES = ("cpu", "paper", "smoke", "demo")

@@ -34,10 +34,10 @@ import torch.nn.functional as F
 
 from oodscope.adversarial import ADVERSARIAL_KINDS, adversarial_batch
 from oodscope.detectors import distributed
-from oodscope.detectors.training import (PRECISIONS, adam_with_drop, autocast, batches, device_of, memory_format,
-                                         scoring_autocast, step)
+from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, scoring_autocast, step
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
+from oodscope.precision import PRECISIONS
 from oodscope.nets import LeNet, build_backbone
 from oodscope.progress import progress
 from oodscope.transforms.augment import cifar_augment

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 
 from oodscope.detectors import distributed, tap_memo
 from oodscope.detectors.graph import TransformSum
-from oodscope.detectors.training import (PRECISIONS, adam_with_drop, autocast, device_of, memory_format, scoring_autocast,
-                                         step, sum_over_transforms)
+from oodscope.detectors.training import (adam_with_drop, autocast, device_of, memory_format, scoring_autocast, step,
+                                         sum_over_transforms)
 from oodscope.detectors.upstream import Upstream
 from oodscope.errors import InputError
+from oodscope.precision import PRECISIONS
 from oodscope.nets import Backbone, build_backbone
 from oodscope.progress import progress
 from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms

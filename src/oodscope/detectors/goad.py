@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.epochs import per_batch, train_epochs
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import PRECISIONS, autocast, device_of, scoring_autocast
+from oodscope.detectors.training import device_of, model_autocast
 from oodscope.errors import InputError
+from oodscope.precision import PRECISIONS
 from oodscope.nets.goad_net import GoadNet
 from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms
 
@@ -93,9 +94,7 @@ class GOADDetector(Detector):
     def features(self, x: torch.Tensor, training: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """f(T_m x) as (B, M, D) and the transformation logits as (B*M, M); in bfloat16 autocast
         while ``training`` with ``amp`` on, else in the model's scoring ``precision``."""
-        c = self.config
-        ctx = autocast(self.device, c["amp"]) if training else scoring_autocast(self.device, c["precision"])
-        with ctx:
+        with model_autocast(self.device, self.config, training):
             f, logits = self.net(self.all_transformed(x))
         return f.float().view(x.shape[0], len(self.transforms), -1), logits.float()
 

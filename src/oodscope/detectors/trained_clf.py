@@ -23,7 +23,7 @@ from torch import nn
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
                                            classifier_memory_format, classifier_net, train_augment)
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, scoring_autocast, step
+from oodscope.detectors.training import adam_with_drop, batches, device_of, model_autocast, step
 from oodscope.progress import progress
 from oodscope.transforms.augment import random_affine
 
@@ -100,8 +100,7 @@ class TrainedClassifierDetector(Detector):
         """:meth:`forward` on images ``x`` in [0, 1] (normalised here), as float32 tensors computed
         in bfloat16 autocast while ``training`` with ``amp`` on, else in the model's ``precision``."""
         xb = self.normalize(x).to(self.device).contiguous(memory_format=self.memory)
-        ctx = autocast(self.device, self.config["amp"]) if training else scoring_autocast(self.device, self.config["precision"])
-        with ctx:
+        with model_autocast(self.device, self.config, training):
             return {k: v.float() for k, v in self.forward(xb).items()}
 
     def _trainable(self) -> list[nn.Parameter]:

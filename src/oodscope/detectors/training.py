@@ -57,24 +57,16 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-# The precision a model scores in (its ``precision`` setting, recorded with the model): "float32"
-# (the default: the library, the CLI, the service and the ONNX export compute the same numbers) or
-# "bfloat16" autocast (an opt-in: about twice the convolution throughput on CPUs with bfloat16
-# units, scores moved by its rounding, ~1e-3 relative). Training precision is the ``amp`` setting.
-PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
-
-
 def scoring_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """The autocast of scoring in ``precision`` (:data:`PRECISIONS`): bfloat16 autocast, or none."""
+    """The autocast of scoring in ``precision`` (:data:`oodscope.precision.PRECISIONS`): bfloat16
+    autocast, or none."""
     return autocast(device, precision == "bfloat16")
 
 
-def precision_of(config: dict[str, Any]) -> str:
-    """The scoring precision of a model's settings; a model written before the setting existed
-    scored in bfloat16 exactly when its ``amp`` (autocast) setting was on."""
-    if "precision" in config:
-        return str(config["precision"])
-    return "bfloat16" if config.get("amp", False) else "float32"
+def model_autocast(device: torch.device, config: dict[str, Any], training: bool) -> contextlib.AbstractContextManager:
+    """The autocast of a network with settings ``config``: bfloat16 while ``training`` with ``amp``
+    on; otherwise that of its scoring ``precision``."""
+    return autocast(device, config["amp"]) if training else scoring_autocast(device, config["precision"])
 
 
 def memory_format(widths: Sequence[int] | None, threads: int | None = None) -> torch.memory_format:

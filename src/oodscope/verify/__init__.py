@@ -32,10 +32,10 @@ from oodscope.verify.geometric import certify_geometric, certify_rotation, pixel
 from oodscope.verify.ibp_training import ibp_loss, ibp_schedule, worst_case_logits
 from oodscope.verify.interval import input_box, interval_bounds, interval_margins
 from oodscope.verify.layers import SUPPORTED, Op, as_layers, forward
-from oodscope.verify.rounding import affine_rounding, require_float32, scoring_precision
+from oodscope.verify.rounding import affine_rounding, require_float32
 
 __all__ = ["METHODS", "SUPPORTED", "CertResult", "DeepPoly", "NeuronCoverage", "Op", "affine_rounding", "as_layers",
            "certified_share",
            "certify", "certify_box", "certify_geometric", "certify_rotation", "deeppoly_bounds", "deeppoly_margins",
            "forward", "ibp_loss", "ibp_schedule", "input_box", "interval_bounds", "interval_margins", "layer_bounds",
-           "neuron_coverage", "pixel_bounds", "require_float32", "scoring_precision", "transform", "worst_case_logits"]
+           "neuron_coverage", "pixel_bounds", "require_float32", "transform", "worst_case_logits"]

@@ -61,6 +61,7 @@ from typing import Any
 import torch
 
 from oodscope.errors import InputError
+from oodscope.precision import precision_of
 from oodscope.verify.layers import DTYPE, Affine, ChannelAffine, Conv, Dense
 
 U32 = 2.0 ** -24  # unit roundoff of IEEE binary32, round to nearest
@@ -118,29 +119,17 @@ def pixel_rounding(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, to
     return down.to(DTYPE), up.to(DTYPE)
 
 
-# -- the precision the model scores in ------------------------------------------------------------
-PRECISIONS = ("float32", "bfloat16")
-
-
-def scoring_precision(settings: dict[str, Any]) -> str:
-    """The precision a classifier's settings score in: its ``precision`` setting; a model written
-    before that setting existed scored in bfloat16 exactly when its ``amp`` (autocast) was on."""
-    if "precision" in settings:
-        return str(settings["precision"])
-    return "bfloat16" if settings.get("amp", False) else "float32"
-
-
 def require_float32(model: Any) -> None:
     """Refuse (one line, :class:`InputError`) a model whose deployed scores are not computed in
     float32: a Classifier (anything with a ``settings`` dict) or a detector (a ``config`` dict)
-    whose :func:`scoring_precision` is not "float32". Networks and lists of ops are taken as
+    whose :func:`oodscope.precision.precision_of` is not "float32". Networks and lists of ops are taken as
     float32 networks."""
     settings = getattr(model, "settings", None)
     if not isinstance(settings, dict):
         settings = getattr(model, "config", None)
     if not isinstance(settings, dict):
         return
-    precision = scoring_precision(settings)
+    precision = precision_of(settings)
     if precision != "float32":
         raise InputError(f"verify: this model scores in {precision} (precision={precision}); certificates cover "
                          "float32 scoring only: refit it with --set precision=float32 (the default) to get a float32 model")
