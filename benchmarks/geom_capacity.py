@@ -18,8 +18,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from oodscope.data import load
-from oodscope.detectors.geom_net import GeomNet
-from oodscope.detectors.inputs import as_images
+from oodscope.upstream.geom_net import GeomNet
+from oodscope.inputs import as_images
 from oodscope.protocols.one_class import split_one_class
 
 from layers_combination import subsample  # the test subsample of the other probe (same directory)

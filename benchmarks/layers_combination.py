@@ -25,10 +25,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from oodscope.data import load
-from oodscope.detectors.geom_net import GeomNet
-from oodscope.detectors.inputs import as_images
+from oodscope.upstream.geom_net import GeomNet
+from oodscope.inputs import as_images
 from oodscope.detectors.layers import LayersDetector
-from oodscope.detectors.training import sum_over_transforms
+from oodscope.training.core import sum_over_transforms
 from oodscope.protocols.one_class import OneClassSplit, split_one_class
 from oodscope.protocols.outliers import sample_outliers
 

@@ -29,7 +29,7 @@ from oodscope.bench.config import BenchConfig, RunOptions
 from oodscope.bench.fitting import fit_detector
 from oodscope.bench.presets import cell_settings
 from oodscope.bench.runner import plan
-from oodscope.detectors.inputs import as_images
+from oodscope.inputs import as_images
 from oodscope.protocols import DataStore, OneClass
 
 KS = (1, 5, 20)

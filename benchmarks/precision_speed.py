@@ -19,7 +19,7 @@ import torch
 
 from oodscope.data import load
 from oodscope.detectors import load as load_model
-from oodscope.detectors.training import scoring_autocast
+from oodscope.training.core import scoring_autocast
 from oodscope.export.engine import GraphScorer
 
 

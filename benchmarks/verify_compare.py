@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from oodscope.bench.verification import VerificationPlan, _Context
+from oodscope.bench.measured.verification import VerificationPlan, _Context
 from oodscope.protocols.base import DataStore
 from oodscope.detectors import UpstreamCache
 from oodscope.protocols import MultiClass

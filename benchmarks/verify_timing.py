@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from oodscope.bench.verification import VerificationPlan, _Context
+from oodscope.bench.measured.verification import VerificationPlan, _Context
 from oodscope.detectors import UpstreamCache
 from oodscope.protocols import MultiClass
 from oodscope.protocols.base import DataStore

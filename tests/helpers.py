@@ -26,7 +26,7 @@ def digits_tensors(n_test: int) -> dict[str, Any]:
     import torch
 
     from oodscope.data import load
-    from oodscope.detectors.inputs import as_images
+    from oodscope.inputs import as_images
 
     train, test = load("digits", "train"), load("digits", "test")
     return {"x": as_images(train, "train"), "y": torch.as_tensor(train.labels),

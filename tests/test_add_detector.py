@@ -13,7 +13,7 @@ IMPORTS = """\
 import torch
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
 from oodscope.detectors.registry import register
 """
 

@@ -19,9 +19,9 @@ from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_s
 from oodscope.cli import cli
 from oodscope.data import load
 from oodscope.detectors import create
-from oodscope.detectors.classifier import LATE_SETTINGS, Classifier
-from oodscope.detectors.settings import settings_key
-from oodscope.detectors.upstream import _digest, upstream_key
+from oodscope.upstream.classifier import LATE_SETTINGS, Classifier
+from oodscope.settings import settings_key
+from oodscope.upstream.base import _digest, upstream_key
 
 SMALL = {"widths": [8, 16], "hidden": 64, "epochs": 15, "batch_size": 64, "progress": False}
 

@@ -21,7 +21,7 @@ from oodscope.bench import BenchConfig, RunOptions, run_bench
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.presets import cell_settings
 from oodscope.detectors import registry, settings_for
-from oodscope.detectors.geom_net import GeomNet
+from oodscope.upstream.geom_net import GeomNet
 from oodscope.detectors.layers import LayersDetector
 from oodscope.errors import DataError, InputError
 from oodscope.protocols import Cell, DataStore, MethodInfo, OneClass

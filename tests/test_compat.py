@@ -13,7 +13,7 @@ import torch
 
 from oodscope.bench import BenchConfig, RunOptions, run_bench
 from oodscope.bench.merge import merge_runs
-from oodscope.bench.suite_files import rebuild_tables
+from oodscope.bench.paper.files import rebuild_tables
 from oodscope.errors import InputError
 from oodscope.protocols import OneClass
 from oodscope.results import ResultsLog, first_per_cell, normalize, row_key, row_label

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import oodscope.detectors.model_files as files_mod
+import oodscope.model_files as files_mod
 from oodscope.data import load as load_data
 from oodscope.detectors import GeomDetector, LayersDetector, create, load, settings_for
 from oodscope.errors import InputError, ModelFileError
@@ -354,13 +354,13 @@ def test_narrow_networks_train_with_two_threads_on_odd_batches():
     import subprocess
     import sys
 
-    from oodscope.detectors.training import memory_format
+    from oodscope.training.core import memory_format
 
     assert memory_format([8, 8, 8], threads=2) == torch.contiguous_format
     assert memory_format([8, 8, 8], threads=1) == torch.channels_last  # one thread: results as before
     assert memory_format([16, 32, 64], threads=2) == memory_format(None, threads=2) == torch.channels_last
-    code = ("import torch; torch.set_num_threads(2); from oodscope.detectors.geom_net import GeomNet; "
-            "from oodscope.detectors.classifier import Classifier; x = torch.rand(161, 1, 28, 28); "
+    code = ("import torch; torch.set_num_threads(2); from oodscope.upstream.geom_net import GeomNet; "
+            "from oodscope.upstream.classifier import Classifier; x = torch.rand(161, 1, 28, 28); "
             "GeomNet(widths=[8, 8, 8], epochs=2, transforms='rot4', progress=False).fit(x); print('geom trained'); "
             "Classifier(arch='small', widths=[8, 8, 8], epochs=2, progress=False).fit(x, torch.arange(161) % 3); "
             "print('classifier trained')")

@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from oodscope.data import load
-from oodscope.detectors import distributed, load as load_model
+from oodscope.detectors import load as load_model
+from oodscope.training import distributed
 from oodscope.results import ResultsLog, row_key
 
 # Trains GEOM's f under torchrun and writes, per rank, the indices it trained on and a digest of
@@ -27,10 +28,10 @@ RANK_SCRIPT = '''
 import hashlib, json, os, sys
 import numpy as np, torch
 from oodscope.data import load
-from oodscope.detectors import distributed
-from oodscope.detectors.classifier import Classifier
-from oodscope.detectors.geom_net import GeomNet
-from oodscope.detectors.inputs import as_images
+from oodscope.training import distributed
+from oodscope.upstream.classifier import Classifier
+from oodscope.upstream.geom_net import GeomNet
+from oodscope.inputs import as_images
 torch.set_num_threads(1)
 train = load("digits", "train")
 x = as_images(train.subset(train.labels == 3), "x")

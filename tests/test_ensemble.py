@@ -10,9 +10,9 @@ import torch
 from oodscope.calibration import uncertainty_scores
 from oodscope.data import load
 from oodscope.detectors import UpstreamCache, create, load as load_model
-from oodscope.detectors.classifier import Classifier
-from oodscope.detectors.ensemble_net import Ensemble
-from oodscope.detectors.inputs import as_images
+from oodscope.upstream.classifier import Classifier
+from oodscope.upstream.ensemble_net import Ensemble
+from oodscope.inputs import as_images
 from oodscope.errors import InputError, ModelFileError
 
 SMALL = {"widths": [8, 16], "hidden": 32, "epochs": 3, "batch_size": 64, "progress": False}

@@ -16,7 +16,7 @@ from conftest import need
 from oodscope.bench import BenchConfig, RunOptions, run_bench
 from oodscope.cli import cli
 from oodscope.detectors import create, registry
-from oodscope.detectors.classifier import Classifier
+from oodscope.upstream.classifier import Classifier
 from oodscope.protocols import OneClass
 from oodscope.results import load_scores, metric
 

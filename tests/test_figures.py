@@ -14,8 +14,8 @@ from PIL import Image
 from helpers import one_class_cell, result_row
 
 from oodscope.bench import suite_cells
-from oodscope.bench.suite_files import record_suite
-from oodscope.bench.suites import make_spec as _make_spec
+from oodscope.bench.paper.files import record_suite
+from oodscope.bench.paper.suites import make_spec as _make_spec
 from oodscope.cli import cli
 from oodscope.data import load
 from oodscope.errors import DataError

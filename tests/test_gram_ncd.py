@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from oodscope.detectors import create, load
 from oodscope.detectors.gram import deviation, gram_rowsums
-from oodscope.detectors.model_files import sha256_of
+from oodscope.model_files import sha256_of
 from oodscope.detectors.ncd import ncd
 from oodscope.errors import InputError, ModelFileError
 

@@ -20,7 +20,7 @@ from oodscope.data import load
 from oodscope.detectors import create, settings_for
 from oodscope.detectors.alocc import ALOCCDetector
 from oodscope.detectors.deep_sad import SAD_EPS
-from oodscope.detectors.epochs import work_size
+from oodscope.training.epochs import work_size
 from oodscope.detectors.goad import pairwise_sq
 from oodscope.detectors.svdd_core import CENTER_EPS
 from oodscope.detectors.vae import neg_elbo

@@ -278,7 +278,7 @@ def test_report_of_directories_written_before_the_schema(tmp_path: Path) -> None
 
 def test_import_report_loads_no_torch() -> None:
     code = ("import sys, oodscope.report, oodscope.results, oodscope.figures, oodscope.bench.merge, "
-            "oodscope.bench.suite_tables; print('torch' in sys.modules)")
+            "oodscope.bench.paper.tables; print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

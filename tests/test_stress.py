@@ -1,4 +1,4 @@
-"""The stress grid of outlier sources (oodscope.bench.stress): one one-class grid per (data set,
+"""The stress grid of outlier sources (oodscope.bench.sanity.stress): one one-class grid per (data set,
 outlier source), layers against its own f's geom in one table; resume and refusals."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from oodscope.bench.stress import SOURCES, StressPlan, stress_table
+from oodscope.bench.sanity.stress import SOURCES, StressPlan, stress_table
 from oodscope.cli import cli
 from oodscope.errors import InputError
 

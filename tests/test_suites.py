@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from oodscope.bench import make_spec, rebuild_tables, suite_cells
-from oodscope.bench.suite_tables import render
-from oodscope.bench.suites import SUITES
+from oodscope.bench.paper.tables import render
+from oodscope.bench.paper.suites import SUITES
 from oodscope.cli import cli
 from oodscope.errors import InputError
 from oodscope.protocols import Cell

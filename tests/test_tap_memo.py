@@ -1,4 +1,4 @@
-"""The memory of f's taps (oodscope.detectors.tap_memo): what it keeps, when it answers, and that
+"""The memory of f's taps (oodscope.upstream.tap_memo): what it keeps, when it answers, and that
 detectors sharing f score the same with it as without it while f runs once."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from oodscope.data import load as load_data
-from oodscope.detectors import GeomDetector, LayersDetector, tap_memo
-from oodscope.detectors.tap_memo import TapMemo, open_memo
+from oodscope.detectors import GeomDetector, LayersDetector
+from oodscope.upstream import tap_memo
+from oodscope.upstream.tap_memo import TapMemo, open_memo
 
 CFG = {"widths": [8, 16, 16], "epochs": 2, "batch_size": 64, "progress": False, "g_steps": 5, "g_batch": 32,
        "head_hidden": 16, "head_width": 8}

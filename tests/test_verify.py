@@ -11,7 +11,7 @@ from torch import nn
 from helpers import digits_tensors
 
 from oodscope.adversarial import ascend, pgd
-from oodscope.detectors.classifier import Classifier
+from oodscope.upstream.classifier import Classifier
 from oodscope.errors import InputError
 from oodscope.nets import LeNet, build_backbone
 from oodscope.verify import (as_layers, certify, deeppoly_bounds, deeppoly_margins, forward, input_box, interval_bounds,

@@ -16,7 +16,7 @@ from helpers import digits_tensors, write_class_folders
 from oodscope.cli import cli
 from oodscope.data import load
 from oodscope.detectors import create
-from oodscope.detectors.classifier import Classifier
+from oodscope.upstream.classifier import Classifier
 from oodscope.errors import InputError
 from oodscope.verify import as_layers, certify, certify_rotation, forward, input_box, interval_bounds, layer_bounds
 from oodscope.verify.layers import Dense

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from oodscope.data import load
-from oodscope.detectors.classifier import Classifier
-from oodscope.detectors.inputs import as_images
+from oodscope.upstream.classifier import Classifier
+from oodscope.inputs import as_images
 from oodscope.errors import InputError
 from oodscope.verify import as_layers, certify, certify_box, certify_rotation, forward, input_box
 from oodscope.verify.geometric import (certify_geometric, certify_scaling, certify_translation, coordinate_box,

@@ -1,4 +1,4 @@
-"""The ``verification`` suite (oodscope.bench.verification): certified accuracy per model, bound
+"""The ``verification`` suite (oodscope.bench.measured.verification): certified accuracy per model, bound
 method and ε with its soundness checks, rotation certificates and neuron coverage, end to end
 through ``oodscope bench`` on MNIST at the smoke preset; resume, tables and the report."""
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from oodscope.bench.plan_tables import plan_suite, suite_tables
-from oodscope.bench.verification import VERIFY_MODELS, VerificationPlan, model_settings, plan_cells
+from oodscope.bench.measured.tables import plan_suite, suite_tables
+from oodscope.bench.measured.verification import VERIFY_MODELS, VerificationPlan, model_settings, plan_cells
 from oodscope.cli import cli
 from oodscope.detectors import create
-from oodscope.detectors.classifier import classifier_net
+from oodscope.upstream.classifier import classifier_net
 from oodscope.errors import InputError
 from oodscope.verify import as_layers
 
@@ -132,7 +132,7 @@ def test_every_preset_verifies_networks_the_verifiers_accept(preset: str) -> Non
 
 
 def test_rows_of_float64_bounds_are_kept_apart_from_the_sound_ones() -> None:
-    from oodscope.bench.verification_tables import certified_table, rotation_table, soundness_table
+    from oodscope.bench.measured.verification_tables import certified_table, rotation_table, soundness_table
 
     cells = plan_cells(VerificationPlan())
     assert all(job["bounds"] == "float32" for _, job in cells if job["kind"] in ("certify", "rotation"))

@@ -17,9 +17,9 @@ from helpers import write_class_folders
 from oodscope.cli import cli
 from oodscope.data import load
 from oodscope.detectors import create
-from oodscope.detectors.classifier import Classifier
-from oodscope.detectors.inputs import as_images
-from oodscope.detectors.upstream import upstream_key
+from oodscope.upstream.classifier import Classifier
+from oodscope.inputs import as_images
+from oodscope.upstream.base import upstream_key
 from oodscope.errors import InputError
 from oodscope.nets import LeNet
 from oodscope.verify import as_layers, certify, ibp_loss, ibp_schedule, input_box, interval_margins, neuron_coverage

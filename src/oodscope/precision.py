@@ -3,7 +3,7 @@
 "float32" (the default: the library, the CLI, the service and the ONNX export compute the same
 numbers) or "bfloat16" autocast (an opt-in: about twice the convolution throughput on CPUs with
 bfloat16 units, scores moved by its rounding, ~1e-3 relative). The precision of training is the
-separate ``amp`` setting. Shared by the detectors (:mod:`oodscope.detectors.training`) and the
+separate ``amp`` setting. Shared by the detectors (:mod:`oodscope.training.core`) and the
 verifiers (:mod:`oodscope.verify.rounding`), which refuse what does not score in float32; no
 dependencies.
 """

@@ -10,7 +10,7 @@ Output directory: ``results.jsonl`` (one row per finished cell, append-only, res
 in :mod:`oodscope.results.schema`), ``summary.md``, ``run.json`` (command and settings) and
 ``scores/`` (each cell's test scores).
 
-Suites (:mod:`oodscope.bench.suites`) reproduce the paper's Tables 2-3 and Figs. 4-5::
+Suites (:mod:`oodscope.bench.paper.suites`) reproduce the paper's Tables 2-3 and Figs. 4-5::
 
     spec = make_spec("table3", "mnist", "cpu", n_classes=10, unsupervised=["geom"])
     run_suite(spec, BenchConfig(out="runs/table3"))   # also writes table.md, table.csv, suite.json
@@ -29,17 +29,17 @@ _EXPORTS = {
     "RunOptions": "config",
     "run_bench": "runner",
     "plan": "runner",
-    "run_suite": "suite_run",
-    "load_spec": "suite_files",
-    "read_suite": "suite_files",
-    "rebuild_tables": "suite_files",
-    "SUITES": "suites",
-    "SuiteSpec": "suites",
-    "make_spec": "suites",
-    "suite_cells": "suites",
+    "run_suite": "paper.run",
+    "load_spec": "paper.files",
+    "read_suite": "paper.files",
+    "rebuild_tables": "paper.files",
+    "SUITES": "paper.suites",
+    "SuiteSpec": "paper.suites",
+    "make_spec": "paper.suites",
+    "suite_cells": "paper.suites",
     "merge_runs": "merge",
     "write_summary": "summary",
-    "run_demo": "demo",
+    "run_demo": "sanity.demo",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -18,7 +18,7 @@ import torch
 
 from oodscope.calibration import BINS, expected_calibration_error, negative_log_likelihood
 from oodscope.detectors import UpstreamCache, UpstreamInfo, detector_class
-from oodscope.detectors.inputs import as_images
+from oodscope.inputs import as_images
 from oodscope.metrics import classification_accuracy, evaluate
 from oodscope.protocols import Task
 

@@ -29,8 +29,8 @@ from typing import Any
 from oodscope.atomic import write_atomic, write_json_atomic
 from oodscope.bench.consistency import UNCOMPARED, row_settings, settings_diff
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.plan_tables import PLAN_SUITES, plan_suite, write_tables
-from oodscope.bench.suite_files import read_suite
+from oodscope.bench.measured.tables import PLAN_SUITES, plan_suite, write_tables
+from oodscope.bench.paper.files import read_suite
 from oodscope.bench.summary import write_summary
 from oodscope.errors import InputError
 from oodscope.results import MERGES, ResultsLog, field, load_scores, normalize, normalize_rows, read_merges, recorded_commands, row_key

@@ -33,7 +33,7 @@ from oodscope.bench.cells import CellResult, make_cache, run_cell, run_settings
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.fitting import shared_upstream, upstream_inputs
 from oodscope.detectors import UpstreamCache, detector_class
-from oodscope.detectors.upstream import Upstream, upstream_key
+from oodscope.upstream.base import Upstream, upstream_key
 from oodscope.errors import InputError
 from oodscope.protocols import Cell, DataStore, Task
 

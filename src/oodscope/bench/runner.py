@@ -8,7 +8,7 @@ networks are shared through an :class:`~oodscope.detectors.UpstreamCache` (see
 (:mod:`oodscope.bench.ray_executor`). Only this process writes: as each cell finishes, its test
 scores are saved to ``scores/`` (:mod:`oodscope.results.scores`), then its row is appended to the
 log and ``summary.md`` is rewritten atomically. Instead of a config's grid, an
-explicit cell list (a suite's, :mod:`oodscope.bench.suites`) can be run.
+explicit cell list (a suite's, :mod:`oodscope.bench.paper.suites`) can be run.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from oodscope.bench.consistency import row_settings, settings_diff
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.presets import check_grid_settings, method_infos
 from oodscope.bench.summary import write_summary
-from oodscope.detectors import detector_class, distributed, settings_for
+from oodscope.detectors import detector_class, settings_for
+from oodscope.training import distributed
 from oodscope.errors import InputError
 from oodscope.progress import message, progress
 from oodscope.protocols import Cell, DataStore
@@ -102,7 +103,7 @@ def run_bench(config: BenchConfig, log: Log | None = None, cells: list[Cell] | N
     current schema).
 
     ``cells`` replaces the grid of ``config`` (its methods, seeds, variants and the protocol's
-    grid) by an explicit list, as the suites of :mod:`oodscope.bench.suites` give; the
+    grid) by an explicit list, as the suites of :mod:`oodscope.bench.paper.suites` give; the
     protocol, preset, device, overrides and data root still come from ``config``. Each finished
     cell's test scores go to ``DIR/scores/`` before its row. ``store``: data sets already loaded
     from ``config.run``'s data root, for a caller running several grids (None: load them here).

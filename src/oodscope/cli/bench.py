@@ -11,12 +11,13 @@ import click
 
 from oodscope.atomic import write_text_atomic
 from oodscope.bench import BenchConfig, RunOptions, run_bench
-from oodscope.bench.paper import DEFAULT_GRID
-from oodscope.bench.suite_files import read_suite
-from oodscope.bench.suites import GRID_SUITES, SUITES, make_spec, n_classes_of
+from oodscope.bench.paper.methods import DEFAULT_GRID
+from oodscope.bench.paper.files import read_suite
+from oodscope.bench.paper.suites import GRID_SUITES, SUITES, make_spec, n_classes_of
 from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
 from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_methods, parse_settings, parse_variants
-from oodscope.detectors import distributed, registry
+from oodscope.detectors import registry
+from oodscope.training import distributed
 from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
 from oodscope.protocols import OE_ALL, OE_NEXT, OneClass, Protocol, make_protocol, protocol_names
@@ -232,19 +233,19 @@ def _run_grid_suite(suite: str, out: str, opts: dict[str, Any], command: list[st
 
 
 def _run_measured(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:
-    """The robustness (:mod:`oodscope.bench.robustness`) or verification
-    (:mod:`oodscope.bench.verification`) suite on a multi-class benchmark."""
+    """The robustness (:mod:`oodscope.bench.measured.robustness`) or verification
+    (:mod:`oodscope.bench.measured.verification`) suite on a multi-class benchmark."""
     if opts["variants"] or opts["settings"] or (opts["methods"] and suite == "robustness"):
         raise InputError(f"--suite {suite} sets its own models" + (" and detectors (no --methods, --set or --variant)"
                                                                    if suite == "robustness" else " (no --set or --variant)"))
     benchmark = "mnist-vs-letters" if opts["protocol"] == OneClass.name else opts["protocol"]
     seeds = [0] if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds")
     if suite == "robustness":
-        from oodscope.bench.robustness import RobustnessPlan, run_robustness
+        from oodscope.bench.measured.robustness import RobustnessPlan, run_robustness
 
         run_robustness(RobustnessPlan.for_preset(opts["preset"], benchmark=benchmark, seeds=seeds), out, build_run(opts), command)
     else:
-        from oodscope.bench.verification import VerificationPlan, run_verification
+        from oodscope.bench.measured.verification import VerificationPlan, run_verification
 
         models = {} if opts["methods"] is None else {"models": [m.strip() for m in opts["methods"].split(",") if m.strip()]}
         run_verification(VerificationPlan.for_preset(opts["preset"], benchmark=benchmark, seeds=seeds, **models), out,
@@ -254,8 +255,8 @@ def _run_measured(suite: str, out: str, opts: dict[str, Any], command: list[str]
 
 
 def _run_stress(out: str, opts: dict[str, Any], command: list[str] | None) -> None:
-    """The stress grid of outlier sources (:mod:`oodscope.bench.stress`)."""
-    from oodscope.bench.stress import StressPlan, run_stress
+    """The stress grid of outlier sources (:mod:`oodscope.bench.sanity.stress`)."""
+    from oodscope.bench.sanity.stress import StressPlan, run_stress
 
     if opts["variants"] or opts["oe_dataset"] or opts["oe_classes"] or opts["protocol"] != OneClass.name:
         raise InputError("--suite stress runs the one-class protocol over its own outlier sources "
@@ -275,7 +276,7 @@ def _run_stress(out: str, opts: dict[str, Any], command: list[str] | None) -> No
 
 def _run_suite(suite: str, out: str, opts: dict[str, Any], command: list[str] | None) -> None:
     """Resolve the suite with the given overrides, run it, draw its figures, print its table."""
-    from oodscope.bench.suite_run import run_suite
+    from oodscope.bench.paper.run import run_suite
     from oodscope.figures import write_figures  # matplotlib only when a suite needs it
 
     if opts["protocol"] != OneClass.name:
@@ -308,7 +309,7 @@ def _tables_only(directory: Path, suite: str | None, data_root: str | None) -> N
     """Redraw a suite's tables and figures (or a plain grid's figures) from its results."""
     from oodscope.figures import rebuild_outputs, write_figures
 
-    from oodscope.bench.plan_tables import plan_suite, write_tables
+    from oodscope.bench.measured.tables import plan_suite, write_tables
 
     if plan_suite(directory) is not None:
         from oodscope.results import ResultsLog, first_per_cell

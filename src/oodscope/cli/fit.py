@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import click
 
-from oodscope.bench.paper import OURS
+from oodscope.bench.paper.methods import OURS
 from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
 from oodscope.cli.parsing import parse_settings, parse_size
 from oodscope.data import load_folder
-from oodscope.detectors import distributed, registry
+from oodscope.detectors import registry
+from oodscope.training import distributed
 from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
 from oodscope.pipeline import fit_with_threshold

@@ -10,8 +10,8 @@ import torch
 
 from oodscope.data import load, load_folder
 from oodscope.detectors import load as load_model
-from oodscope.detectors.classifier import Classifier
-from oodscope.detectors.inputs import as_images
+from oodscope.upstream.classifier import Classifier
+from oodscope.inputs import as_images
 from oodscope.errors import InputError
 
 

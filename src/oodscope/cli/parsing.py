@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from oodscope.detectors import registry
-from oodscope.detectors.settings import coerce
+from oodscope.settings import coerce
 from oodscope.errors import InputError
 
 _NEXT_SETTING = re.compile(r",(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")

@@ -13,7 +13,7 @@ import pkgutil
 
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.registry import create, detector_class, load, register, registry, settings_for
-from oodscope.detectors.upstream import Upstream, UpstreamCache, UpstreamInfo, default_cache_dir
+from oodscope.upstream.base import Upstream, UpstreamCache, UpstreamInfo, default_cache_dir
 
 
 def _discover() -> None:

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.epochs import per_batch, per_image_mse, resize, train_epochs, work_size
+from oodscope.training.epochs import per_batch, per_image_mse, resize, train_epochs, work_size
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import device_of
+from oodscope.training.core import device_of
 from oodscope.nets.conv_ae import ConvAE
 
 AE_DEFAULTS: dict[str, Any] = {

@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.epochs import per_batch, per_image_mse, resize, work_size
+from oodscope.training.epochs import per_batch, per_image_mse, resize, work_size
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import batches, device_of
+from oodscope.training.core import batches, device_of
 from oodscope.errors import InputError
 from oodscope.nets.alocc import Discriminator, Reconstructor
 from oodscope.progress import progress

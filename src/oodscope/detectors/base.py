@@ -14,7 +14,7 @@ A detector class declares, beside its ``method`` name, settings ``defaults`` and
 
 Nothing outside a detector's own file names it: the benchmark, the command line and the
 demo read these declarations. A saved detector is a model directory (see
-:mod:`oodscope.detectors.model_files`): its config, what was learnt at fit time (image shape,
+:mod:`oodscope.model_files`): its config, what was learnt at fit time (image shape,
 normalisation, the upstream's facts), the threshold, and the weights of its networks.
 """
 
@@ -30,10 +30,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from oodscope.detectors.inputs import as_features, as_images, as_labels, check_like
-from oodscope.detectors.model_files import load_modules, write_model
-from oodscope.detectors.settings import check_settings, settings_key
-from oodscope.detectors.upstream import Upstream, image_stats, normalize_with, training_settings
+from oodscope.inputs import as_features, as_images, as_labels, check_like
+from oodscope.model_files import load_modules, write_model
+from oodscope.settings import check_settings, settings_key
+from oodscope.upstream.base import Upstream, image_stats, normalize_with, training_settings
 from oodscope.errors import InputError
 from oodscope.precision import precision_of
 

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodscope.detectors.graph import TransformSum
+from oodscope.upstream.graph import TransformSum
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, device_of, merge_presets, sum_over_transforms, train_bce_head
+from oodscope.training.core import HEAD_DEFAULTS, HEAD_PRESETS, device_of, merge_presets, sum_over_transforms, train_bce_head
 from oodscope.nets import LayerHead
 from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms
 from oodscope.transforms.augment import cifar_augment, random_affine

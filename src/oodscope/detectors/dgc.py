@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.registry import register
 from oodscope.detectors.trained_clf import Taps, TrainedClassifierDetector
 from oodscope.errors import InputError

@@ -1,7 +1,7 @@
 """Energy score (Liu, Wang, Owens & Li, "Energy-based out-of-distribution detection",
 NeurIPS 2020).
 
-A classifier f of the in-distribution classes (:class:`~oodscope.detectors.classifier.Classifier`,
+A classifier f of the in-distribution classes (:class:`~oodscope.upstream.classifier.Classifier`,
 trained on the labelled in-distribution images, or shared) defines the free energy
 
     E(x; f) = -T log sum_k exp(f_k(x) / T),   T = ``temperature`` (1 in the paper),
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
 

@@ -1,6 +1,6 @@
 """Deep ensemble uncertainty as an OOD detector (Lakshminarayanan et al., NeurIPS 2017; seed 002's
 notes): the ``members`` (N, 5 by default) classifiers of an
-:class:`~oodscope.detectors.ensemble_net.Ensemble`, differing only in their seed, each give
+:class:`~oodscope.upstream.ensemble_net.Ensemble`, differing only in their seed, each give
 p_i(y | x) = softmax(f_i(x)); their mean is the predictive distribution. The score (``score``)
 is one of the uncertainties of :mod:`oodscope.calibration.uncertainty` over the N members:
 ``mi`` (default: the mutual information H[p̄] − mean_i H[p_i], the epistemic part: members
@@ -19,10 +19,10 @@ import torch
 
 from oodscope.calibration import SCORES, pooled_outputs, uncertainty_scores
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_PRESETS
-from oodscope.detectors.ensemble_net import ENSEMBLE_DEFAULTS, Ensemble
+from oodscope.upstream.classifier import CLASSIFIER_PRESETS
+from oodscope.upstream.ensemble_net import ENSEMBLE_DEFAULTS, Ensemble
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import batches
+from oodscope.training.core import batches
 from oodscope.errors import InputError
 
 

@@ -61,10 +61,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from oodscope.detectors.base import FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
+from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
 from oodscope.detectors.registry import register
 from oodscope.detectors.trained_clf import Taps, TrainedClassifierDetector
-from oodscope.detectors.training import batches, merge_presets
+from oodscope.training.core import batches, merge_presets
 from oodscope.errors import InputError
 
 GODIN_DEFAULTS: dict[str, Any] = {

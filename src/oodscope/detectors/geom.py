@@ -1,6 +1,6 @@
 """GEOM: anomaly detection by recognising geometric transformations (Golan & El-Yaniv, NeurIPS 2018).
 
-A network f (:class:`~oodscope.detectors.geom_net.GeomNet`) is trained to tell which of K
+A network f (:class:`~oodscope.upstream.geom_net.GeomNet`) is trained to tell which of K
 transformations T_1..T_K was applied to an in-distribution image. Normality of x is
 sum_j softmax_j(f(T_j x)): how well f recognises each transformation. The score is its negation,
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
+from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
 from oodscope.detectors.registry import register
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import IMAGE_FACTS, Detector, FitData, Requires
-from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
+from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
 from oodscope.detectors.registry import register
 
 GEOM_PLUS_DEFAULTS: dict[str, Any] = {**GEOM_DEFAULTS, "oe_weight": 0.5}

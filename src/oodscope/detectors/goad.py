@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.epochs import per_batch, train_epochs
+from oodscope.training.epochs import per_batch, train_epochs
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import device_of, model_autocast
+from oodscope.training.core import device_of, model_autocast
 from oodscope.errors import InputError
 from oodscope.precision import PRECISIONS
 from oodscope.nets.goad_net import GoadNet

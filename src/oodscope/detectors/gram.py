@@ -2,7 +2,7 @@
 Gram matrices", ICML 2020; first submitted to ICLR 2020 as "Zero-shot out-of-distribution
 detection with feature correlations").
 
-A classifier f of the in-distribution classes (:class:`~oodscope.detectors.classifier.Classifier`,
+A classifier f of the in-distribution classes (:class:`~oodscope.upstream.classifier.Classifier`,
 trained on the labelled in-distribution images, or shared) is read post hoc: no outliers, no
 retraining. For a selected layer l with feature map F_l (C channels x HW positions; a vector
 tap such as the penultimate is a C x 1 map) and each power p = 1..P (``powers``, 10 in the
@@ -53,10 +53,10 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import FitData
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import batches, merge_presets
+from oodscope.training.core import batches, merge_presets
 from oodscope.errors import InputError, ModelFileError
 
 GRAM_DEFAULTS: dict[str, Any] = {

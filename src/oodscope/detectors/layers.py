@@ -1,7 +1,7 @@
 """The intermediate-layer detector of Okamoto, Suzuki & Matsuo (2021), "Semi-supervised
 out-of-distribution detection using the output of intermediate layers in deep neural networks".
 
-f is a GEOM network (:class:`~oodscope.detectors.geom_net.GeomNet`, shared with ``geom``),
+f is a GEOM network (:class:`~oodscope.upstream.geom_net.GeomNet`, shared with ``geom``),
 frozen after its training. A small network g_theta
 (``LayerHead``, Table 1) reads the taps z_1..z_L of f on a transformed image T_y(x) and is
 trained with binary cross-entropy to output d=0 on in-distribution images and d=1 on the few
@@ -51,10 +51,10 @@ import torch
 from oodscope.data import convert
 from oodscope.data.synthetic import generate
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.graph import TransformSum
-from oodscope.detectors.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
+from oodscope.upstream.graph import TransformSum
+from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, merge_presets, sum_over_transforms, train_bce_head
+from oodscope.training.core import HEAD_DEFAULTS, HEAD_PRESETS, merge_presets, sum_over_transforms, train_bce_head
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead, NeighbourBank
 from oodscope.nets.neighbour_bank import grid_pool

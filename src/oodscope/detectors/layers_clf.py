@@ -3,7 +3,7 @@ trained against a few known outliers (after Okamoto, Suzuki & Matsuo 2021, "Semi
 out-of-distribution detection using the output of intermediate layers in deep neural networks",
 where f is a GEOM network; here f is the in-distribution classifier).
 
-f (:class:`~oodscope.detectors.classifier.Classifier`, trained on the labelled in-distribution
+f (:class:`~oodscope.upstream.classifier.Classifier`, trained on the labelled in-distribution
 images, or shared) is frozen. g_theta (``LayerHead``, Table 1 of the paper, as ``layers``) reads
 the taps z_1..z_L of f selected by ``taps`` (default: every feature map and the penultimate
 vector; ``softmax`` adds f's predicted distribution) and is trained with binary cross-entropy,
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
+from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import HEAD_DEFAULTS, HEAD_PRESETS, batches, merge_presets, train_bce_head
+from oodscope.training.core import HEAD_DEFAULTS, HEAD_PRESETS, batches, merge_presets, train_bce_head
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms.augment import random_affine

@@ -61,11 +61,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from oodscope.detectors.base import FitData
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
-from oodscope.detectors.model_files import load_modules
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
+from oodscope.model_files import load_modules
 from oodscope.detectors.registry import register
 from oodscope.detectors.trained_clf import Taps, TrainedClassifierDetector
-from oodscope.detectors.training import batches, merge_presets
+from oodscope.training.core import batches, merge_presets
 from oodscope.errors import InputError, ModelFileError
 from oodscope.nets import LeNet
 from oodscope.nets.backbone import Backbone

@@ -2,7 +2,7 @@
 "A simple unified framework for detecting out-of-distribution samples and adversarial attacks",
 NeurIPS 2018), in the form that needs no OOD data.
 
-A classifier f of the in-distribution classes (:class:`~oodscope.detectors.classifier.Classifier`,
+A classifier f of the in-distribution classes (:class:`~oodscope.upstream.classifier.Classifier`,
 trained on the labelled in-distribution images, or shared) is read post hoc. For each layer l of
 ``layers`` (default: every tap of the classifier before the logits), its features are pooled to a
 vector f_l(x) (the mean over space of each channel of a feature map, as the paper does; a vector
@@ -40,11 +40,11 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import FitData
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
-from oodscope.detectors.model_files import load_modules
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
+from oodscope.model_files import load_modules
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import batches
+from oodscope.training.core import batches
 from oodscope.errors import InputError, ModelFileError
 
 MAHALANOBIS_DEFAULTS: dict[str, Any] = {

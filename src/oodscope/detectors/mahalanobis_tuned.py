@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import FitData, Requires
-from oodscope.detectors.classifier import Classifier
+from oodscope.upstream.classifier import Classifier
 from oodscope.detectors.mahalanobis import MAHALANOBIS_DEFAULTS, MahalanobisDetector
 from oodscope.detectors.registry import register
 from oodscope.errors import InputError

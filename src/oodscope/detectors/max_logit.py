@@ -2,7 +2,7 @@
 out-of-distribution detection for real-world settings", ICML 2022).
 
 With the logits f(x) of a classifier of the in-distribution classes
-(:class:`~oodscope.detectors.classifier.Classifier`), the score is
+(:class:`~oodscope.upstream.classifier.Classifier`), the score is
 
     s(x) = -max_k f_k(x),   higher = more out-of-distribution:
 

@@ -1,7 +1,7 @@
 """MC dropout (Gal & Ghahramani, "Dropout as a Bayesian approximation: representing model
 uncertainty in deep learning", ICML 2016; seed 002's notes): dropout kept on at inference.
 
-A classifier f with dropout (:class:`~oodscope.detectors.classifier.Classifier`, ``dropout`` 0.5
+A classifier f with dropout (:class:`~oodscope.upstream.classifier.Classifier`, ``dropout`` 0.5
 by default here: the LeNet's dropout after its hidden layer) is trained on the labelled
 in-distribution images. At test time its dropout layers stay stochastic and each image is passed
 ``passes`` times (T, 20 by default), giving T distributions p_t(y | x) = softmax(f_t(x)), each a
@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from oodscope.calibration import SCORES, pooled_outputs
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import batches
+from oodscope.training.core import batches
 from oodscope.errors import InputError
 
 MC_DROPOUT_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "dropout": 0.5, "passes": 20, "score": "mi"}

@@ -1,7 +1,7 @@
 """MSP: maximum softmax probability (Hendrycks & Gimpel, "A baseline for detecting misclassified
 and out-of-distribution examples in neural networks", ICLR 2017).
 
-A classifier f of the in-distribution classes (:class:`~oodscope.detectors.classifier.Classifier`,
+A classifier f of the in-distribution classes (:class:`~oodscope.upstream.classifier.Classifier`,
 trained on the labelled in-distribution images, or shared) gives logits f(x); inputs on which
 it is not confident are out-of-distribution:
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
 

@@ -3,7 +3,7 @@ detection using the normalized compression distance", ICLR 2020 submission; publ
 "Convolutional neural networks with compression complexity pooling for out-of-distribution image
 detection", IJCAI 2020).
 
-A classifier f of the in-distribution classes (:class:`~oodscope.detectors.classifier.Classifier`,
+A classifier f of the in-distribution classes (:class:`~oodscope.upstream.classifier.Classifier`,
 trained on the labelled in-distribution images, or shared) is read post hoc: no outliers, no
 retraining. Each channel k of a selected spatial layer, flattened over its positions, is read as
 a sequence, quantised to bytes with the layer's global range [lo, hi] over the training images:
@@ -57,10 +57,10 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import FitData
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import batches, merge_presets
+from oodscope.training.core import batches, merge_presets
 from oodscope.errors import InputError, ModelFileError
 
 NCD_DEFAULTS: dict[str, Any] = {

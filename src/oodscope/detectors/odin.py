@@ -1,7 +1,7 @@
 """ODIN (Liang, Li & Srikant, "Enhancing the reliability of out-of-distribution image detection in
 neural networks", ICLR 2018): temperature scaling and input perturbation on a classifier.
 
-A classifier f of the in-distribution classes (:class:`~oodscope.detectors.classifier.Classifier`,
+A classifier f of the in-distribution classes (:class:`~oodscope.upstream.classifier.Classifier`,
 trained on the labelled in-distribution images, or shared) is read post hoc. With temperature T,
 S(x; T) = max_k softmax_k(f(x) / T). Each input is first moved a small step in the direction that
 increases S (in-distribution images gain more from it than OOD ones):
@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import batches
+from oodscope.training.core import batches
 from oodscope.errors import InputError
 
 ODIN_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1000.0, "eps": 0.0014}

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Requires
-from oodscope.detectors.classifier import CLASSIFIER_DEFAULTS
+from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.detectors.registry import register
 from oodscope.detectors.trained_clf import OE_DEFAULTS, Taps, TrainedClassifierDetector
 from oodscope.errors import InputError

@@ -1,6 +1,6 @@
 """What the post hoc detectors on a classifier share (``msp``, ``energy``, ``max-logit``, ``odin``,
 ``mahalanobis``, ``gram``, ``ncd``): they need labelled in-distribution images, read a
-:class:`~oodscope.detectors.classifier.Classifier` (trained by ``fit`` or shared), and score its
+:class:`~oodscope.upstream.classifier.Classifier` (trained by ``fit`` or shared), and score its
 logits (those reading its layers override ``_fit`` and ``_outputs``)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.graph import Normalized
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
+from oodscope.upstream.graph import Normalized
+from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
 from oodscope.errors import InputError
 
 

@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.base import Requires
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS
+from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS
 from oodscope.detectors.oe_classifier import uniform_cross_entropy
 from oodscope.detectors.registry import register
 from oodscope.detectors.trained_clf import OE_DEFAULTS, Taps, TrainedClassifierDetector

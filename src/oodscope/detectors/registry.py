@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from oodscope.detectors.base import FORMAT, PRESET_NAMES, Detector
-from oodscope.detectors.model_files import read_model
-from oodscope.detectors.settings import check_settings
+from oodscope.model_files import read_model
+from oodscope.settings import check_settings
 from oodscope.errors import InputError, ModelFileError
 
 _REGISTRY: dict[str, type[Detector]] = {}

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from oodscope.detectors.base import Detector, FitData
-from oodscope.detectors.epochs import per_batch, train_epochs
-from oodscope.detectors.training import device_of
+from oodscope.training.epochs import per_batch, train_epochs
+from oodscope.training.core import device_of
 from oodscope.errors import InputError
 from oodscope.nets.svdd import SVDDDecoder, SVDDNet
 

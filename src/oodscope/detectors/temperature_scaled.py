@@ -16,7 +16,7 @@ import torch
 
 from oodscope.calibration import TemperatureScaler
 from oodscope.detectors.base import FitData, Requires
-from oodscope.detectors.classifier import Classifier
+from oodscope.upstream.classifier import Classifier
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
 

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.detectors.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
+from oodscope.upstream.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
                                            classifier_memory_format, classifier_net, train_augment)
-from oodscope.detectors.training import adam_with_drop, batches, device_of, model_autocast, step
+from oodscope.training.core import adam_with_drop, batches, device_of, model_autocast, step
 from oodscope.progress import progress
 from oodscope.transforms.augment import random_affine
 

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.detectors.ae import AE_DEFAULTS, AE_PRESETS, AEDetector
-from oodscope.detectors.epochs import per_batch
+from oodscope.training.epochs import per_batch
 from oodscope.detectors.registry import register
-from oodscope.detectors.training import merge_presets
+from oodscope.training.core import merge_presets
 from oodscope.errors import InputError
 from oodscope.nets.conv_ae import ConvVAE, kl_to_standard_normal
 

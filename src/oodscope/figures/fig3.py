@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from oodscope.bench.paper import FIG3_PAIR, METHOD_NAMES
+from oodscope.bench.paper.methods import FIG3_PAIR, METHOD_NAMES
 from oodscope.data import ImageSet, load
 from oodscope.errors import DataError
 from oodscope.figures.curves import Scored, scored_cells

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from oodscope.bench.suite_files import read_suite, rebuild_tables
-from oodscope.bench.suites import SuiteSpec
+from oodscope.bench.paper.files import read_suite, rebuild_tables
+from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.figures.curves import plot_hist, plot_roc, scored_cells
 from oodscope.figures.fig3 import plot_fig3
 from oodscope.figures.sweeps import plot_sweep

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from oodscope.bench.suite_files import read_suite
-from oodscope.bench.suite_stats import cell_rows
-from oodscope.bench.suites import SuiteSpec
+from oodscope.bench.paper.files import read_suite
+from oodscope.bench.paper.stats import cell_rows
+from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.protocols import OE_ALL
 from oodscope.results import CLASS_FIELD, field, read_results, row_label
 

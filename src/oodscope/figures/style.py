@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # before anything may import pyplot: files only, never a 
 from matplotlib.figure import Figure  # noqa: E402
 
 from oodscope.atomic import write_atomic  # noqa: E402
-from oodscope.bench.paper import METHOD_COLOURS, METHOD_NAMES  # noqa: E402,F401
+from oodscope.bench.paper.methods import METHOD_COLOURS, METHOD_NAMES  # noqa: E402,F401
 
 DPI = 110
 ID_COLOUR = "tab:blue"

@@ -14,9 +14,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from oodscope.bench.suite_files import load_spec
-from oodscope.bench.suite_stats import sweep
-from oodscope.bench.suites import SuiteSpec
+from oodscope.bench.paper.files import load_spec
+from oodscope.bench.paper.stats import sweep
+from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.figures.style import METHOD_NAMES, colour, new_figure, save_png
 from oodscope.results import read_results
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from oodscope.errors import InputError
 from oodscope.nets.blocks import group
 
 TAP_NAMES = ("z1", "z2", "z3", "z4")
@@ -42,15 +41,3 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.taps(x)["logits"]
-
-
-def build_backbone(name: str, in_channels: int, num_classes: int, **kw) -> Backbone:
-    """``wrn`` (Wide-ResNet, kw depth/width/dropout) or ``small`` (kw widths)."""
-    from oodscope.nets.small_resnet import SmallResNet
-    from oodscope.nets.wide_resnet import WideResNet
-
-    if name == "wrn":
-        return WideResNet(in_channels, num_classes, **kw)
-    if name == "small":
-        return SmallResNet(in_channels, num_classes, **kw)
-    raise InputError(f"unknown backbone {name!r}; known: wrn, small")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from oodscope.nets.backbone import build_backbone
+from oodscope.nets.build import build_backbone
 
 
 class GoadNet(nn.Module):

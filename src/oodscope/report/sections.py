@@ -8,10 +8,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from oodscope.bench.plan_tables import suite_tables
-from oodscope.bench.suite_stats import with_unsupervised
-from oodscope.bench.suite_tables import sections as suite_sections
-from oodscope.bench.suites import SuiteSpec
+from oodscope.bench.measured.tables import suite_tables
+from oodscope.bench.paper.stats import with_unsupervised
+from oodscope.bench.paper.tables import sections as suite_sections
+from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.errors import DataError
 from oodscope.figures import figure_names, hist_figure, png_bytes, roc_figure, scored_cells, sweep_figure
 from oodscope.figures.rows import drawn_rows

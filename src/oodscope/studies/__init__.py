@@ -18,6 +18,7 @@ measured numbers) into its output directory, which ``oodscope report DIR`` rende
 
 from __future__ import annotations
 
-from oodscope.studies.base import STUDIES, Study, StudyOptions, run_study
+from oodscope.studies.base import Study, StudyOptions
+from oodscope.studies.catalogue import STUDIES, run_study
 
 __all__ = ["STUDIES", "Study", "StudyOptions", "run_study"]

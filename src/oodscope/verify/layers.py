@@ -1,6 +1,6 @@
 """A network as the flat list of operations the verifiers understand.
 
-:func:`as_layers` turns a :class:`~oodscope.detectors.classifier.Classifier` (its input
+:func:`as_layers` turns a :class:`~oodscope.upstream.classifier.Classifier` (its input
 normalisation followed by its LeNet; recognised by duck typing, any object with a ``net`` and
 ``fitted["mean"]``, ``fitted["std"]``, so that ``verify`` never imports ``detectors``), or an
 ``nn.Module`` with an optional per-channel mean and std, into a list of :class:`Op` in float64:
@@ -258,7 +258,7 @@ def module_ops(m: nn.Module) -> list[Op]:
 
 
 def is_classifier_like(model: Any) -> bool:
-    """Whether ``model`` looks like a :class:`~oodscope.detectors.classifier.Classifier` (an
+    """Whether ``model`` looks like a :class:`~oodscope.upstream.classifier.Classifier` (an
     upstream network: ``fitted``, with the input ``mean`` and ``std`` once trained, and ``net``).
     Duck-typed, so that ``verify`` (beside ``nets``, below ``detectors``) never imports the detectors."""
     return not isinstance(model, nn.Module) and hasattr(model, "fitted")

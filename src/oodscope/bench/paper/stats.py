@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from oodscope.bench.suites import Budget, SuiteSpec, suite_cells
+from oodscope.bench.paper.suites import Budget, SuiteSpec, suite_cells
 from oodscope.protocols import Cell
 from oodscope.results import field, first_per_cell, metric
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oodscope.detectors.training import adam_with_drop, batches, step
+from oodscope.training.core import adam_with_drop, batches, step
 from oodscope.progress import progress
 
 

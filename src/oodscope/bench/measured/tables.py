@@ -1,4 +1,4 @@
-"""``table.md`` of the measurement suites (:mod:`oodscope.bench.measured`): which tables a results
+"""``table.md`` of the measurement suites (:mod:`oodscope.bench.measured.common`): which tables a results
 directory gets is told by the plan file the suite wrote beside its results (``robustness.json``,
 ``verification.json``). Used by the runner, ``bench --tables-only`` and the report; no torch."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.atomic import write_text_atomic
-from oodscope.bench import robustness_tables, verification_tables
+from oodscope.bench.measured import robustness_tables, verification_tables
 from oodscope.results.tables import Table
 
 TableMaker = Callable[[list[dict[str, Any]]], list[Table]]

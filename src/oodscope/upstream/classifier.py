@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.adversarial import ADVERSARIAL_KINDS, adversarial_batch
-from oodscope.detectors import distributed
-from oodscope.detectors.training import adam_with_drop, autocast, batches, device_of, memory_format, scoring_autocast, step
-from oodscope.detectors.upstream import Upstream
+from oodscope.training import distributed
+from oodscope.training.core import adam_with_drop, autocast, batches, device_of, memory_format, scoring_autocast, step
+from oodscope.upstream.base import Upstream
 from oodscope.errors import InputError
 from oodscope.precision import PRECISIONS
 from oodscope.nets import LeNet, build_backbone
@@ -122,7 +122,7 @@ PENULTIMATE: dict[str, str] = {"lenet": "z3", "small": "z4", "wrn": "z4"}
 
 
 def classifier_memory_format(settings: dict[str, Any]) -> torch.memory_format:
-    """The memory format of a classifier with these settings (:func:`~oodscope.detectors.training.memory_format`:
+    """The memory format of a classifier with these settings (:func:`~oodscope.training.core.memory_format`:
     a Wide-ResNet is wide enough; the small nets are judged by their widths)."""
     return memory_format(None if settings["arch"] == "wrn" else settings["widths"])
 

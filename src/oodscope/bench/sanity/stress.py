@@ -27,7 +27,7 @@ from oodscope.atomic import write_text_atomic
 from oodscope.bench.config import BenchConfig, RunOptions
 from oodscope.bench.runner import run_bench
 from oodscope.detectors.registry import detector_class
-from oodscope.detectors.tap_memo import open_memo
+from oodscope.upstream.tap_memo import open_memo
 from oodscope.errors import InputError
 from oodscope.progress import message
 from oodscope.protocols import DataStore, OneClass
@@ -87,7 +87,7 @@ def run_stress(plan: StressPlan, out: str | Path, run: RunOptions, command: list
     ``overrides``: detector settings applied after the preset (``--set``).
 
     The grids advance together, one (data set, class, seed) at a time through every source, inside
-    a :func:`~oodscope.detectors.tap_memo.open_memo` of ``plan.memo_bytes``: the cells of one class
+    a :func:`~oodscope.upstream.tap_memo.open_memo` of ``plan.memo_bytes``: the cells of one class
     and seed read the same f on the same test images, so f's pass over them runs once, not once
     per source (the results are the same either way)."""
     pairs = plan.pairs()

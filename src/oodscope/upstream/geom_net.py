@@ -19,11 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oodscope.detectors import distributed, tap_memo
-from oodscope.detectors.graph import TransformSum
-from oodscope.detectors.training import (adam_with_drop, autocast, device_of, memory_format, scoring_autocast, step,
+from oodscope.training import distributed
+from oodscope.upstream import tap_memo
+from oodscope.upstream.graph import TransformSum
+from oodscope.training.core import (adam_with_drop, autocast, device_of, memory_format, scoring_autocast, step,
                                          sum_over_transforms)
-from oodscope.detectors.upstream import Upstream
+from oodscope.upstream.base import Upstream
 from oodscope.errors import InputError
 from oodscope.precision import PRECISIONS
 from oodscope.nets import Backbone, build_backbone
@@ -135,7 +136,7 @@ class GeomNet(Upstream):
         """Taps z1..z4 and logits of the frozen f on an already normalised and transformed batch.
 
         ``need``: the taps the caller reads (then only those are returned); inside
-        :func:`~oodscope.detectors.tap_memo.open_memo` they are kept, and f's pass is skipped when
+        :func:`~oodscope.upstream.tap_memo.open_memo` they are kept, and f's pass is skipped when
         this f was already given this batch."""
         precision = self.settings["precision"]
 
@@ -162,7 +163,7 @@ class GeomNet(Upstream):
         return -sum_over_transforms(x, self.normalize, self.device, self.transforms, bs, term)
 
     def geom_graph(self) -> torch.nn.Module:
-        """:meth:`geom_score` as one module (:class:`~oodscope.detectors.graph.TransformSum`), for export."""
+        """:meth:`geom_score` as one module (:class:`~oodscope.upstream.graph.TransformSum`), for export."""
         def term(parts: dict[str, torch.nn.Module], xt: torch.Tensor, k: int) -> torch.Tensor:
             return torch.softmax(parts["f"](xt), dim=1)[:, k]
 

@@ -2,8 +2,8 @@
 
 A suite is a fixed list of one-class :class:`~oodscope.protocols.Cell` objects (run by
 :func:`oodscope.bench.runner.run_bench` like any grid, so results and resume are the same)
-plus a table builder (:mod:`oodscope.bench.suite_tables`). Which methods each compares comes
-from :mod:`oodscope.bench.paper`.
+plus a table builder (:mod:`oodscope.bench.paper.tables`). Which methods each compares comes
+from :mod:`oodscope.bench.paper.methods`.
 
 * ``table2``: ``layers`` with taps softmax / z4 / z3 / z2 / z1 / z1..z4, plus oodscope's
   default taps (z3+z4+ptrue) and ``geom``; the whole outlier set; seed 0.
@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from oodscope.bench.paper import COMPARED, DEFAULT_ROW, TABLE2_METHODS, TABLE2_ROWS
+from oodscope.bench.paper.methods import COMPARED, DEFAULT_ROW, TABLE2_METHODS, TABLE2_ROWS
 from oodscope.errors import InputError
 from oodscope.protocols import OE_ALL, Cell, OneClass, freeze
 
@@ -123,7 +123,7 @@ class SuiteSpec:
 
     Attributes mirror :class:`SuiteDef`, with the user's overrides applied; ``unsupervised``
     lists the methods that use no outliers (None in suite records written before it was kept:
-    then it is read off the results, see :func:`oodscope.bench.suite_stats.cell_rows`).
+    then it is read off the results, see :func:`oodscope.bench.paper.stats.cell_rows`).
     """
 
     suite: str

@@ -16,7 +16,7 @@ Per seed s it measures, on a fixed subset of the in-distribution test images:
 
 Each measurement is one row of ``results.jsonl`` in the common format (a cell of the benchmark
 with ``method`` = the model, the detector or ``transfer`` and the attack as its ``variant``);
-a rerun skips finished rows (:mod:`oodscope.bench.measured`). ``table.md`` shows the four
+a rerun skips finished rows (:mod:`oodscope.bench.measured.common`). ``table.md`` shows the four
 tables; ``robustness.json`` records the plan. Networks come from the upstream cache, so the
 standard classifier is the one every classifier-based detector of that seed reads.
 """
@@ -34,11 +34,11 @@ from oodscope.adversarial import ascend, targeted_l1
 from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_success
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
-from oodscope.bench.measured import classifier_settings, fixed_subset, measurement_cell, run_measured, shared_classifier
+from oodscope.bench.measured.common import classifier_settings, fixed_subset, measurement_cell, run_measured, shared_classifier
 from oodscope.detectors import UpstreamCache, default_cache_dir, detector_class, settings_for
-from oodscope.detectors.classifier import ROBUST_SETTINGS
-from oodscope.detectors.ensemble_net import SEED_STRIDE
-from oodscope.detectors.inputs import as_images
+from oodscope.upstream.classifier import ROBUST_SETTINGS
+from oodscope.upstream.ensemble_net import SEED_STRIDE
+from oodscope.inputs import as_images
 from oodscope.errors import InputError
 from oodscope.metrics import evaluate
 from oodscope.protocols import Cell, MultiClass, Task

@@ -5,7 +5,7 @@
 logits turned into a score.
 
 :class:`TransformSum` is the shape of the GEOM family's scores, the same computation as
-:func:`oodscope.detectors.training.sum_over_transforms` but with the loop over transformations
+:func:`oodscope.training.core.sum_over_transforms` but with the loop over transformations
 unrolled into the graph: ``post(sum_k term(T_k(normalise(x)), k))``. It computes in float32, as
 the library does for a model of ``precision`` float32 (the default).
 """

@@ -3,10 +3,10 @@ uncertainty estimation using deep ensembles", NeurIPS 2017; seed 002's notes): `
 classifiers of the same architecture and data that differ only in their seed (initial weights
 and batch order).
 
-Member i of the ensemble with seed s is the :class:`~oodscope.detectors.classifier.Classifier`
+Member i of the ensemble with seed s is the :class:`~oodscope.upstream.classifier.Classifier`
 with seed s + 100 i, so member 0 is the classifier every other classifier-based detector of that
 seed reads, and ensembles of different seeds share no member. It is a composite upstream: an
-:class:`~oodscope.detectors.upstream.UpstreamCache` gets (and caches) each member on its own, so a
+:class:`~oodscope.upstream.base.UpstreamCache` gets (and caches) each member on its own, so a
 member is trained once, whichever ensemble or detector asks for it.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from oodscope.detectors.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, Classifier
-from oodscope.detectors.upstream import Upstream
+from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, Classifier
+from oodscope.upstream.base import Upstream
 from oodscope.errors import InputError
 
 ENSEMBLE_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "members": 5}

@@ -28,9 +28,9 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 import oodscope
-from oodscope.detectors import distributed
-from oodscope.detectors.model_files import load_modules, read_model, write_model
-from oodscope.detectors.settings import check_settings, settings_key
+from oodscope.training import distributed
+from oodscope.model_files import load_modules, read_model, write_model
+from oodscope.settings import check_settings, settings_key
 from oodscope.errors import InputError, ModelFileError
 from oodscope.progress import message
 

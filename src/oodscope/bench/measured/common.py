@@ -3,7 +3,7 @@ measurements, each a cell of a multi-class benchmark with ``method`` = the model
 what is measured as its ``variant``; each finished measurement is one row of ``results.jsonl`` in
 the common format, so a rerun skips finished rows. The suite's plan is recorded in its own JSON file
 beside the results (``robustness.json``, ``verification.json``), which also tells the report and
-``--tables-only`` which tables to draw (:mod:`oodscope.bench.plan_tables`).
+``--tables-only`` which tables to draw (:mod:`oodscope.bench.measured.tables`).
 
 A suite gives the runner its cells, a context per seed (the task, the cache and the networks,
 built once per seed) and a function per kind of measurement returning ``(metrics, upstream info,
@@ -27,7 +27,7 @@ from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.plan_tables import write_tables
+from oodscope.bench.measured.tables import write_tables
 from oodscope.bench.summary import write_summary
 from oodscope.detectors import UpstreamCache, create, detector_class, settings_for
 from oodscope.progress import message

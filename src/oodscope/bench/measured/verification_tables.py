@@ -1,4 +1,4 @@
-"""Tables of the ``verification`` suite (:mod:`oodscope.bench.verification`): certified accuracy per
+"""Tables of the ``verification`` suite (:mod:`oodscope.bench.measured.verification`): certified accuracy per
 model, bound method and ε; rotation certificates per ±θ; the soundness checks; neuron coverage.
 Values are means over seeds (± std when there are several). Certificate and rotation rows measured
 before the bounds included the float32 rounding (no ``"bounds": "float32"`` in their variant) are
@@ -10,7 +10,7 @@ from collections import defaultdict
 from statistics import fmean
 from typing import Any
 
-from oodscope.bench.robustness_tables import MISSING, cell_text, eps_text
+from oodscope.bench.measured.robustness_tables import MISSING, cell_text, eps_text
 from oodscope.results.tables import Table
 
 

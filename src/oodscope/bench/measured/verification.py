@@ -46,11 +46,11 @@ import torch
 
 from oodscope.adversarial.robust import make_attack
 from oodscope.bench.config import RunOptions
-from oodscope.bench.measured import Job, classifier_settings, fixed_subset, measurement_cell, run_measured, shared_classifier
-from oodscope.bench.robustness import ROBUST_MODELS
+from oodscope.bench.measured.common import Job, classifier_settings, fixed_subset, measurement_cell, run_measured, shared_classifier
+from oodscope.bench.measured.robustness import ROBUST_MODELS
 from oodscope.detectors import UpstreamCache, default_cache_dir
-from oodscope.detectors.classifier import ROBUST_SETTINGS
-from oodscope.detectors.inputs import as_images
+from oodscope.upstream.classifier import ROBUST_SETTINGS
+from oodscope.inputs import as_images
 from oodscope.errors import InputError
 from oodscope.protocols import Cell, MultiClass, Task
 from oodscope.verify import METHODS, certify, certify_rotation, neuron_coverage

@@ -3,7 +3,7 @@ its tables and figures compares, their display names, and the AUROC values (perc
 reports in Tables 2 and 3, for comparison.
 
 This is the one place outside the detectors' own files that names methods: it describes the
-paper, and the suites (:mod:`oodscope.bench.suites`) and figures read it. The paper gives no
+paper, and the suites (:mod:`oodscope.bench.paper.suites`) and figures read it. The paper gives no
 numbers for its Figs. 4 and 5 in the text, so none are listed here. Its CIFAR-10 results used
 80 Million Tiny Images as the outlier set (now withdrawn); oodscope's suites use CIFAR-100
 instead, so those comparisons are indicative only.

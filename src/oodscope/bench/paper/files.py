@@ -1,9 +1,9 @@
 """A suite's record ``DIR/suite.json`` and its tables rebuilt from the results, without torch.
 
-``DIR/suite.json`` records the resolved :class:`~oodscope.bench.suites.SuiteSpec`, the data
+``DIR/suite.json`` records the resolved :class:`~oodscope.bench.paper.suites.SuiteSpec`, the data
 root and the command line, so tables (and figures, :mod:`oodscope.figures`) can be rebuilt
 later from ``results.jsonl`` alone with :func:`rebuild_tables`. Running a suite is
-:func:`oodscope.bench.suite_run.run_suite`.
+:func:`oodscope.bench.paper.run.run_suite`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.atomic import write_json_atomic
-from oodscope.bench.suite_tables import write_tables
-from oodscope.bench.suites import SuiteSpec
+from oodscope.bench.paper.tables import write_tables
+from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.errors import DataError, InputError
 from oodscope.results import ResultsLog
 

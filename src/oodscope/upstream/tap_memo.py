@@ -4,7 +4,7 @@ reading the same network on the same images run its forward pass once.
 The ``stress`` grid fits ``layers`` five times per (class, seed), once per outlier source, on the
 same f: only g_theta differs, yet each cell would pass the whole test set (and the held-out images
 and the kNN bank) through f under every transformation again. Inside ``with open_memo(max_bytes):``
-:meth:`~oodscope.detectors.geom_net.GeomNet.taps` called with ``need`` (the taps the caller reads)
+:meth:`~oodscope.upstream.geom_net.GeomNet.taps` called with ``need`` (the taps the caller reads)
 keeps those taps, and a later call with the same network weights and the same batch bytes gets them
 back instead of a forward pass. Keys are digests of the weights and of the batch and the precision
 the taps were computed in, so a hit is always what that network gives that batch in that

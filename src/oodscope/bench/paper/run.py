@@ -8,10 +8,10 @@ from typing import Any
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.runner import Log, run_bench
-from oodscope.bench.suite_files import record_suite
-from oodscope.bench.suite_tables import write_tables
-from oodscope.bench.suites import SuiteSpec, suite_cells
-from oodscope.detectors import distributed
+from oodscope.bench.paper.files import record_suite
+from oodscope.bench.paper.tables import write_tables
+from oodscope.bench.paper.suites import SuiteSpec, suite_cells
+from oodscope.training import distributed
 from oodscope.results import ResultsLog
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.atomic import write_text_atomic
-from oodscope.bench.paper import CLASS_NAMES, DEFAULT_ROW, METHOD_NAMES, TABLE2, TABLE2_ROWS, TABLE3_METHODS, TABLE3_OURS, table3_value
-from oodscope.bench.suite_stats import ClassMean, SeedStat, cell_rows, class_mean, compute_seconds, per_class, seed_mean, sweep, with_unsupervised
-from oodscope.bench.suites import SuiteSpec
+from oodscope.bench.paper.methods import CLASS_NAMES, DEFAULT_ROW, METHOD_NAMES, TABLE2, TABLE2_ROWS, TABLE3_METHODS, TABLE3_OURS, table3_value
+from oodscope.bench.paper.stats import ClassMean, SeedStat, cell_rows, class_mean, compute_seconds, per_class, seed_mean, sweep, with_unsupervised
+from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.protocols import Cell
 from oodscope.results import MISSING, Table, label
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oodscope.detectors.distributed import local_device
+from oodscope.training.distributed import local_device
 from oodscope.progress import progress
 from oodscope.transforms import GeometricTransforms
 

@@ -1,0 +1,1 @@
+"""Sanity experiments: the stress grid of outlier sources and the digits demo."""
