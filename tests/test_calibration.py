@@ -1,4 +1,5 @@
-"""ECE (as seed 002's notes define it, and Guo et al.'s form), NLL and temperature scaling."""
+"""ECE (as Takahashi's lecture notes "Deep learning: reliability of inference", University of Aizu,
+n.d., define it, and Guo et al.'s form), NLL and temperature scaling."""
 
 from __future__ import annotations
 

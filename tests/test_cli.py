@@ -21,7 +21,7 @@ from conftest import on_ci
 
 from oodscope.bench.sanity.demo import demo_methods
 from oodscope.cli import cli
-from oodscope.cli.parsing import parse_budgets, parse_int_list, parse_settings, parse_size, parse_variants
+from oodscope.bench.options import parse_budgets, parse_int_list, parse_settings, parse_size, parse_variants
 from oodscope.errors import InputError
 
 torch.set_num_threads(1)

@@ -113,7 +113,7 @@ def test_figures_of_plain_grid_and_tables_only(tmp_path: Path) -> None:
     r = CliRunner().invoke(cli, ["bench", "--tables-only", "--out", str(tmp_path)], catch_exceptions=False)
     assert r.exit_code == 0 and "roc_digits.png" in r.stdout
     r = CliRunner().invoke(cli, ["bench", "--tables-only", "--suite", "fig4", "--out", str(tmp_path)])
-    assert r.exit_code == 2 and "no suite.json" in r.stderr
+    assert r.exit_code == 2 and "holds grid results, not --suite fig4" in r.stderr
 
 
 def test_fig3_selection_and_thresholds() -> None:

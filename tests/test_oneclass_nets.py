@@ -1,6 +1,8 @@
 """The one-class networks of issue 11: ae, vae, alocc, deep-svdd, deep-sad, goad (their contract
 is checked by test_contract.py), the networks they are built from, Deep SAD's protocol (known
-anomalies from the next class at a ratio gamma_l) and the seeds' studies (figures by one command)."""
+anomalies from the next class at a ratio gamma_l) and the studies of the source works (figures by
+one command): Hirokawa, "Anomaly detections using deep learning (II): 2D-convolutional variational
+autoencoder" (n.d.), and an anonymous blog post implementing ALOCC in Chainer on MNIST (n.d.)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from oodscope.cli import cli
-from oodscope.cli.parsing import parse_budgets
+from oodscope.bench.options import parse_budgets
 from oodscope.data import load
 from oodscope.detectors import create, settings_for
 from oodscope.detectors.alocc import ALOCCDetector
@@ -55,8 +57,8 @@ def test_autoencoders_keep_the_image_shape_and_the_latent_size(channels: int, si
     assert Reconstructor(channels)(x).shape == x.shape and Discriminator(channels)(x).shape == (3,)
 
 
-def test_the_autoencoder_follows_the_seed_maps_on_28x28() -> None:
-    """Seed 003: 28x28 -> 4 maps of 14x14 -> 16 of 7x7 -> 64 of 3x3 -> a 1x1 latent."""
+def test_the_autoencoder_follows_hirokawas_maps_on_28x28() -> None:
+    """Hirokawa's maps: 28x28 -> 4 maps of 14x14 -> 16 of 7x7 -> 64 of 3x3 -> a 1x1 latent."""
     net = ConvAE(1, 28, latent=8)
     shapes, h = [], torch.zeros(1, 1, 28, 28)
     for layer in net.encoder[0]:
@@ -214,7 +216,7 @@ def test_bench_runs_every_one_class_network_on_mnist(data_root: Path, tmp_path: 
         assert r["metrics"]["auroc"] > 60, (r["method"], r["metrics"])
 
 
-# -- the seeds' studies ---------------------------------------------------------------------
+# -- the source works' studies --------------------------------------------------------------
 
 def _png(path: Path) -> bool:
     return path.read_bytes().startswith(b"\x89PNG")
@@ -242,7 +244,7 @@ def test_alocc_study_writes_the_curves_and_the_report_shows_them(data_root: Path
     ("ae-errors", ["ae_errors.png"]),
     ("ae-reconstructions", ["ae_reconstructions.png"]),
 ])
-def test_seed_003_studies_write_their_figures(name: str, files: list[str], data_root: Path, tmp_path: Path) -> None:
+def test_hirokawa_studies_write_their_figures(name: str, files: list[str], data_root: Path, tmp_path: Path) -> None:
     done = CliRunner().invoke(cli, ["study", name, "--out", str(tmp_path), "--epochs", "1", "--n-train", "500",
                                     "--no-progress", "--data-root", str(data_root)])
     assert done.exit_code == 0, done.output

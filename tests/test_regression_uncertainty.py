@@ -1,5 +1,6 @@
-"""Regression uncertainty (seed 002, figs. 8.1-8.2): the toy data, the Gaussian NLL, a deep ensemble
-of mean-variance networks (aleatoric vs epistemic variance), and the ``regression-uncertainty`` study."""
+"""Regression uncertainty (Takahashi, "Deep learning: reliability of inference", University of Aizu
+lecture notes, n.d., figs. 8.1-8.2): the toy data, the Gaussian NLL, a deep ensemble of
+mean-variance networks (aleatoric vs epistemic variance), and the ``regression-uncertainty`` study."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from oodscope.bench.measured.tables import plan_suite, suite_tables
+from oodscope.bench.experiment import experiment_of
+from oodscope.bench.measured.tables import SUITE_TABLES
 from oodscope.bench.measured.verification import VERIFY_MODELS, VerificationPlan, model_settings, plan_cells
 from oodscope.cli import cli
 from oodscope.detectors import create
@@ -73,8 +74,9 @@ def test_verification_suite_end_to_end_sound_resumable_and_reported(tmp_path: Pa
     table = (tmp_path / "table.md").read_text()
     for title in ("Certified accuracy", "Rotation certificates", "Soundness checks", "Neuron coverage"):
         assert title in table
-    assert plan_suite(tmp_path) == "verification.json"
-    assert len(suite_tables(tmp_path, rows)) == 4
+    assert experiment_of(tmp_path)[0].kind == "verification"
+    assert json.loads((tmp_path / "experiment.json").read_text())["kind"] == "verification"
+    assert len(SUITE_TABLES["verification"][1](rows)) == 4
 
     again = runner.invoke(cli, _args(tmp_path, data_root))  # resumes: nothing left to run, no row added
     assert again.exit_code == 0 and f"0 of {len(rows)} measurements" in again.output
@@ -118,7 +120,7 @@ def test_merge_refuses_results_of_different_measurement_suites(tmp_path: Path) -
         (tmp_path / name / "results.jsonl").write_text("")
         (tmp_path / name / plan).write_text("{}")
     r = CliRunner().invoke(cli, ["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--into", str(tmp_path / "c")])
-    assert r.exit_code == 2 and "different measurement suites" in r.output
+    assert r.exit_code == 2 and "holds suite verification" in r.output and "holds suite robustness" in r.output
     assert not (tmp_path / "c" / "results.jsonl").exists()
 
 

@@ -1,4 +1,5 @@
-"""Adversarial examples and adversarial training (seed 002's notes: "敵対的事例", "防御").
+"""Adversarial examples and adversarial training (the sections "敵対的事例" and "防御" of
+Takahashi's lecture notes "Deep learning: reliability of inference", University of Aizu, n.d.).
 
 Pure torch on a model ``model(x) -> logits`` of images ``x`` in [0, 1] (normalisation inside the
 model): :func:`fgsm` (Goodfellow et al. 2015), :func:`pgd` (Madry et al. 2018; L∞, random start,

@@ -1,5 +1,6 @@
 """FGSM, the fast gradient sign method (Goodfellow, Shlens & Szegedy, "Explaining and harnessing
-adversarial examples", ICLR 2015; seed 002's notes):
+adversarial examples", ICLR 2015; Takahashi's lecture notes "Deep learning: reliability of
+inference", University of Aizu, n.d.):
 
     x_adv = Clip_[0,1](x + ε · sign(∇_x E(w, x, k_true))),
 

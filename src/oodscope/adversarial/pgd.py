@@ -1,5 +1,6 @@
 """PGD, projected gradient descent in the L∞ ball (Kurakin et al. 2017's iterative FGSM; Madry et
-al., "Towards deep learning models resistant to adversarial attacks", ICLR 2018; seed 002's notes):
+al., "Towards deep learning models resistant to adversarial attacks", ICLR 2018; Takahashi's
+lecture notes "Deep learning: reliability of inference", University of Aizu, n.d.):
 
     x^0 = Clip_[0,1](x + U(-ε, ε)^d)            (random start; x^0 = x without it)
     x^{t+1} = Clip_{x,ε}[x^t + α · sign(∇_x E(w, x^t, k_true))],

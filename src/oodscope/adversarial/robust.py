@@ -1,4 +1,5 @@
-"""Accuracy under attack and transferability (seed 002's notes: "転移可能性").
+"""Accuracy under attack and transferability (the section "転移可能性" of Takahashi's lecture
+notes "Deep learning: reliability of inference", University of Aizu, n.d.).
 
 :func:`robust_accuracy` attacks a model's own gradients (white box) in batches and counts the
 images still classified correctly. :func:`transfer_success` crafts the examples on a source

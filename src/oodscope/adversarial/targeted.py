@@ -1,5 +1,5 @@
-"""The targeted attack of seed 002's notes (Szegedy et al., "Intriguing properties of neural
-networks", ICLR 2014):
+"""The targeted attack of Takahashi's lecture notes "Deep learning: reliability of inference"
+(University of Aizu, n.d.; Szegedy et al., "Intriguing properties of neural networks", ICLR 2014):
 
     min_{δ, λ} E(w, x + δ, k_adv) + λ ‖δ‖₁   subject to x + δ ∈ [0, 1]^d,
 

@@ -1,4 +1,5 @@
-"""The inner maximisation of adversarial training (seed 002's notes, "防御"; Madry et al. 2018):
+"""The inner maximisation of adversarial training (Takahashi's lecture notes "Deep learning:
+reliability of inference", University of Aizu, n.d., section "防御"; Madry et al. 2018):
 
     min_w (1/N) Σ_n max_{δ ∈ S} E(w, x_n + δ, d_n),   S = {δ : ‖δ‖∞ ≤ ε},
 

@@ -1,4 +1,4 @@
-"""One benchmark cell, fitted and scored: :func:`run_cell` and its :class:`CellResult`.
+"""One benchmark cell, fitted and scored: :func:`run_cell`, a :class:`~oodscope.bench.loop.Finished`.
 
 Executors (the local loop of :mod:`oodscope.bench.runner`, Ray tasks of
 :mod:`oodscope.bench.ray_executor`) call :func:`run_cell`; only the process that owns the run
@@ -10,33 +10,19 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import torch
 
 import oodscope
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.fitting import CellOutcome, fit_and_score, fit_detector
+from oodscope.bench.loop import Finished
 from oodscope.bench.presets import cell_settings
 from oodscope.detectors import UpstreamCache, default_cache_dir
 from oodscope.protocols import Cell, DataStore, Task
 from oodscope.results import SCHEMA_VERSION
-
-
-@dataclass
-class CellResult:
-    """A finished cell: its results row (all but ``scores_file``), the arrays saved beside it and
-    the cell's wall seconds."""
-
-    cell: Cell
-    row: dict[str, Any]
-    scores: np.ndarray
-    is_ood: np.ndarray
-    labels: np.ndarray
-    seconds: float
 
 
 def make_row(cell: Cell, outcome: CellOutcome, task: Task) -> dict[str, Any]:
@@ -73,13 +59,17 @@ def run_settings(config: BenchConfig, cell: Cell, progress: bool = False) -> dic
     return cell_settings(cell, config.run.device, config.overrides, progress)
 
 
-def run_cell(config: BenchConfig, cell: Cell, task: Task, cache: UpstreamCache) -> CellResult:
-    """Fit and score ``cell`` on ``task`` with the run's settings, sharing upstreams through ``cache``."""
+def run_cell(config: BenchConfig, cell: Cell, task: Task, cache: UpstreamCache) -> Finished:
+    """Fit and score ``cell`` on ``task`` with the run's settings, sharing upstreams through ``cache``;
+    the outputs ``config.keep`` names (and, with logits, the test images' classes) come along."""
     start = time.perf_counter()
     settings = run_settings(config, cell, config.run.progress)
-    outcome = fit_and_score(cell.method, settings, task, cache)
-    return CellResult(cell, make_row(cell, outcome, task), outcome.scores, task.is_ood, task.saved_labels,
-                      time.perf_counter() - start)
+    outcome = fit_and_score(cell.method, settings, task, cache, config.keep)
+    extra = dict(outcome.kept)
+    if "logits" in extra and task.test_class is not None:
+        extra["test_class"] = task.test_class
+    return Finished(cell, make_row(cell, outcome, task), (outcome.scores, task.is_ood, task.saved_labels),
+                    time.perf_counter() - start, extra)
 
 
 def _by_group(config: BenchConfig, pending: list[Cell], store: DataStore) -> Iterator[tuple[Cell, Task]]:
@@ -90,7 +80,7 @@ def _by_group(config: BenchConfig, pending: list[Cell], store: DataStore) -> Ite
             yield cell, task
 
 
-def local_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> Iterator[CellResult]:
+def local_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> Iterator[Finished]:
     """Run ``pending`` in this process, group by group (one :class:`Task` per group, one cache)."""
     cache = make_cache(config)
     for cell, task in _by_group(config, pending, store):

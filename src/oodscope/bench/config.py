@@ -51,6 +51,12 @@ class RunOptions:
         if self.address is not None and self.executor != "ray":
             raise InputError("a Ray address (--address) needs --executor ray")
 
+    @classmethod
+    def from_options(cls, opts: dict[str, Any]) -> RunOptions:
+        """The run options among ``oodscope bench``'s options."""
+        return cls(**{k: opts[k] for k in ("device", "data_root", "download", "progress", "cache_dir", "disk_cache",
+                                           "executor", "address", "cpus_per_cell", "retries")})
+
     def to_json(self) -> dict[str, Any]:
         """The options as JSON-able values (paths as strings)."""
         d = asdict(self)
@@ -74,6 +80,8 @@ class BenchConfig:
         overrides: Extra detector settings applied after the preset (only to methods knowing them).
         run: How the run executes (:class:`RunOptions`).
         command: The command line, recorded in ``run.json``.
+        keep: Outputs of the detectors (such as ``logits``) saved beside each cell's test scores, for
+            figures that draw from them (a calibration suite's reliability diagrams).
     """
 
     out: str | os.PathLike[str]
@@ -85,6 +93,7 @@ class BenchConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
     run: RunOptions = field(default_factory=RunOptions)
     command: list[str] | None = None
+    keep: tuple[str, ...] = ()
 
     @property
     def directory(self) -> Path:

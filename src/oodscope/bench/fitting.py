@@ -10,7 +10,7 @@ training (as recorded when it was trained) plus the detector's own.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ class CellOutcome:
     settings: dict[str, Any]
     upstream: UpstreamInfo | None
     scores: np.ndarray
+    kept: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _labels(images: Any) -> torch.Tensor | None:
@@ -80,11 +81,13 @@ def fit_detector(method: str, settings: dict[str, Any], task: Task, cache: Upstr
     return det, info, time.perf_counter() - start
 
 
-def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache) -> CellOutcome:
+def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache,
+                  keep: tuple[str, ...] = ()) -> CellOutcome:
     """Fit ``method`` (:func:`fit_detector`), score the test images and evaluate them: the OOD
     metrics, the classifier's accuracy, ECE and NLL on the in-distribution test images when the
     detector gives logits and the task their classes, and what the detector learnt that is worth
-    a row (its ``summary()``, e.g. a temperature)."""
+    a row (its ``summary()``, e.g. a temperature). ``keep``: outputs of the detector returned beside
+    the scores (those it gives)."""
     det, info, fit_seconds = fit_detector(method, settings, task, cache)
     start = time.perf_counter()
     out = det.outputs(task.test)
@@ -94,4 +97,5 @@ def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: Upst
         metrics.update(classifier_metrics(out["logits"], task.test_class))
     metrics.update(det.summary())
     total = fit_seconds + (info.fit_seconds if info is not None else 0.0)
-    return CellOutcome(metrics, total, score_seconds, dict(det.config), info, out["score"])
+    return CellOutcome(metrics, total, score_seconds, dict(det.config), info, out["score"],
+                       {k: np.asarray(out[k]) for k in keep if k in out})

@@ -29,11 +29,10 @@ from typing import Any
 from oodscope.atomic import write_atomic, write_json_atomic
 from oodscope.bench.consistency import UNCOMPARED, row_settings, settings_diff
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.measured.tables import PLAN_SUITES, plan_suite, write_tables
-from oodscope.bench.paper.files import read_suite
+from oodscope.bench.experiment import RECORD, RECORD_FILES, RECORD_SCHEMA, Experiment, experiment_of, read_record
 from oodscope.bench.summary import write_summary
-from oodscope.errors import InputError
-from oodscope.results import MERGES, ResultsLog, field, load_scores, normalize, normalize_rows, read_merges, recorded_commands, row_key
+from oodscope.errors import DataError, InputError
+from oodscope.results import MERGES, ResultsLog, field, first_per_cell, load_scores, normalize, normalize_rows, read_merges, recorded_commands, row_key
 
 RESULTS = "results.jsonl"
 
@@ -72,30 +71,32 @@ def _check_settings(source: Path, row: dict[str, Any], reference: dict[str, Any]
         )
 
 
-def _check_suites(sources: list[Path], dest: Path) -> None:
-    """InputError if a source and the destination hold different suites, data sets or presets."""
-    kinds = {k for k in (plan_suite(d) for d in [dest, *sources]) if k is not None}
-    if len(kinds) > 1:
-        raise InputError(f"the directories hold results of different measurement suites ({', '.join(sorted(kinds))}); not merged")
-    target = read_suite(dest)
-    if target is None:
-        return
+def _check_experiments(sources: list[Path], dest: Path) -> tuple[type[Experiment], str | None] | None:
+    """The experiment the directories hold and its suite (None when none of them tells); InputError
+    if they hold different experiments, or the same one with what must agree to merge (its
+    ``identity``) differing."""
+    held = {d: experiment_of(d) for d in [dest, *sources] if (d / RESULTS).is_file() or (d / RECORD).is_file()}
+    if not held:
+        return None
+    first = dest if dest in held else sources[0]
+    cls, suite = held[first]
+    describe = lambda kind, name, i: ", ".join(f"{k} {v}" for k, v in i.items()) or (f"suite {name}" if name else f"{kind} results")  # noqa: E731
+    target = cls.identity(first)
     for src in sources:
-        info = read_suite(src)
-        if info is None:
-            continue
-        for key in ("suite", "dataset", "preset"):
-            if info.get(key) != target.get(key):
-                raise InputError(f"{src} holds suite {info.get('suite')} on {info.get('dataset')} (preset "
-                                 f"{info.get('preset')}), {dest} holds {target.get('suite')} on "
-                                 f"{target.get('dataset')} (preset {target.get('preset')}); not merged")
+        theirs_cls, theirs_suite = held[src]
+        theirs = theirs_cls.identity(src)
+        if (theirs_cls, theirs_suite) != (cls, suite) or (target and theirs and theirs != target):
+            raise InputError(f"{src} holds {describe(theirs_cls.kind, theirs_suite, theirs)}, {first} holds "
+                             f"{describe(cls.kind, suite, target)}; not merged")
+        target = target or theirs
+    return cls, suite
 
 
 def source_commands(src: Path) -> list[dict[str, Any]]:
     """The commands recorded in ``src``'s ``suite.json`` and ``run.json`` (with their histories)
     as ``{"file", "started", "command"}``; unreadable files are left out."""
     out = []
-    for name in ("suite.json", "run.json", *PLAN_SUITES):
+    for name in RECORD_FILES:
         try:
             data = json.loads((src / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -115,17 +116,29 @@ def _record(dest: Path, merges: list[Any], srcs: list[Path], added: dict[str, in
     write_json_atomic(dest / MERGES, {"merges": merges})
 
 
-def _carry_plan(sources: list[Path], dest: Path, rows: list[dict[str, Any]]) -> None:
-    """A measurement suite's plan file from the first source that has one (when ``dest`` has none),
-    then ``dest/table.md`` from every row."""
-    if plan_suite(dest) is None:
-        found = next(((s, name) for s in sources if (name := plan_suite(s)) is not None), None)
-        if found is None:
-            return
-        src, name = found
-        with open(src / name, "rb") as f_in:
+def _carry_records(sources: list[Path], dest: Path, held: tuple[type[Experiment], str | None] | None,
+                   rows: list[dict[str, Any]]) -> None:
+    """``dest/experiment.json`` when it has none (the experiment and options of the first source; no
+    command: nothing ran there), the experiment's own record files a source has and ``dest`` lacks,
+    then ``dest``'s tables rebuilt from every row where the experiment can (a paper suite's need its
+    spec, written by running the suite there)."""
+    if held is None:
+        return
+    cls, suite = held
+    if not (dest / RECORD).exists():
+        options = next((r.get("options", {}) for s in sources if (r := read_record(s)) is not None), {})
+        write_json_atomic(dest / RECORD, {"kind": cls.kind, "suite": suite, "schema": RECORD_SCHEMA, "options": options,
+                                          "command": None, "history": []})
+    for name in cls.own_records(suite):
+        found = next((s for s in sources if (s / name).is_file()), None)
+        if found is None or (dest / name).exists():
+            continue
+        with open(found / name, "rb") as f_in:
             write_atomic(dest / name, lambda f_out: shutil.copyfileobj(f_in, f_out))
-    write_tables(dest, rows)
+    try:
+        cls.rebuild(dest, list(first_per_cell(rows).values()))
+    except (InputError, DataError):
+        pass
 
 
 def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[str]) -> MergeReport:
@@ -160,7 +173,7 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
     with ExitStack() as stack:
         for d in [dest, *srcs]:
             stack.enter_context(directory_lock(d))
-        _check_suites(srcs, dest)
+        experiment = _check_experiments(srcs, dest)
         earlier = read_merges(dest)
         log = ResultsLog(dest / RESULTS)
         rows = log.rows()
@@ -195,5 +208,5 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
         if plan:
             write_summary(dest, rows)
             _record(dest, earlier, srcs, added, skipped)
-            _carry_plan(srcs, dest, rows)
+            _carry_records(srcs, dest, experiment, rows)
     return MergeReport(added=added, skipped=skipped)

@@ -29,7 +29,8 @@ from typing import Any
 
 import torch
 
-from oodscope.bench.cells import CellResult, make_cache, run_cell, run_settings
+from oodscope.bench.cells import make_cache, run_cell, run_settings
+from oodscope.bench.loop import Finished
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.fitting import shared_upstream, upstream_inputs
 from oodscope.detectors import UpstreamCache, detector_class
@@ -81,7 +82,7 @@ def train_upstream(config: BenchConfig, cell: Cell) -> list[dict[str, Any]]:
     return cache.payloads()
 
 
-def fit_cell(config: BenchConfig, cell: Cell, *networks: list[dict[str, Any]]) -> CellResult:
+def fit_cell(config: BenchConfig, cell: Cell, *networks: list[dict[str, Any]]) -> Finished:
     """(Ray task) Fit and score ``cell`` on its data, with the upstream ``networks`` handed over."""
     _threads(config)
     cache = UpstreamCache(None, keep=KEEP_ALL)
@@ -137,7 +138,7 @@ def _crashed(ray: Any, error: BaseException) -> bool:
     return isinstance(error, kinds)
 
 
-def ray_cells(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log) -> Iterator[CellResult]:
+def ray_cells(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log) -> Iterator[Finished]:
     """Run ``pending`` as Ray tasks; yield each finished cell as it arrives (any order).
 
     Raises:

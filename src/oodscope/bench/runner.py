@@ -23,18 +23,18 @@ import torch
 
 import oodscope
 from oodscope.atomic import write_json_atomic
-from oodscope.bench.cells import CellResult, fit_cells, local_cells, run_settings
+from oodscope.bench.cells import fit_cells, local_cells, run_settings
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.consistency import row_settings, settings_diff
 from oodscope.bench.lock import directory_lock
+from oodscope.bench.loop import Finished, Hooks, Row, run_cells
 from oodscope.bench.presets import check_grid_settings, method_infos
 from oodscope.bench.summary import write_summary
 from oodscope.detectors import detector_class, settings_for
 from oodscope.training import distributed
 from oodscope.errors import InputError
-from oodscope.progress import message, progress
+from oodscope.progress import message
 from oodscope.protocols import Cell, DataStore
-from oodscope.results import ResultsLog, first_per_cell, save_scores
 
 Log = Callable[[str], None]
 
@@ -143,7 +143,7 @@ def _follow(config: BenchConfig, explicit: list[Cell] | None, store: DataStore |
     fit_cells(config, [c for c in cells if c.key() in pending], store)
 
 
-def execute(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log) -> Iterator[CellResult]:
+def execute(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log) -> Iterator[Finished]:
     """The finished cells of ``pending``, from the run's executor (``config.run.executor``): this
     process (``local``) or Ray tasks (``ray``, :mod:`oodscope.bench.ray_executor`)."""
     if config.run.executor == "ray":
@@ -156,33 +156,30 @@ def execute(config: BenchConfig, pending: list[Cell], store: DataStore, log: Log
 def _run_locked(config: BenchConfig, log: Log, explicit: list[Cell] | None,
                 store: DataStore | None) -> list[dict[str, Any]]:
     directory = config.directory
-    results = ResultsLog(directory / "results.jsonl")
-    finished = first_per_cell(results.rows())
     store = store or DataStore(config.run.data_root, config.run.download)
     cells = _grid(config, store, explicit)
-    check_consistent(config, cells, finished)
-    grid_rows = [finished[c.key()] for c in cells if c.key() in finished]
-    pending = [c for c in cells if c.key() not in finished]
-    distributed.from_main([c.key() for c in pending])  # under torchrun: the other ranks run these too
-    record_run(config, len(cells), len(grid_rows))
-    summary_rows = list(finished.values())  # every distinct cell in the log, this grid's or not
-    write_summary(directory, summary_rows, len(cells), len(grid_rows))
-    if not pending:
-        log(f"all {len(cells)} cells already finished in {directory}")
-        return grid_rows
-    log(f"{len(pending)} of {len(cells)} cells to run ({len(grid_rows)} already finished) -> {directory}")
-    bar = progress(len(cells), "bench", config.run.progress, unit="cell", initial=len(grid_rows))
-    try:
-        for done in execute(config, pending, store, log):
-            row = {**done.row, "scores_file": save_scores(directory, done.cell.row_fields(), done.scores, done.is_ood,
-                                                          done.labels)}
-            results.append(row)
-            grid_rows.append(row)
-            summary_rows.append(row)
-            write_summary(directory, summary_rows, len(cells), len(grid_rows))
-            bar.update(1)
-            log(f"{done.cell.label:>14} {done.cell.describe()}: AUROC {row['metrics']['auroc']:.2f}  "
+    summary_rows: list[dict[str, Any]] = []  # every distinct cell in the log, this grid's or not
+
+    def start(cells: list[Cell], finished: dict[str, Row], rows: list[Row], pending: list[Cell]) -> None:
+        distributed.from_main([c.key() for c in pending])  # under torchrun: the other ranks run these too
+        record_run(config, len(cells), len(rows))
+        summary_rows.extend(finished.values())
+        write_summary(directory, summary_rows, len(cells), len(rows))
+
+    def announce(pending: list[Cell], cells: list[Cell], rows: list[Row]) -> str:
+        if not pending:
+            return f"all {len(cells)} cells already finished in {directory}"
+        return f"{len(pending)} of {len(cells)} cells to run ({len(rows)} already finished) -> {directory}"
+
+    def after(done: Finished, row: Row, rows: list[Row]) -> None:
+        summary_rows.append(row)
+        write_summary(directory, summary_rows, len(cells), len(rows))
+
+    def line(done: Finished, row: Row) -> str:
+        return (f"{done.cell.label:>14} {done.cell.describe()}: AUROC {row['metrics']['auroc']:.2f}  "
                 f"fit {row['fit_seconds']:.1f}s  (cell {done.seconds:.1f}s)")
-    finally:
-        bar.close()
-    return grid_rows
+
+    hooks = Hooks(check=lambda cells, finished: check_consistent(config, cells, finished), start=start,
+                  after=after, announce=announce, done=line)
+    return run_cells(directory, cells, lambda pending: execute(config, pending, store, log), hooks, log,
+                     config.run.progress, "bench", lock=False)

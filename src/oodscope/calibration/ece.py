@@ -1,5 +1,5 @@
-"""Expected calibration error, as seed 002's notes define it (after Naeini et al. 2015 and Guo et
-al. 2017).
+"""Expected calibration error, as Takahashi's lecture notes "Deep learning: reliability of
+inference" (University of Aizu, n.d.) define it (after Naeini et al. 2015 and Guo et al. 2017).
 
 The confidence of a prediction is q = max_k p_k. [0, 1] is cut into M equal-width bins (a
 confidence q falls in bin m when (m-1)/M < q <= m/M; q = 0 in the first); B_m are the test

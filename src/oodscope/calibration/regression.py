@@ -1,5 +1,6 @@
-"""Predictive uncertainty of a regression network (seed 002, lecture notes on uncertainty, figs. 8.1
-and 8.2): aleatoric (noise in the data) versus epistemic (lack of knowledge) uncertainty.
+"""Predictive uncertainty of a regression network (Takahashi, "Deep learning: reliability of
+inference", University of Aizu lecture notes, n.d., figs. 8.1 and 8.2): aleatoric (noise in the
+data) versus epistemic (lack of knowledge) uncertainty.
 
 * The toy problem of the notes: ``y = sin(x) + eps``, ``eps ~ N(0, 0.005 x^2)`` (noise standard
   deviation ``sqrt(0.005) |x| ~ 0.0707 |x|``), observed only for ``0 < x < 2 pi`` (:func:`toy_data`).

@@ -1,5 +1,6 @@
 """Temperature scaling (Guo, Pleiss, Sun & Weinberger, "On calibration of modern neural networks",
-ICML 2017; seed 002's notes): one scalar T > 0 divides every logit,
+ICML 2017; Takahashi's lecture notes "Deep learning: reliability of inference", University of
+Aizu, n.d.): one scalar T > 0 divides every logit,
 
     y_k = exp(u_k / T) / sum_j exp(u_j / T),
 

@@ -1,5 +1,6 @@
 """Uncertainty scores of a set of predictive distributions for the same inputs (an ensemble's
-members, or MC-dropout passes), as seed 002's notes define them.
+members, or MC-dropout passes), as Takahashi's lecture notes "Deep learning: reliability of
+inference" (University of Aizu, n.d.) define them.
 
 Given I distributions p_i(y | x) (``probs`` of shape (I, N, K)), with mean p(y | x):
 

@@ -8,7 +8,7 @@ import click
 
 from oodscope.bench.sanity.demo import DemoResult, demo_methods, run_demo
 from oodscope.cli.common import apply_threads, threads_option
-from oodscope.cli.parsing import parse_int_list
+from oodscope.bench.options import parse_int_list
 from oodscope.detectors import settings_for
 
 HEADER = """\

@@ -7,7 +7,7 @@ import click
 
 from oodscope.bench.paper.methods import OURS
 from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
-from oodscope.cli.parsing import parse_settings, parse_size
+from oodscope.bench.options import parse_settings, parse_size
 from oodscope.data import load_folder
 from oodscope.detectors import registry
 from oodscope.training import distributed

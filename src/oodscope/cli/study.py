@@ -1,4 +1,4 @@
-"""``oodscope study``: one of the seeds' own experiments, with its figures (see :mod:`oodscope.studies`)."""
+"""``oodscope study``: one of the source works' experiments, with its figures (see :mod:`oodscope.studies`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from oodscope.cli.common import apply_threads, threads_option
-from oodscope.cli.parsing import parse_int_list
+from oodscope.bench.options import parse_int_list
 from oodscope.studies import STUDIES, StudyOptions, run_study
 
 
@@ -30,13 +30,19 @@ def study(name: str, out: str, seeds: str, threads: int | None, **opts: Any) -> 
     """Run the study NAME and write its figures, numbers (CSV) and note (Markdown) to OUT.
 
     \b
-    ae-latent           seed 003, figs. 4-5: 2-D / 3-D latents of the AE and VAE, by digit
-    ae-errors           seed 003, fig. 7: reconstruction errors, training vs unseen images
-    ae-reconstructions  seed 003, figs. 6, 8: inputs and reconstructions, 64-d and 3-d latents
-    alocc-epochs        seed 004: ALOCC on '1' vs '0', accuracy and F1 over epochs
+    ae-latent           Hirokawa, figs. 4-5: 2-D / 3-D latents of the AE and VAE, by digit
+    ae-errors           Hirokawa, fig. 7: reconstruction errors, training vs unseen images
+    ae-reconstructions  Hirokawa, figs. 6, 8: inputs and reconstructions, 64-d and 3-d latents
+    alocc-epochs        ALOCC blog post: ALOCC on '1' vs '0', accuracy and F1 over epochs
     regression-uncertainty
-                        seed 002, figs. 8.1-8.2: aleatoric and epistemic sd of a deep
+                        Takahashi, figs. 8.1-8.2: aleatoric and epistemic sd of a deep
                         ensemble on y = sin x + noise, inside and outside the training range
+
+    \b
+    Sources: Hirokawa, "Anomaly detections using deep learning (II): 2D-convolutional
+    variational autoencoder" (n.d.); an anonymous blog post implementing ALOCC in Chainer
+    on MNIST (n.d.); Takahashi, "Deep learning: reliability of inference" (University of
+    Aizu lecture notes, n.d.).
     """
     apply_threads(threads)
     options = StudyOptions(out=out, seeds=parse_int_list(seeds, "--seeds"),

@@ -15,7 +15,7 @@ import torch
 from oodscope.atomic import write_text_atomic
 from oodscope.cli.common import apply_threads, threads_option
 from oodscope.cli.labelled import classifier_of, labelled_images
-from oodscope.cli.parsing import parse_radii
+from oodscope.bench.options import parse_radii
 from oodscope.progress import progress as progress_bar
 from oodscope.verify import METHODS, CertResult, as_layers, certify, require_float32
 

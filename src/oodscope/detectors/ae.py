@@ -1,7 +1,7 @@
-"""``ae``: the convolutional autoencoder of seed 003 (Hirokawa, "Anomaly detections using deep
-learning (II)") as a one-class detector: reconstruction-error anomaly detection with an
-autoencoder (Sakurada & Yairi, "Anomaly detection using autoencoders with nonlinear
-dimensionality reduction", 2014), here convolutional.
+"""``ae``: the convolutional autoencoder of Hirokawa, "Anomaly detections using deep learning (II):
+2D-convolutional variational autoencoder" (n.d.), as a one-class detector: reconstruction-error
+anomaly detection with an autoencoder (Sakurada & Yairi, "Anomaly detection using autoencoders with
+nonlinear dimensionality reduction", 2014), here convolutional.
 
 The autoencoder (:class:`~oodscope.nets.conv_ae.ConvAE`) is trained on in-distribution images
 alone to minimise the mean squared error ||x - D(E(x))||^2. An image unlike the training data is
@@ -28,7 +28,7 @@ from oodscope.nets.conv_ae import ConvAE
 
 AE_DEFAULTS: dict[str, Any] = {
     "latent": 16,
-    "widths": [4, 16, 64],  # the seed's maps per encoder layer
+    "widths": [4, 16, 64],  # Hirokawa's maps per encoder layer
     "epochs": 20,
     "batch_size": 128,
     "lr": 1e-3,
@@ -38,7 +38,7 @@ AE_DEFAULTS: dict[str, Any] = {
     "progress": True,
 }
 
-# paper: seed 003 trains a 64-d latent for its anomaly experiment; smoke/demo: small and fast.
+# paper: Hirokawa's report trains a 64-d latent for its anomaly experiment; smoke/demo: small and fast.
 AE_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {},
     "paper": {"latent": 64, "epochs": 100, "device": "cuda"},

@@ -1,6 +1,6 @@
 """``alocc``: Adversarially Learned One-Class Classifier (Sabokrou, Khalooei, Fathy & Adeli,
 "Adversarially learned one-class classifier for novelty detection", CVPR 2018), as implemented
-for MNIST in seed 004.
+in Chainer for MNIST by an anonymous blog post (author, title and date not given; n.d.).
 
 A reconstructor R (a convolutional autoencoder) and a discriminator D are trained against each
 other on in-distribution images x and their noisy versions x~ = clip(x + N(0, sigma^2), 0, 1):
@@ -19,9 +19,9 @@ real normal one, sees the difference (docs/BENCHMARKS.md measures where this fai
   class rather than the class itself;
 * ``recon``: the reconstruction error mean (x - R(x))^2 (not in the paper: R alone, for comparison).
 
-A score above 0 means D judges the image more likely fake/abnormal than normal (the 0.5 threshold
-of the seed). Training is deterministic under ``seed`` on a CPU; how much it varies over seeds is
-measured in docs/BENCHMARKS.md.
+A score above 0 means D judges the image more likely fake/abnormal than normal (the 0.5 threshold of
+the ALOCC blog post). Training is deterministic under ``seed`` on a CPU; how much it varies over
+seeds is measured in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from oodscope.nets.alocc import Discriminator, Reconstructor
 from oodscope.progress import progress
 
 ALOCC_DEFAULTS: dict[str, Any] = {
-    "width": 16,  # maps of the first convolution (seed 004: 16, doubling per layer)
+    "width": 16,  # maps of the first convolution (the blog post: 16, doubling per layer)
     "noise_std": 0.155,  # sigma of the training noise
     "lambda_rec": 0.4,  # lambda, weight of the reconstruction loss
     "score": "d",  # "d", "d_of_r" (the paper's) or "recon"
@@ -56,7 +56,7 @@ ALOCC_DEFAULTS: dict[str, Any] = {
 
 ALOCC_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {},
-    "paper": {"epochs": 50, "device": "cuda"},  # longer training on a GPU (the seed gives no epoch count)
+    "paper": {"epochs": 50, "device": "cuda"},  # longer training on a GPU (the blog post gives no epoch count)
     "smoke": {"width": 4, "epochs": 1},
     "demo": {"epochs": 15},
 }
@@ -70,8 +70,8 @@ class ALOCCDetector(Detector):
     choices = {"score": ("d_of_r", "d", "recon")}
     presets = ALOCC_PRESETS
     order = 72
-    # Called after each training epoch with (epoch, detector): the seed-004 study records
-    # accuracy and F1 on a test set this way.
+    # Called after each training epoch with (epoch, detector): the alocc-epochs study (the blog
+    # post's experiment) records accuracy and F1 on a test set this way.
     on_epoch: ClassVar[Callable[[int, Any], None] | None] = None
 
     def _check_config(self) -> None:

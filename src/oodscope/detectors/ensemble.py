@@ -1,12 +1,13 @@
-"""Deep ensemble uncertainty as an OOD detector (Lakshminarayanan et al., NeurIPS 2017; seed 002's
-notes): the ``members`` (N, 5 by default) classifiers of an
-:class:`~oodscope.upstream.ensemble_net.Ensemble`, differing only in their seed, each give
-p_i(y | x) = softmax(f_i(x)); their mean is the predictive distribution. The score (``score``)
-is one of the uncertainties of :mod:`oodscope.calibration.uncertainty` over the N members:
-``mi`` (default: the mutual information H[p̄] − mean_i H[p_i], the epistemic part: members
-disagree), ``entropy`` of the mean, ``max-prob`` (negated) or ``variation-ratio``; higher = more
-out-of-distribution. ``outputs(x)`` holds all four, and as ``logits`` the log of the mean
-distribution (the ensemble's prediction, whose accuracy the benchmark records).
+"""Deep ensemble uncertainty as an OOD detector (Lakshminarayanan et al., NeurIPS 2017; Takahashi's
+lecture notes "Deep learning: reliability of inference", University of Aizu, n.d.): the ``members``
+(N, 5 by default) classifiers of an :class:`~oodscope.upstream.ensemble_net.Ensemble`, differing
+only in their seed, each give p_i(y | x) = softmax(f_i(x)); their mean is the predictive
+distribution. The score (``score``) is one of the uncertainties of
+:mod:`oodscope.calibration.uncertainty` over the N members: ``mi`` (default: the mutual information
+H[p̄] − mean_i H[p_i], the epistemic part: members disagree), ``entropy`` of the mean, ``max-prob``
+(negated) or ``variation-ratio``; higher = more out-of-distribution. ``outputs(x)`` holds all four,
+and as ``logits`` the log of the mean distribution (the ensemble's prediction, whose accuracy the
+benchmark records).
 
 A benchmark gets each member from the upstream cache, so member 0 is the same classifier the
 other classifier-based detectors of that seed read and the ensemble costs N − 1 more trainings.

@@ -1,7 +1,7 @@
-"""Seed 000's idea on a classifier: g_theta on the intermediate layers of a multi-class classifier,
-trained against a few known outliers (after Okamoto, Suzuki & Matsuo 2021, "Semi-supervised
-out-of-distribution detection using the output of intermediate layers in deep neural networks",
-where f is a GEOM network; here f is the in-distribution classifier).
+"""Okamoto, Suzuki & Matsuo's idea on a classifier: g_theta on the intermediate layers of a
+multi-class classifier, trained against a few known outliers (after Okamoto, Suzuki & Matsuo 2021,
+"Semi-supervised out-of-distribution detection using the output of intermediate layers in deep
+neural networks", where f is a GEOM network; here f is the in-distribution classifier).
 
 f (:class:`~oodscope.upstream.classifier.Classifier`, trained on the labelled in-distribution
 images, or shared) is frozen. g_theta (``LayerHead``, Table 1 of the paper, as ``layers``) reads

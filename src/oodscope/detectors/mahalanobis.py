@@ -23,12 +23,13 @@ and as ``odin``; the gradient is computed in float32 whatever the scoring ``prec
 gradient component gives no step there (``torch.sign``; the authors' code steps +eps). The
 paper tunes eps on OOD validation data; without any, the default is 0 (no pre-processing).
 
-Combining the layers: the paper fits a logistic regression on the layer scores, which needs OOD
-data (its weakness, as the slides on seed 001 point out) — that is ``mahalanobis-tuned``.
-Here, with no OOD data: ``combine="sum"`` (default) standardises each M_l by its mean and
-standard deviation (population form, ddof 0) on held-out in-distribution images (the validation
-images given to ``fit``, else the training images) and sums them; ``combine="last"`` is the
-penultimate layer alone (the paper's single-layer method), standardised the same way (which
+Combining the layers: the paper fits a logistic regression on the layer scores, which needs OOD data
+(its weakness, as Hirono Okamoto's Deep Learning JP seminar slides "[DL輪読会]ICLR2020の分布外検知速報"
+(out-of-distribution detection papers at ICLR 2020, 2019) point out) — that is
+``mahalanobis-tuned``. Here, with no OOD data: ``combine="sum"`` (default) standardises each M_l by
+its mean and standard deviation (population form, ddof 0) on held-out in-distribution images (the
+validation images given to ``fit``, else the training images) and sums them; ``combine="last"`` is
+the penultimate layer alone (the paper's single-layer method), standardised the same way (which
 changes no ranking). The score is higher = more out-of-distribution.
 """
 

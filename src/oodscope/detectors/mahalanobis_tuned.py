@@ -10,11 +10,12 @@ images (label 0) from the known outliers (label 1); higher = more out-of-distrib
 the value of ``eps_grid`` whose regression reaches the highest 2-fold cross-validated AUROC on
 the same images (ties: the smaller eps); it is recorded in the saved model.
 
-This needs OOD data to tune, the weakness of the method that the slides of seed 001 point out.
-The outliers are those ``fit`` receives: in oodscope's ``split-mnist`` benchmark, a few images of
-EMNIST letters (``--oe``, ``--n-oe``), never the test set's OOD digits. Its in-distribution images
-are at most ``tune_samples`` of the validation images given to ``fit`` (else of the training
-images).
+This needs OOD data to tune, the weakness of the method that Hirono Okamoto's Deep Learning JP
+seminar slides "[DL輪読会]ICLR2020の分布外検知速報" (out-of-distribution detection papers at ICLR 2020, 2019)
+point out. The outliers are those ``fit`` receives: in oodscope's ``split-mnist`` benchmark, a few
+images of EMNIST letters (``--oe``, ``--n-oe``), never the test set's OOD digits. Its
+in-distribution images are at most ``tune_samples`` of the validation images given to ``fit`` (else
+of the training images).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """MC dropout (Gal & Ghahramani, "Dropout as a Bayesian approximation: representing model
-uncertainty in deep learning", ICML 2016; seed 002's notes): dropout kept on at inference.
+uncertainty in deep learning", ICML 2016; Takahashi's lecture notes "Deep learning: reliability of
+inference", University of Aizu, n.d.): dropout kept on at inference.
 
 A classifier f with dropout (:class:`~oodscope.upstream.classifier.Classifier`, ``dropout`` 0.5
 by default here: the LeNet's dropout after its hidden layer) is trained on the labelled

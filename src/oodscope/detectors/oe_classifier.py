@@ -7,11 +7,12 @@ distribution over the K classes:
 
     L = E_in[ -log softmax_y(f(x)) ] + lambda * E_out[ -(1/K) sum_k log softmax_k(f(x_out)) ],
 
-lambda = ``oe_weight`` (0.5 in the paper). The score is the maximum softmax probability's
-negative, s(x) = -max_k softmax_k(f(x)), higher = more out-of-distribution. The outliers of a
-batch are ``oe_batch`` draws (with replacement, randomly distorted with ``oe_augment``) from the
-known outlier images: with only a few of them, as in seed 000's setting, this is the
-classifier-side counterpart of ``layers-clf``.
+lambda = ``oe_weight`` (0.5 in the paper). The score is the maximum softmax probability's negative,
+s(x) = -max_k softmax_k(f(x)), higher = more out-of-distribution. The outliers of a batch are
+``oe_batch`` draws (with replacement, randomly distorted with ``oe_augment``) from the known outlier
+images: with only a few of them, as in the setting of Okamoto, Suzuki & Matsuo (2021),
+"Semi-supervised out-of-distribution detection using the output of intermediate layers in deep
+neural networks", this is the classifier-side counterpart of ``layers-clf``.
 """
 
 from __future__ import annotations

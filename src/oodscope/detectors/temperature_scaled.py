@@ -1,10 +1,11 @@
 """Temperature scaling as a detector (Guo et al., "On calibration of modern neural networks", ICML
-2017; seed 002's notes): the classifier's logits divided by one temperature T fitted on the
-held-out validation images by minimising their negative log-likelihood
-(:class:`~oodscope.calibration.TemperatureScaler`). The score is the maximum softmax probability
-of the scaled logits, negated (MSP at the fitted T; higher = more out-of-distribution), and
-``outputs(x)["logits"]`` are the scaled logits, so a benchmark records the ECE and NLL after
-scaling beside ``msp``'s before. Needs validation images with their labels.
+2017; Takahashi's lecture notes "Deep learning: reliability of inference", University of Aizu,
+n.d.): the classifier's logits divided by one temperature T fitted on the held-out validation images
+by minimising their negative log-likelihood (:class:`~oodscope.calibration.TemperatureScaler`). The
+score is the maximum softmax probability of the scaled logits, negated (MSP at the fitted T;
+higher = more out-of-distribution), and ``outputs(x)["logits"]`` are the scaled logits, so a
+benchmark records the ECE and NLL after scaling beside ``msp``'s before. Needs validation images
+with their labels.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""``vae``: the convolutional variational autoencoder of seed 003 (Hirokawa, "Anomaly detections
-using deep learning (II)"; Kingma & Welling 2014) as a one-class detector.
+"""``vae``: the convolutional variational autoencoder of Hirokawa, "Anomaly detections using deep
+learning (II): 2D-convolutional variational autoencoder" (n.d.; Kingma & Welling 2014) as a
+one-class detector.
 
 The encoder gives q(z|x) = N(mu(x), diag sigma(x)^2) with sigma through softplus; z = mu + eps *
 sigma (the reparameterisation trick) is decoded to x' in [0, 1]. Training minimises the negative

@@ -1,6 +1,6 @@
-"""Reliability diagrams (Guo et al. 2017, Fig. 1; seed 002's notes): per confidence bin, the
-accuracy of the predictions falling in it against the bin's confidence; the diagonal is perfect
-calibration, bars below it over-confidence."""
+"""Reliability diagrams (Guo et al. 2017, Fig. 1; Takahashi's lecture notes "Deep learning:
+reliability of inference", n.d.): per confidence bin, the accuracy of the predictions falling in it
+against the bin's confidence; the diagonal is perfect calibration, bars below it over-confidence."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""ALOCC's networks (Sabokrou, Khalooei, Fathy & Adeli, CVPR 2018), shaped as in seed 004: the
+"""ALOCC's networks (Sabokrou, Khalooei, Fathy & Adeli, CVPR 2018), shaped as in an anonymous blog
+post implementing ALOCC in Chainer on MNIST (author, title and date not given; n.d.): the
 reconstructor R (four convolutions and four mirrored transposed convolutions, BatchNorm and
-LeakyReLU, sigmoid output) and the discriminator D (the same four convolutions and a 1x1
-convolution to one logit, globally averaged). For 28x28 images the maps are 14, 7, 7 and 5
+LeakyReLU, sigmoid output) and the discriminator D (the same four convolutions and a 1x1 convolution
+to one logit, globally averaged). For 28x28 images the maps are 14, 7, 7 and 5
 pixels; any even size of at least 12 works."""
 
 from __future__ import annotations

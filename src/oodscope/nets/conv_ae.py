@@ -1,5 +1,5 @@
-"""The convolutional autoencoder and variational autoencoder of Hirokawa (seed 003, "Anomaly
-detections using deep learning (II): 2D-convolutional variational autoencoder").
+"""The convolutional autoencoder and variational autoencoder of Hirokawa ("Anomaly detections
+using deep learning (II): 2D-convolutional variational autoencoder", n.d.).
 
 Encoder: conv4x4/2 (4 maps) -> LeakyReLU -> conv4x4/2 (16) -> BN -> LeakyReLU -> conv3x3/2 (64)
 -> BN -> LeakyReLU -> conv3x3/2 to a 1x1 latent of ``latent`` maps, all without bias; for 28x28

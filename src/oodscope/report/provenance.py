@@ -34,10 +34,12 @@ def _command_block(label: str, started: Any, command: Any) -> str:
 
 
 def _once(recorded: list[tuple[Any, Any, Any]]) -> list[tuple[Any, Any, Any]]:
-    """``(file, started, command)`` entries with each invocation once: a suite's run.json repeats
-    the commands of its suite.json, so where suite.json has any, run.json's are left out."""
-    if any(file == "suite.json" for file, _, _ in recorded):
-        return [r for r in recorded if r[0] == "suite.json"]
+    """``(file, started, command)`` entries with each invocation once: ``experiment.json`` records
+    every invocation, and a suite's run.json repeats the commands of its suite.json, so only the
+    first of those files (in that order) that has any is kept."""
+    for name in ("experiment.json", "suite.json"):
+        if any(file == name for file, _, _ in recorded):
+            return [r for r in recorded if r[0] == name]
     return recorded
 
 

@@ -8,11 +8,10 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from oodscope.bench.measured.tables import suite_tables
+from oodscope.bench.experiment import ReportTables, experiment_of
 from oodscope.bench.paper.stats import with_unsupervised
-from oodscope.bench.paper.tables import sections as suite_sections
 from oodscope.bench.paper.suites import SuiteSpec
-from oodscope.errors import DataError
+from oodscope.errors import DataError, InputError
 from oodscope.figures import figure_names, hist_figure, png_bytes, roc_figure, scored_cells, sweep_figure
 from oodscope.figures.rows import drawn_rows
 from oodscope.report import provenance
@@ -63,24 +62,33 @@ def _summary(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def results(d: RunDir, rows: list[dict[str, Any]], spec: SuiteSpec | None) -> list[str]:
-    """The headline tables: a suite's own (beside the paper's values), with every metric of its
-    rows folded below; otherwise the tables of the rows, per configuration."""
-    if not rows and not d.csv_tables:
+def own_tables(d: RunDir, rows: list[dict[str, Any]]) -> ReportTables | None:
+    """The tables the directory's experiment shows of it (None: it has none of its own, or the
+    directory holds no experiment's results)."""
+    try:
+        cls, _ = experiment_of(d.path)
+        return cls.report(d.path, rows)
+    except (InputError, DataError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def results(d: RunDir, rows: list[dict[str, Any]]) -> list[str]:
+    """The headline tables: the experiment's own (a suite's beside the paper's values), with every
+    metric of its rows folded below; otherwise the tables of the rows, per configuration."""
+    own = own_tables(d, rows)
+    if not rows and not d.csv_tables and (own is None or not own.tables):
         return []
     parts = ["<h3>Results</h3>"]
-    measured = suite_tables(d.path, rows) if rows else None
-    if measured is not None:  # the robustness or verification suite: its own tables
-        for table in measured:
-            parts += [f"<h5>{esc(table.caption)}</h5>", replace(table, caption="").html()]
-        parts += ["<details><summary>Every metric, per configuration</summary>", *_summary(rows), "</details>"]
-    elif spec is not None and rows:
-        title, notes, tables = suite_sections(spec, rows)
-        parts += [f"<h4>{esc(title)}</h4>", "<p class=\"notes\">" + "<br>".join(esc(n) for n in notes) + "</p>"]
-        for heading, table in tables:
+    if own is not None and own.tables:
+        if own.title:
+            parts.append(f"<h4>{esc(own.title)}</h4>")
+        if own.notes:
+            parts.append("<p class=\"notes\">" + "<br>".join(esc(n) for n in own.notes) + "</p>")
+        for heading, table in own.tables:
             note = [f"<p class=\"notes\">{esc(table.caption)}</p>"] if table.caption else []
             parts += [f"<h5>{esc(heading)}</h5>", *note, replace(table, caption="").html()]
-        parts += ["<details><summary>Every metric, per configuration</summary>", *_summary(rows), "</details>"]
+        if rows:
+            parts += ["<details><summary>Every metric, per configuration</summary>", *_summary(rows), "</details>"]
     elif rows:
         parts += _summary(rows)
     for name, table in d.csv_tables:
@@ -123,7 +131,7 @@ def render_dir(d: RunDir, anchor: str) -> str:
     if d.partial_last_line:
         parts.append("<p class=\"note\">The last line of results.jsonl is incomplete (an interrupted run) "
                      "and was left out.</p>")
-    parts += results(d, rows, spec)
+    parts += results(d, rows)
     drawn, note = missing_figures(d, spec, rows)
     if d.figures or drawn or note:
         parts.append("<h3>Figures</h3>")

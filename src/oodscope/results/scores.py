@@ -40,9 +40,10 @@ def cell_file_id(cell: dict[str, Any]) -> str:
 
 
 def save_scores(directory: str | os.PathLike[str], cell: dict[str, Any], scores: np.ndarray, is_ood: np.ndarray,
-                labels: np.ndarray) -> str:
+                labels: np.ndarray, extra: dict[str, np.ndarray] | None = None) -> str:
     """Write the scores of the cell with row fields ``cell`` atomically; return the path relative
-    to ``directory``."""
+    to ``directory``. ``extra``: further arrays kept beside them (a detector's logits as float32,
+    the test images' in-distribution classes as int64), for figures drawn from saved outputs."""
     folder = Path(directory) / SCORES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     name = cell_file_id(cell) + ".npz"
@@ -51,12 +52,15 @@ def save_scores(directory: str | os.PathLike[str], cell: dict[str, Any], scores:
         scores=np.asarray(scores, dtype=np.float32).ravel(),
         is_ood=np.asarray(is_ood, dtype=bool).ravel(),
         labels=np.asarray(labels, dtype=np.int64).ravel(),
+        **{k: np.asarray(v, dtype=np.float32 if np.issubdtype(np.asarray(v).dtype, np.floating) else np.int64)
+           for k, v in (extra or {}).items()},
     ))
     return f"{SCORES_DIR}/{name}"
 
 
 def load_scores(directory: str | os.PathLike[str], row: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The arrays of ``row``'s scores file, or None if the row has none or it is missing.
+    """The arrays of ``row``'s scores file (``scores``, ``is_ood``, ``labels`` and any kept beside
+    them), or None if the row has none or it is missing.
 
     Raises:
         DataError: the file exists but is not a valid scores file.
@@ -70,6 +74,7 @@ def load_scores(directory: str | os.PathLike[str], row: dict[str, Any]) -> dict[
     try:
         with np.load(path, allow_pickle=False) as data:
             out = {k: np.asarray(data[k]) for k in ("scores", "is_ood", "labels")}
+            out.update({k: np.asarray(data[k]) for k in data.files if k not in out})
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a valid scores file ({e})") from None
     if not len(out["scores"]) == len(out["is_ood"]) == len(out["labels"]):

@@ -1,7 +1,8 @@
-"""The seed-004 experiment (ALOCC on MNIST): ALOCC trained on the digit '1', evaluated after every
-epoch on the MNIST test images of '1' (normal) and '0' (anomalous): accuracy and F1 with the
-discriminator's 0.5 threshold (a score above 0), the anomalous '0' as the positive class, for
-D(R(x)) and for D(x); and the AUROC of both. Several seeds show how stable the training is."""
+"""The experiment of an anonymous blog post implementing ALOCC in Chainer on MNIST (author, title
+and date not given; n.d.): ALOCC trained on the digit '1', evaluated after every epoch on the MNIST
+test images of '1' (normal) and '0' (anomalous): accuracy and F1 with the discriminator's 0.5
+threshold (a score above 0), the anomalous '0' as the positive class, for D(R(x)) and for D(x); and
+the AUROC of both. Several seeds show how stable the training is."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def _curves(history: list[dict[str, Any]], options: StudyOptions) -> Path:
 
 
 def _reconstructions(det: ALOCCDetector, test_all, options: StudyOptions) -> Path:
-    """Noisy test images of every digit and R's outputs (the seed's second figure)."""
+    """Noisy test images of every digit and R's outputs (the blog post's second figure)."""
     g = torch.Generator().manual_seed(options.seeds[-1])
     idx = [int(np.flatnonzero(test_all.labels == d)[0]) for d in range(10)]
     x = torch.from_numpy(test_all.images[idx]).float() / 255.0
@@ -109,5 +110,7 @@ def _reconstructions(det: ALOCCDetector, test_all, options: StudyOptions) -> Pat
     return save_png(fig, Path(options.out) / "alocc_reconstructions.png")
 
 
-ALOCC_EPOCHS = Study("alocc-epochs", "seed 004 (ALOCC on MNIST)",
+ALOCC_EPOCHS = Study("alocc-epochs",
+                     "an anonymous blog post implementing ALOCC in Chainer on MNIST (author, title and date "
+                     "not given; n.d.)",
                      "accuracy and F1 over training epochs, normal '1' versus anomalous '0'", alocc_epochs)

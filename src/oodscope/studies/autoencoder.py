@@ -1,6 +1,6 @@
-"""The seed-003 study (Hirokawa, "Anomaly detections using deep learning (II): 2D-convolutional
-variational autoencoder") with oodscope's ``ae`` and ``vae`` detectors, trained on MNIST digits of
-every class (the seed's set-up) and shown unseen test images."""
+"""The study of Hirokawa, "Anomaly detections using deep learning (II): 2D-convolutional
+variational autoencoder" (n.d.), with oodscope's ``ae`` and ``vae`` detectors, trained on MNIST
+digits of every class (Hirokawa's set-up) and shown unseen test images."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from oodscope.detectors import create
 from oodscope.figures.style import new_figure, save_png
 from oodscope.studies.base import Study, StudyOptions, StudyOutput, markdown_table, subset
 
-SEED_DOC = "seed 003 (convolutional VAE for anomaly detection on MNIST)"
+SOURCE = ('Hirokawa, "Anomaly detections using deep learning (II): 2D-convolutional variational autoencoder" '
+          "(n.d.; convolutional VAE for anomaly detection on MNIST)")
 DEFAULT_EPOCHS = 10
 DEFAULT_TRAIN = 20000  # training images drawn from MNIST's 60,000 (a few minutes on a CPU)
 
@@ -53,7 +54,7 @@ def latent(options: StudyOptions) -> StudyOutput:
         out.figures.append(save_png(fig, Path(options.out) / f"ae_latent_{dim}d.png"))
     out.table = (["method", "latent", "mean distance to centroid", "99th percentile"], rows)
     out.lines = ["Latents of unseen test images; the spread rows measure how compact each map is "
-                 "(the seed: the VAE's clusters are tighter, with fewer gaps, than the AE's).", "",
+                 "(Hirokawa: the VAE's clusters are tighter, with fewer gaps, than the AE's).", "",
                  *markdown_table(*out.table)]
     return out
 
@@ -84,7 +85,7 @@ def errors(options: StudyOptions) -> StudyOutput:
     rows = [["training", len(e_train), f"{e_train.mean():.5f}", f"{100 * above['training']:.2f}"],
             ["unseen", len(e_test), f"{e_test.mean():.5f}", f"{100 * above['unseen']:.2f}"]]
     out.table = (["images", "count", "mean error", "% above the training 99th percentile"], rows)
-    out.lines = ["VAE with a 64-d latent. The seed's figure 7: errors of unseen images are shifted to the right, "
+    out.lines = ["VAE with a 64-d latent. Hirokawa's figure 7: errors of unseen images are shifted to the right, "
                  "their share grows among the large errors.", "", *markdown_table(*out.table)]
     return out
 
@@ -111,13 +112,13 @@ def reconstructions(options: StudyOptions) -> StudyOutput:
                 ax.set_ylabel(title, fontsize=8)
     out = StudyOutput(figures=[save_png(fig, Path(options.out) / "ae_reconstructions.png")])
     out.table = (["latent", "mean reconstruction error on the test set"], errs)
-    out.lines = ["16 unseen test images and the VAE's reconstructions (decoded means). The seed: a 64-d latent "
+    out.lines = ["16 unseen test images and the VAE's reconstructions (decoded means). Hirokawa: a 64-d latent "
                  "corrects local defects; a 3-d latent gives blurred, typical digits and sometimes the wrong digit.", "",
                  *markdown_table(*out.table, numeric_from=0)]
     return out
 
 
-AE_LATENT = Study("ae-latent", SEED_DOC, "2-D and 3-D latent spaces of the convolutional AE and VAE", latent)
-AE_ERRORS = Study("ae-errors", SEED_DOC, "reconstruction errors of training versus unseen images", errors)
-AE_RECONSTRUCTIONS = Study("ae-reconstructions", SEED_DOC, "inputs and reconstructions, 64-d and 3-d latents",
+AE_LATENT = Study("ae-latent", SOURCE, "2-D and 3-D latent spaces of the convolutional AE and VAE", latent)
+AE_ERRORS = Study("ae-errors", SOURCE, "reconstruction errors of training versus unseen images", errors)
+AE_RECONSTRUCTIONS = Study("ae-reconstructions", SOURCE, "inputs and reconstructions, 64-d and 3-d latents",
                            reconstructions)

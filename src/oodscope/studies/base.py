@@ -56,10 +56,11 @@ class StudyOutput:
 
 @dataclass(frozen=True)
 class Study:
-    """A named study: the seed it comes from, what it shows, and the function running it."""
+    """A named study: the work it comes from (``source``, a citation), what it shows, and the
+    function running it."""
 
     name: str
-    seed_doc: str
+    source: str
     shows: str
     run: Callable[[StudyOptions], StudyOutput]
 
@@ -85,7 +86,7 @@ def write_outputs(study: Study, options: StudyOptions, output: StudyOutput) -> l
     """The study's CSV and Markdown note, written atomically beside its figures."""
     out = Path(options.out)
     written = list(output.figures)
-    lines = [f"# {study.name}: {study.shows}", "", f"From {study.seed_doc}.", ""]
+    lines = [f"# {study.name}: {study.shows}", "", f"From {study.source}.", ""]
     if options.command:
         lines += ["Command:", "", "    " + " ".join(options.command), ""]
     lines += output.lines

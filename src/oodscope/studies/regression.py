@@ -1,9 +1,9 @@
-"""The seed-002 toy regression (lecture notes on uncertainty, figs. 8.1 and 8.2): ``y = sin(x) +
-eps``, ``eps ~ N(0, 0.005 x^2)``, observed only for ``0 < x < 2 pi``. A deep ensemble of M = 5
-mean-variance networks (differing only in their seed) is evaluated on ``[-pi, 3 pi]``: the aleatoric
-uncertainty (the members' mean sigma^2) should follow the true noise ``0.0707 |x|`` where there is
-data, the epistemic one (the members' disagreement) should grow where there is none. See
-:mod:`oodscope.calibration.regression`."""
+"""The toy regression of Takahashi, "Deep learning: reliability of inference" (University of Aizu
+lecture notes, n.d., figs. 8.1 and 8.2): ``y = sin(x) + eps``, ``eps ~ N(0, 0.005 x^2)``, observed
+only for ``0 < x < 2 pi``. A deep ensemble of M = 5 mean-variance networks (differing only in their
+seed) is evaluated on ``[-pi, 3 pi]``: the aleatoric uncertainty (the members' mean sigma^2) should
+follow the true noise ``0.0707 |x|`` where there is data, the epistemic one (the members'
+disagreement) should grow where there is none. See :mod:`oodscope.calibration.regression`."""
 
 from __future__ import annotations
 
@@ -158,6 +158,7 @@ def _figure(models: list[MeanVarianceNet], x: np.ndarray, y: np.ndarray, options
 
 
 REGRESSION_UNCERTAINTY = Study(
-    "regression-uncertainty", "seed 002 (lecture notes on uncertainty, figs. 8.1-8.2)",
+    "regression-uncertainty",
+    'Takahashi, "Deep learning: reliability of inference" (University of Aizu lecture notes, n.d.), figs. 8.1-8.2',
     "aleatoric and epistemic uncertainty of a deep ensemble on y = sin x + noise, inside and outside the training range",
     regression_uncertainty)

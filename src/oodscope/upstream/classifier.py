@@ -6,7 +6,8 @@ Trained with cross-entropy on the labelled in-distribution images (Adam, learnin
 (the CPU default; about 99 % test accuracy on MNIST), the small residual CNN or a Wide-ResNet.
 After training, its accuracy on the validation images (when given) is recorded with it.
 
-With ``adversarial`` = "pgd" it is trained adversarially (seed 002's notes; Madry et al.,
+With ``adversarial`` = "pgd" it is trained adversarially (Takahashi's lecture notes "Deep learning:
+reliability of inference", University of Aizu, n.d.; Madry et al.,
 "Towards deep learning models resistant to adversarial attacks", ICLR 2018): every batch is
 replaced by PGD examples of the current network within the L∞ ball ``adv_eps`` (grown linearly
 over the first ``adv_warmup`` of training); "fgsm-rs" uses one FGSM step from a random start

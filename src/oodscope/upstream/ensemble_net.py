@@ -1,7 +1,7 @@
 """A deep ensemble (Lakshminarayanan, Pritzel & Blundell, "Simple and scalable predictive
-uncertainty estimation using deep ensembles", NeurIPS 2017; seed 002's notes): ``members``
-classifiers of the same architecture and data that differ only in their seed (initial weights
-and batch order).
+uncertainty estimation using deep ensembles", NeurIPS 2017; Takahashi's lecture notes "Deep
+learning: reliability of inference", University of Aizu, n.d.): ``members`` classifiers of the same
+architecture and data that differ only in their seed (initial weights and batch order).
 
 Member i of the ensemble with seed s is the :class:`~oodscope.upstream.classifier.Classifier`
 with seed s + 100 i, so member 0 is the classifier every other classifier-based detector of that

@@ -2,8 +2,8 @@
 measurements, each a cell of a multi-class benchmark with ``method`` = the model (or detector) and
 what is measured as its ``variant``; each finished measurement is one row of ``results.jsonl`` in
 the common format, so a rerun skips finished rows. The suite's plan is recorded in its own JSON file
-beside the results (``robustness.json``, ``verification.json``), which also tells the report and
-``--tables-only`` which tables to draw (:mod:`oodscope.bench.measured.tables`).
+beside the results (``robustness.json``, ``verification.json``); its tables are
+:mod:`oodscope.bench.measured.tables`'.
 
 A suite gives the runner its cells, a context per seed (the task, the cache and the networks,
 built once per seed) and a function per kind of measurement returning ``(metrics, upstream info,
@@ -13,7 +13,7 @@ settings)``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,12 +27,13 @@ from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.lock import directory_lock
+from oodscope.bench.loop import Finished, Hooks, Row, run_cells
 from oodscope.bench.measured.tables import write_tables
 from oodscope.bench.summary import write_summary
 from oodscope.detectors import UpstreamCache, create, detector_class, settings_for
 from oodscope.progress import message
 from oodscope.protocols import Cell, DataStore, MultiClass, Task, freeze
-from oodscope.results import SCHEMA_VERSION, ResultsLog, first_per_cell
+from oodscope.results import SCHEMA_VERSION
 
 Job = dict[str, Any]
 Runner = Callable[[Any, Job], tuple[dict[str, Any], Any, dict[str, Any]]]
@@ -67,41 +68,47 @@ def fixed_subset(n_total: int, n: int, salt: int) -> np.ndarray:
 
 def run_measured(suite: str, plan: Any, cells: Sequence[tuple[Cell, Job]], runners: dict[str, Runner],
                  context: ContextFactory, out: str | Path, run: RunOptions, command: list[str] | None = None) -> list[dict[str, Any]]:
-    """Run every unfinished measurement of ``cells`` into ``out`` and return every row of the plan.
+    """Run every unfinished measurement of ``cells`` into ``out`` through the run loop
+    (:func:`oodscope.bench.loop.run_cells`) and return every row of the plan.
 
     ``plan``: a dataclass with ``benchmark`` and ``preset``, recorded in ``out/<suite>.json``;
     ``runners[job["kind"]](context, job)`` measures one cell; ``context(task, seed)`` builds the
     per-seed state (the cells must be ordered seed by seed)."""
     directory = Path(out)
-    directory.mkdir(parents=True, exist_ok=True)
-    with directory_lock(directory):
-        results = ResultsLog(directory / "results.jsonl")
-        finished = first_per_cell(results.rows())
+    jobs = {c.key(): job for c, job in cells}
+
+    def record(all_cells: list[Cell], finished: dict[str, Row], rows: list[Row], pending: list[Cell]) -> None:
         write_json_atomic(directory / f"{suite}.json", {"suite": suite, "plan": asdict(plan), "command": command,
                                                           "run": run.to_json(), "oodscope_version": oodscope.__version__})
-        pending = [(c, job) for c, job in cells if c.key() not in finished]
-        rows = [finished[c.key()] for c, _ in cells if c.key() in finished]
-        message(f"{suite}: {len(pending)} of {len(cells)} measurements to run -> {directory}")
+
+    def execute(pending: list[Cell]) -> Iterator[Finished]:
         store = DataStore(run.data_root, run.download)
         protocol = MultiClass(plan.benchmark)
         contexts: dict[int, Any] = {}
-        for cell, job in pending:
+        for cell in pending:
             if cell.seed not in contexts:
                 contexts.clear()
                 contexts[cell.seed] = context(protocol.task(protocol.cell("msp", cell.seed, plan.preset, 0), store), cell.seed)
-            start = time.perf_counter()
-            metrics, info, settings = runners[job["kind"]](contexts[cell.seed], job)
-            row = {"schema": SCHEMA_VERSION, **cell.row_fields(), "metrics": metrics,
-                   "fit_seconds": None if info is None else round(info.fit_seconds, 3),
-                   "score_seconds": round(time.perf_counter() - start, 3),
-                   "upstream": None if info is None else info.row(), "settings": settings,
-                   "oodscope_version": oodscope.__version__, "torch_version": torch.__version__,
-                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            results.append(row)
-            rows.append(row)
-            write_tables(directory, rows)
-            message(f"{suite}: {cell.label} seed {cell.seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()
-                                                                           if isinstance(v, float)))
+            began = time.perf_counter()
+            metrics, info, settings = runners[jobs[cell.key()]["kind"]](contexts[cell.seed], jobs[cell.key()])
+            yield Finished(cell, {"schema": SCHEMA_VERSION, **cell.row_fields(), "metrics": metrics,
+                                  "fit_seconds": None if info is None else round(info.fit_seconds, 3),
+                                  "score_seconds": round(time.perf_counter() - began, 3),
+                                  "upstream": None if info is None else info.row(), "settings": settings,
+                                  "oodscope_version": oodscope.__version__, "torch_version": torch.__version__,
+                                  "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+    def line(done: Finished, row: Row) -> str:
+        return f"{suite}: {done.cell.label} seed {done.cell.seed}: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in row["metrics"].items() if isinstance(v, float))
+
+    hooks = Hooks(start=record, after=lambda done, row, rows: write_tables(directory, rows, suite), done=line,
+                  announce=lambda pending, all_cells, rows: f"{suite}: {len(pending)} of {len(all_cells)} measurements "
+                                                            f"to run -> {directory}")
+    directory.mkdir(parents=True, exist_ok=True)
+    with directory_lock(directory):
+        rows = run_cells(directory, [c for c, _ in cells], execute, hooks, message, run.progress, suite, lock=False)
         write_summary(directory, rows)
-        write_tables(directory, rows)
+        write_tables(directory, rows, suite)
     return rows
+

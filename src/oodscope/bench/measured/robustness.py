@@ -1,5 +1,6 @@
-"""The ``robustness`` suite (seed 002's notes: adversarial examples, transferability, adversarial
-training): classifiers of a multi-class benchmark under attack, and OOD detectors under attack.
+"""The ``robustness`` suite (Takahashi, "Deep learning: reliability of inference", University of
+Aizu lecture notes, n.d.: adversarial examples, transferability, adversarial training): classifiers
+of a multi-class benchmark under attack, and OOD detectors under attack.
 
 Per seed s it measures, on a fixed subset of the in-distribution test images:
 

@@ -1,5 +1,6 @@
-"""The ``verification`` suite (seed 002's notes, "品質保証の取り組み"): certified robustness, geometric
-certificates and neuron coverage of the classifiers of a multi-class benchmark.
+"""The ``verification`` suite (Takahashi, "Deep learning: reliability of inference", University of
+Aizu lecture notes, n.d., section "品質保証の取り組み"): certified robustness, geometric certificates and
+neuron coverage of the classifiers of a multi-class benchmark.
 
 Per seed s, on fixed subsets of the in-distribution test images (the same for every model):
 

@@ -22,6 +22,12 @@ TABLE2_METHODS = ["geom", "layers"]
 # The command line's defaults: the paper's method, and a grid of it beside its baseline GEOM.
 OURS = "layers"
 DEFAULT_GRID = ["geom", "layers"]
+# what the stress grid compares the paper's method with: GEOM, the same network f without g_theta
+OURS_BASELINE = "geom"
+
+# The calibration suite's reliability diagrams: a panel per method, in this order, with its title.
+RELIABILITY_PANELS = {"msp": "before (T = 1)", "temperature": "temperature scaled", "ensemble": "deep ensemble",
+                      "mc-dropout": "MC dropout"}
 
 # How tables and figures name and colour them.
 METHOD_NAMES = {"geom": "GEOM", "geom+": "GEOM+", "bce": "BCE", "layers": "layers (ours)"}

@@ -93,6 +93,7 @@ class GridSuite:
         seeds: Default seeds.
         methods: The detectors run, in order, instead of a family's.
         variants: Setting variants (one cell each, for the methods having those settings).
+        keep: Outputs of the detectors saved beside each cell's scores (for figures drawn from them).
     """
 
     name: str
@@ -101,19 +102,22 @@ class GridSuite:
     seeds: list[int]
     methods: list[str] = field(default_factory=list)
     variants: list[dict[str, Any]] = field(default_factory=list)
+    keep: tuple[str, ...] = ()
 
 
 # ``classifier``: every detector built on a classifier of the in-distribution classes (post hoc
 # and trained), on a multi-class benchmark (``--protocol mnist-vs-letters`` or ``split-mnist``).
-# ``calibration`` (seed 002): the classifier's accuracy, ECE and NLL before (``msp``) and after
-# (``temperature``) temperature scaling, and MC dropout and a deep ensemble with each of their four
-# uncertainty scores (max probability, entropy, variation ratio, mutual information) as detectors.
+# ``calibration`` (Takahashi, "Deep learning: reliability of inference", University of Aizu
+# lecture notes, n.d.): the classifier's accuracy, ECE and NLL before (``msp``) and after
+# (``temperature``) temperature scaling, and MC dropout and a deep ensemble with each of their
+# four uncertainty scores (max probability, entropy, variation ratio, mutual information) as
+# detectors.
 UNCERTAINTY_SCORES = ["max-prob", "entropy", "variation-ratio", "mi"]
 GRID_SUITES: dict[str, GridSuite] = {
     "classifier": GridSuite("classifier", "Classifier-based detectors on a multi-class benchmark", "classifier", [0, 1, 2]),
     "calibration": GridSuite("calibration", "Calibration and predictive uncertainty of the classifier", "", [0, 1, 2],
                              ["msp", "temperature", "mc-dropout", "ensemble"],
-                             [{"score": s} for s in UNCERTAINTY_SCORES]),
+                             [{"score": s} for s in UNCERTAINTY_SCORES], keep=("logits",)),
 }
 
 

@@ -25,12 +25,10 @@ from typing import Any
 
 from oodscope.atomic import write_text_atomic
 from oodscope.bench.config import BenchConfig, RunOptions
-from oodscope.bench.runner import run_bench
-from oodscope.detectors.registry import detector_class
-from oodscope.upstream.tap_memo import open_memo
+from oodscope.bench.paper.methods import OURS, OURS_BASELINE
 from oodscope.errors import InputError
 from oodscope.progress import message
-from oodscope.protocols import DataStore, OneClass
+from oodscope.results import ResultsLog, first_per_cell
 from oodscope.results.tables import Table
 
 SYNTHETIC_SOURCES = ["digits-28", "synthetic-noise", "synthetic-blobs", "synthetic-strokes"]
@@ -61,7 +59,7 @@ class StressPlan:
     sources: dict[str, list[str]] | None = None
     classes: list[int] | None = None
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    methods: list[str] = field(default_factory=lambda: ["geom", "layers"])
+    methods: list[str] = field(default_factory=lambda: [OURS_BASELINE, OURS])
     n_oe: int = 16
     preset: str = "cpu"
     memo_bytes: int = 6 * 2**30
@@ -72,8 +70,8 @@ class StressPlan:
         unknown = [d for d in self.datasets if d not in sources]
         if unknown:
             raise InputError(f"stress: no outlier sources for {unknown}; known data sets: {', '.join(sources)}")
-        if not {"geom", "layers"} <= set(self.methods):
-            raise InputError("stress: the methods must include geom and layers (the table compares them)")
+        if not {OURS_BASELINE, OURS} <= set(self.methods):
+            raise InputError(f"stress: the methods must include {OURS_BASELINE} and {OURS} (the table compares them)")
         return [(d, s) for d in self.datasets for s in sources[d]]
 
 
@@ -90,6 +88,11 @@ def run_stress(plan: StressPlan, out: str | Path, run: RunOptions, command: list
     a :func:`~oodscope.upstream.tap_memo.open_memo` of ``plan.memo_bytes``: the cells of one class
     and seed read the same f on the same test images, so f's pass over them runs once, not once
     per source (the results are the same either way)."""
+    from oodscope.bench.runner import run_bench
+    from oodscope.detectors.registry import detector_class
+    from oodscope.protocols import DataStore, OneClass
+    from oodscope.upstream.tap_memo import open_memo
+
     pairs = plan.pairs()
     rows: dict[tuple[str, str], list[dict[str, Any]]] = {pair: [] for pair in pairs}
     no_outliers = {m for m in plan.methods if not detector_class(m).requires.outliers}
@@ -129,14 +132,16 @@ def class_means(rows: list[dict[str, Any]]) -> dict[str, dict[int, float]]:
 
 def stress_table(rows: dict[tuple[str, str], list[dict[str, Any]]], methods: list[str]) -> Table:
     """One row per (data set, outlier source)."""
-    table = Table(["data set", "outliers", "classes", *methods, "layers − geom", "worst class", f"classes < −{TOLERANCE:g}"],
+    table = Table(["data set", "outliers", "classes", *methods, f"{OURS} − {OURS_BASELINE}", "worst class",
+                   f"classes < −{TOLERANCE:g}"],
                   align=["left", "left", *["right"] * (len(methods) + 4)],
-                  caption="Mean AUROC (%) over classes (each the mean over seeds); layers − geom per class, its mean, its "
-                          f"worst class and the classes where layers falls more than {TOLERANCE:g} below geom")
+                  caption=f"Mean AUROC (%) over classes (each the mean over seeds); {OURS} − {OURS_BASELINE} per class, its "
+                          f"mean, its worst class and the classes where {OURS} falls more than {TOLERANCE:g} below "
+                          f"{OURS_BASELINE}")
     for (dataset, source), group in rows.items():
         means = class_means(group)
-        classes = sorted(set(means.get("geom", {})) & set(means.get("layers", {})))
-        diffs = {c: means["layers"][c] - means["geom"][c] for c in classes}
+        classes = sorted(set(means.get(OURS_BASELINE, {})) & set(means.get(OURS, {})))
+        diffs = {c: means[OURS][c] - means[OURS_BASELINE][c] for c in classes}
         worst = min(diffs, key=diffs.get) if diffs else None
         table.rows.append([dataset, source, str(len(classes)),
                            *[f"{fmean(means[m].values()):.2f}" if means.get(m) else "–" for m in methods],
@@ -148,5 +153,25 @@ def stress_table(rows: dict[tuple[str, str], list[dict[str, Any]]], methods: lis
 
 def render(rows: dict[tuple[str, str], list[dict[str, Any]]], methods: list[str]) -> str:
     table = stress_table(rows, methods)
-    return "\n".join(["# Stress grid: layers against its own f (geom) for each outlier source", "",
+    return "\n".join([f"# Stress grid: {OURS} against its own f ({OURS_BASELINE}) for each outlier source", "",
                       table.caption + ":", "", table.markdown(), ""])
+
+
+def grid_rows(out: str | Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The finished rows of every grid under ``out`` (``DATASET--SOURCE/``), as :func:`run_stress`
+    gathers them: the rows of the methods that use no outliers, run in the first source's grid only,
+    stand for every source of their data set."""
+    grids: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in sorted(p for p in Path(out).iterdir() if p.is_dir() and "--" in p.name and (p / "results.jsonl").is_file()):
+        dataset, source = d.name.split("--", 1)
+        grids[(dataset, source)] = list(first_per_cell(ResultsLog(d / "results.jsonl").rows()).values())
+    order = {pair: (pair[0], SOURCES.get(pair[0], []).index(pair[1]) if pair[1] in SOURCES.get(pair[0], []) else 99, pair[1])
+             for pair in grids}
+    grids = {pair: grids[pair] for pair in sorted(grids, key=order.__getitem__)}
+    for dataset in dict.fromkeys(d for d, _ in grids):
+        first, *others = [p for p in grids if p[0] == dataset]
+        elsewhere = {r["method"] for p in others for r in grids[p]}
+        shared = [r for r in grids[first] if r["method"] not in elsewhere]  # run in the first source's grid only
+        for p in others:
+            grids[p] = [*shared, *grids[p]]
+    return grids

@@ -1,5 +1,6 @@
 """Parsing command-line values: class lists and ranges, budgets with ``all``, method lists,
-``key=value`` settings and variants. Every wrong value is an InputError naming the option."""
+``key=value`` settings and variants, and a plain grid's protocol from its options. Every wrong
+value is an InputError naming the option."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import re
 from typing import Any
 
+from oodscope.bench.paper.methods import DEFAULT_GRID
 from oodscope.detectors import registry
+from oodscope.protocols import OE_ALL, OE_NEXT, OneClass, Protocol, make_protocol
 from oodscope.settings import coerce
 from oodscope.errors import InputError
 
@@ -160,3 +163,30 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if len(dims) != 2 or min(dims) < 1:
         raise InputError(f"--size: expected HEIGHTxWIDTH like 28x28, got {text!r}")
     return dims[0], dims[1]
+
+
+# defaults of a plain grid (without --suite); a suite has its own
+GRID_DEFAULTS = {"methods": ",".join(DEFAULT_GRID), "dataset": "mnist", "oe_dataset": "emnist-letters", "n_oe": "16",
+                 "oe_classes": "all", "seeds": "0"}
+
+
+def build_protocol(opts: dict[str, Any]) -> Protocol:
+    """The protocol of a plain grid from the ``oodscope bench`` options (raw strings, None when not given).
+
+    Raises:
+        InputError: an option that does not apply to the protocol, or a bad value.
+    """
+    name = opts["protocol"]
+    budgets = lambda key, flag: None if opts[key] is None else tuple(parse_budgets(opts[key], flag))  # noqa: E731
+    if name != OneClass.name:
+        return make_protocol(name, dataset=opts["dataset"], classes=opts["classes"], oe_dataset=opts["oe_dataset"],
+                             n_oe=budgets("n_oe", "--n-oe"), oe_classes=opts["oe_classes"])
+    return make_protocol(
+        name,
+        dataset=opts["dataset"] or GRID_DEFAULTS["dataset"],
+        classes=None if opts["classes"] is None else tuple(parse_int_list(opts["classes"], "--classes")),
+        oe_dataset=opts["oe_dataset"] or GRID_DEFAULTS["oe_dataset"],
+        n_oe=tuple(parse_budgets(opts["n_oe"] or GRID_DEFAULTS["n_oe"], "--n-oe", fractions=True)),
+        oe_classes=tuple(parse_budgets(opts["oe_classes"] or GRID_DEFAULTS["oe_classes"], "--oe-classes",
+                                       names=(OE_ALL, OE_NEXT))),
+    )
