@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from oodscope.errors import InputError
+from oodscope.bench.paper.methods import DEFAULT_GRID
 from oodscope.protocols import OneClass, Protocol
 
 EXECUTORS = ("local", "ray")
@@ -86,7 +87,7 @@ class BenchConfig:
 
     out: str | os.PathLike[str]
     protocol: Protocol = field(default_factory=OneClass)
-    methods: list[str] = field(default_factory=lambda: ["geom", "layers"])
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_GRID))
     seeds: list[int] = field(default_factory=lambda: [0])
     preset: str = "cpu"
     variants: list[dict[str, Any]] | None = None

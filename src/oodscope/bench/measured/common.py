@@ -29,6 +29,7 @@ from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.lock import directory_lock
 from oodscope.bench.loop import Finished, Hooks, Row, run_cells
 from oodscope.bench.measured.tables import write_tables
+from oodscope.bench.paper.methods import CLASSIFIER_METHOD
 from oodscope.bench.summary import write_summary
 from oodscope.detectors import UpstreamCache, create, detector_class, settings_for
 from oodscope.progress import message
@@ -47,15 +48,15 @@ def measurement_cell(protocol: MultiClass, method: str, seed: int, preset: str, 
 
 def classifier_settings(models: dict[str, dict[str, dict[str, Any]]], model: str, preset: str, device: str | None = None,
                         seed: int = 0) -> dict[str, Any]:
-    """The settings (as an ``msp`` config) of a suite's classifier ``model``: the preset's, then the
+    """The settings (as a :data:`CLASSIFIER_METHOD` config) of a suite's classifier ``model``: the preset's, then the
     model's own (``models[preset][model]``), then the seed."""
-    return {**settings_for("msp", preset, device), **models[preset][model], "seed": seed}
+    return {**settings_for(CLASSIFIER_METHOD, preset, device), **models[preset][model], "seed": seed}
 
 
 def shared_classifier(settings: dict[str, Any], task: Task, cache: UpstreamCache) -> tuple[Any, Any]:
     """The classifier with ``settings`` trained on ``task`` and its upstream info, from ``cache``
     (trained once for every suite and detector that reads it)."""
-    return shared_upstream(detector_class("msp"), create("msp", **settings).config, task, cache)
+    return shared_upstream(detector_class(CLASSIFIER_METHOD), create(CLASSIFIER_METHOD, **settings).config, task, cache)
 
 
 def fixed_subset(n_total: int, n: int, salt: int) -> np.ndarray:
@@ -88,7 +89,7 @@ def run_measured(suite: str, plan: Any, cells: Sequence[tuple[Cell, Job]], runne
         for cell in pending:
             if cell.seed not in contexts:
                 contexts.clear()
-                contexts[cell.seed] = context(protocol.task(protocol.cell("msp", cell.seed, plan.preset, 0), store), cell.seed)
+                contexts[cell.seed] = context(protocol.task(protocol.cell(CLASSIFIER_METHOD, cell.seed, plan.preset, 0), store), cell.seed)
             began = time.perf_counter()
             metrics, info, settings = runners[jobs[cell.key()]["kind"]](contexts[cell.seed], jobs[cell.key()])
             yield Finished(cell, {"schema": SCHEMA_VERSION, **cell.row_fields(), "metrics": metrics,

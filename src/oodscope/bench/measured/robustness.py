@@ -35,6 +35,7 @@ from oodscope.adversarial import ascend, targeted_l1
 from oodscope.adversarial.robust import make_attack, robust_accuracy, transfer_success
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
+from oodscope.bench.paper.methods import ROBUSTNESS_DETECTORS
 from oodscope.bench.measured.common import classifier_settings, fixed_subset, measurement_cell, run_measured, shared_classifier
 from oodscope.detectors import UpstreamCache, default_cache_dir, detector_class, settings_for
 from oodscope.upstream.classifier import ROBUST_SETTINGS
@@ -89,7 +90,7 @@ class RobustnessPlan:
     restarts: int = 10
     n_test: int = 2000
     n_strong: int = 500
-    detectors: list[str] = field(default_factory=lambda: ["msp", "energy", "max-logit", "ensemble"])
+    detectors: list[str] = field(default_factory=lambda: list(ROBUSTNESS_DETECTORS))
     detector_models: list[str] = field(default_factory=lambda: ["standard", "adversarial"])
     detector_eps: list[float] = field(default_factory=lambda: [0.1, 0.3])
     n_ood: int = 1000
@@ -100,7 +101,7 @@ class RobustnessPlan:
         """The plan of ``preset``: the paper preset attacks the whole test set; smoke and demo a
         few images with short attacks (for tests)."""
         small = {"n_test": 200, "n_strong": 40, "n_ood": 200, "n_targeted": 20, "steps": 5, "strong_steps": 10, "restarts": 2,
-                 "eps": [0.0, 0.3], "detectors": ["msp"], "detector_eps": [0.3]}
+                 "eps": [0.0, 0.3], "detectors": ROBUSTNESS_DETECTORS[:1], "detector_eps": [0.3]}
         base = {"paper": {"n_test": 0, "n_strong": 1000, "n_ood": 0}, "smoke": small, "demo": small}.get(preset, {})
         return cls(preset=preset, **{**base, **given})
 

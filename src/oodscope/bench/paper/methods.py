@@ -3,10 +3,10 @@ its tables and figures compares, their display names, and the AUROC values (perc
 reports in Tables 2 and 3, for comparison.
 
 This is the one place outside the detectors' own files that names methods: it describes the
-paper, and the suites (:mod:`oodscope.bench.paper.suites`) and figures read it. The paper gives no
-numbers for its Figs. 4 and 5 in the text, so none are listed here. Its CIFAR-10 results used
-80 Million Tiny Images as the outlier set (now withdrawn); oodscope's suites use CIFAR-100
-instead, so those comparisons are indicative only.
+paper, and every experiment (:mod:`oodscope.bench.experiments`), figure and command-line default
+reads it. The paper gives no numbers for its Figs. 4 and 5 in the text, so none are listed here.
+Its CIFAR-10 results used 80 Million Tiny Images as the outlier set (now withdrawn); oodscope's
+suites use CIFAR-100 instead, so those comparisons are indicative only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ OURS = "layers"
 DEFAULT_GRID = ["geom", "layers"]
 # what the stress grid compares the paper's method with: GEOM, the same network f without g_theta
 OURS_BASELINE = "geom"
+
+# The measurement suites (robustness, verification): the detector whose network is the benchmark's
+# classifier (they read the classifier through its settings and cache entry), and the detectors
+# attacked by the robustness suite (all of them: the preset's; a few images: the first).
+CLASSIFIER_METHOD = "msp"
+ROBUSTNESS_DETECTORS = ["msp", "energy", "max-logit", "ensemble"]
+
+# The calibration suite: the classifier before / after temperature scaling, MC dropout, a deep ensemble
+CALIBRATION_METHODS = ["msp", "temperature", "mc-dropout", "ensemble"]
 
 # The calibration suite's reliability diagrams: a panel per method, in this order, with its title.
 RELIABILITY_PANELS = {"msp": "before (T = 1)", "temperature": "temperature scaled", "ensemble": "deep ensemble",

@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from oodscope.bench.paper.methods import COMPARED, DEFAULT_ROW, TABLE2_METHODS, TABLE2_ROWS
+from oodscope.bench.paper.methods import CALIBRATION_METHODS, COMPARED, DEFAULT_ROW, TABLE2_METHODS, TABLE2_ROWS
 from oodscope.errors import InputError
 from oodscope.protocols import OE_ALL, Cell, OneClass, freeze
 
@@ -116,7 +116,7 @@ UNCERTAINTY_SCORES = ["max-prob", "entropy", "variation-ratio", "mi"]
 GRID_SUITES: dict[str, GridSuite] = {
     "classifier": GridSuite("classifier", "Classifier-based detectors on a multi-class benchmark", "classifier", [0, 1, 2]),
     "calibration": GridSuite("calibration", "Calibration and predictive uncertainty of the classifier", "", [0, 1, 2],
-                             ["msp", "temperature", "mc-dropout", "ensemble"],
+                             CALIBRATION_METHODS,
                              [{"score": s} for s in UNCERTAINTY_SCORES], keep=("logits",)),
 }
 
