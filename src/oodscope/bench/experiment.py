@@ -72,6 +72,7 @@ class Experiment:
     refusal: ClassVar[str] = ""  # why the options it does not take make no sense for it, shown when refused
     executors: ClassVar[tuple[str, ...]] = ("local", "ray")
     torchrun: ClassVar[bool] = False  # runs under torchrun (several ranks)
+    one_setting_per_method: ClassVar[bool] = True  # a merge refuses rows of a method run with other settings
     figures: ClassVar[str] = "none"  # figures (oodscope.figures) drawn: "always" (after a run too), "redraw" (--tables-only), "none"
     help: ClassVar[str] = ""  # one sentence for ``oodscope bench --help``
 

@@ -191,7 +191,8 @@ def merge_runs(sources: list[str | os.PathLike[str]], dest: str | os.PathLike[st
                 if key in present:
                     skipped[str(src)] += 1
                     continue
-                _check_settings(src, row, reference.setdefault(_group(row), row))
+                if experiment is None or experiment[0].one_setting_per_method:
+                    _check_settings(src, row, reference.setdefault(_group(row), row))
                 plan.append((src, raw, load_scores(src, row)))  # DataError for a damaged file
                 present.add(key)
                 added[str(src)] += 1

@@ -23,6 +23,7 @@ class MeasuredSuite(Experiment):
     takes: ClassVar[frozenset[str]] = frozenset({"protocol", "seeds", "preset"})
     refusal = "the suite sets its own models and detectors"
     executors = ("local",)
+    one_setting_per_method = False  # a detector is measured on several classifiers (standard, adversarially trained)
 
     def benchmark_and_seeds(self) -> tuple[str, list[int]]:
         from oodscope.bench.options import parse_int_list
