@@ -246,9 +246,9 @@ def test_rerunning_the_command_resumes_with_nothing_to_run(fixture_copy: Path, d
         assert text(d / name) == drawn, name
 
 
-# a fresh run of these takes 15-45 s on 2 cores: in the slow run (each kind runs end to end in the default
-# run elsewhere: test_adversarial, test_stress, test_ensemble, test_cli)
-SLOW_RERUN = {"robustness", "stress", "calibration"}
+# a fresh run of these takes 6-45 s on 2 cores: in the slow run (each kind runs end to end in the default
+# run elsewhere: test_adversarial, test_stress, test_ensemble, test_classifier_detectors, test_verify_suite)
+SLOW_RERUN = {"robustness", "stress", "calibration", "classifier", "verification"}
 
 
 def cpu_kind() -> tuple[str, bool, bool]:

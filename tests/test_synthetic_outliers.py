@@ -65,6 +65,15 @@ def test_a_generated_source_gives_the_one_class_protocol_its_outliers(data_root)
     assert task.outliers is not None and task.outliers.images.shape == (16, 1, 28, 28)
 
 
+def test_one_class_emnist_letters_takes_mnist_digits_as_its_outliers() -> None:
+    from oodscope.bench.paper.suites import make_spec
+
+    spec = make_spec("table3", "emnist-letters", "smoke", 26, classes=[16], methods=["geom", "layers"],
+                     unsupervised=["geom"])
+    assert spec.oe_dataset == "mnist" and spec.protocol().oe_dataset == "mnist" and spec.classes == [16]
+
+
+@pytest.mark.slow  # the suite end to end runs in the default run on digits (test_suites, test_compat_kinds)
 def test_one_class_emnist_letters_is_a_table3_benchmark_with_mnist_outliers(tmp_path, data_root) -> None:
     import json
 

@@ -15,6 +15,12 @@ Suites (:mod:`oodscope.bench.paper.suites`) reproduce the paper's Tables 2-3 and
     spec = make_spec("table3", "mnist", "cpu", n_classes=10, unsupervised=["geom"])
     run_suite(spec, BenchConfig(out="runs/table3"))   # also writes table.md, table.csv, suite.json
 
+Layout: the run engine at the top (:mod:`~oodscope.bench.experiment`, the ``Experiment`` contract,
+its registry and ``experiment.json``; :mod:`~oodscope.bench.loop`, the one run loop; the grid's
+cells, executors, merge), one module per kind of run in :mod:`oodscope.bench.experiments`, and the
+families' machinery in :mod:`oodscope.bench.paper`, :mod:`oodscope.bench.measured` and
+:mod:`oodscope.bench.sanity`. ``oodscope bench`` writes ``experiment.json`` beside the files above.
+
 The names below load lazily, so the torch-free parts (suites, tables, merge, records) can be
 imported without torch.
 """
