@@ -33,8 +33,9 @@ import torch
 from oodscope.inputs import as_features, as_images, as_labels, check_like
 from oodscope.model_files import load_modules, write_model
 from oodscope.settings import check_settings, settings_key
+from oodscope.upstream.adapter import AdapterSpec, ModelAdapter
 from oodscope.upstream.base import Upstream, image_stats, normalize_with, training_settings
-from oodscope.errors import InputError
+from oodscope.errors import InputError, ModelFileError
 from oodscope.precision import precision_of
 
 FORMAT = "oodscope-detector"
@@ -56,6 +57,8 @@ class Requires:
         inputs: ``"images"`` (N, C, H, W) or ``"features"`` (flattened pixels or feature vectors).
         package: An importable package it needs beyond oodscope's own dependencies.
         extra: The pip extra of oodscope that installs ``package``.
+        user_models: A model of the user's (:class:`~oodscope.upstream.adapter.ModelAdapter`) may
+            stand in for ``upstream`` (as it may wherever the upstream class says so: a classifier).
     """
 
     outliers: bool = False
@@ -65,6 +68,7 @@ class Requires:
     inputs: str = "images"
     package: str | None = None
     extra: str | None = None
+    user_models: bool = False
 
     def describe(self) -> str:
         """What fitting needs, in words."""
@@ -207,6 +211,14 @@ class Detector:
             given = given.upstream
         if given is None:
             return cls(**want).fit(data.x, data.labels, data.validation, data.validation_labels)
+        if isinstance(given, ModelAdapter):
+            if not (cls.takes_user_models or self.requires.user_models):
+                raise InputError(f"{self.method}: reads its own {cls.kind} network, not a model of yours")
+            if given.fitted is not None and [given.fitted["channels"], given.fitted["size"]] != \
+                    [int(data.x.shape[1]), list(data.x.shape[-2:])]:
+                raise InputError(f"{self.method}: the model was adapted to images of another shape")
+            adapted = given if given.fitted is not None else given.fit(data.x)
+            return adapted.scoring_view(self.config)
         if not isinstance(given, cls) or given.fitted is None:
             raise InputError(f"{self.method}: upstream must be a trained {cls.kind} network")
         if settings_key(training_settings(given.settings)) != settings_key(training_settings(cls(**want).settings)):
@@ -237,7 +249,8 @@ class Detector:
                                  f"(pixels), got {f.shape[1]}")
             return f
         t = as_images(x, "images to score")
-        check_like(t, self.fitted["channels"], tuple(self.fitted["size"]), "images to score")
+        if not (isinstance(self.upstream, ModelAdapter) and self.upstream.converts):  # else the adapter brings them
+            check_like(t, self.fitted["channels"], tuple(self.fitted["size"]), "images to score")
         return t
 
     def summary(self) -> dict[str, Any]:
@@ -345,15 +358,42 @@ class Detector:
         return str(self.config.get("precision", "float32"))
 
     @classmethod
-    def from_saved(cls, meta: dict[str, Any], weights: dict[str, torch.Tensor], path: str) -> Detector:
-        """A detector from a verified model directory's config and tensors."""
+    def from_saved(cls, meta: dict[str, Any], weights: dict[str, torch.Tensor], path: str,
+                   model: torch.nn.Module | None = None) -> Detector:
+        """A detector from a verified model directory's config and tensors; ``model``: the user's own
+        model a detector fitted on one reads again (checked against the saved fingerprint)."""
         det = cls(**cls.saved_config(meta["config"]))
         det.fitted = meta["fitted"]
         det.threshold = meta.get("threshold")
         det.threshold_rule = meta.get("threshold_rule")
         if cls.requires.upstream is not None:
             facts = det.fitted.get("upstream") or {k: det.fitted[k] for k in IMAGE_FACTS}  # older files: same facts
-            det.upstream = cls.requires.upstream(**cls.requires.upstream.settings_from(det.config)).restore(facts)
+            if "adapter" in facts:
+                det.upstream = adapted_model(model, facts, path).scoring_view(det.config)
+            else:
+                if model is not None:
+                    raise InputError(f"{det.method} at {path} reads its own {cls.requires.upstream.kind} network; "
+                                     "it takes no model")
+                det.upstream = cls.requires.upstream(**cls.requires.upstream.settings_from(det.config)).restore(facts)
         det._build()
         det._restore(weights, path)
         return det
+
+
+def adapted_model(model: torch.nn.Module | None, facts: dict[str, Any], path: str) -> ModelAdapter:
+    """The user's ``model`` in the adapter a detector was fitted with (its saved spec and facts).
+
+    Raises:
+        ModelFileError: no model given, or not the model the detector was fitted on (another
+            fingerprint of its weights and spec).
+    """
+    spec = AdapterSpec.from_json(facts["adapter"])
+    if model is None:
+        raise ModelFileError(f"{path}: fitted on a model of yours (penultimate {spec.penultimate!r}, head "
+                             f"{spec.head!r}); load it with the model: load(path, model=your_module)")
+    adapter = ModelAdapter(model, spec.penultimate, spec.head, spec.taps, spec.preprocess, spec.channels_last)
+    if adapter.fingerprint() != facts.get("fingerprint"):
+        raise ModelFileError(f"{path}: the model given is not the one the detector was fitted on (fingerprint "
+                             f"{adapter.fingerprint()[:16]}, saved {str(facts.get('fingerprint'))[:16]}): other "
+                             "weights or another adapter spec")
+    return adapter.restore(facts)

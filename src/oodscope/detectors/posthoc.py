@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import Detector, FitData, Requires
+from oodscope.upstream.adapter import ModelAdapter
 from oodscope.upstream.graph import Normalized
 from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
 from oodscope.errors import InputError
@@ -60,6 +61,8 @@ class LogitScoreDetector(Detector):
         """The classifier and :meth:`logit_score` as one module, where the score is exactly that
         (not for detectors that read the classifier's layers or perturb their input)."""
         if type(self).logit_score is LogitScoreDetector.logit_score or type(self)._outputs is not LogitScoreDetector._outputs:
+            return None
+        if isinstance(self.upstream, ModelAdapter):  # a model of yours: export it with its preprocessing yourself
             return None
 
         def fn(parts: dict[str, torch.nn.Module], xn: torch.Tensor) -> torch.Tensor:

@@ -77,11 +77,13 @@ def settings_for(method: str, preset: str, device: str | None = None, overrides:
     return out
 
 
-def load(path: str | os.PathLike[str], device: str | None = None) -> Detector:
+def load(path: str | os.PathLike[str], device: str | None = None, model: torch.nn.Module | None = None) -> Detector:
     """Load a detector saved with ``Detector.save``; verifies the weights' checksum, never unpickles.
 
     ``device`` (e.g. "cpu") overrides the device the model was trained on; a model trained on a
-    GPU loads on the CPU when no GPU is present.
+    GPU loads on the CPU when no GPU is present. ``model``: for a detector fitted on a model of yours
+    (:class:`~oodscope.upstream.adapter.ModelAdapter`), that model again; a model with other weights
+    is refused (the detector keeps a fingerprint of them, never the weights).
     """
     meta, weights = read_model(path, FORMAT, ("method", "config", "fitted"))
     config = meta.get("config")
@@ -95,6 +97,6 @@ def load(path: str | os.PathLike[str], device: str | None = None) -> Detector:
     if cls is None:
         raise ModelFileError(f"{path}: unknown method {meta['method']!r} in model config")
     try:
-        return cls.from_saved(meta, weights, os.fspath(path))
+        return cls.from_saved(meta, weights, os.fspath(path), model)
     except InputError as e:
         raise ModelFileError(f"{path}: invalid model config ({e})") from None

@@ -75,6 +75,7 @@ class Upstream:
     prefix: ClassVar[str] = "f"
     version: ClassVar[int] = 1
     late_settings: ClassVar[tuple[str, ...]] = ()  # added later: at their default, left out of the cache key
+    takes_user_models: ClassVar[bool] = False  # a user's own model (an oodscope.upstream.adapter.ModelAdapter) may stand in
 
     def __init__(self, **settings: Any) -> None:
         self.settings: dict[str, Any] = check_settings(self.kind, self.defaults, settings, self.choices)

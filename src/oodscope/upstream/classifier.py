@@ -137,6 +137,7 @@ class Classifier(Upstream):
     needs_labels = True
     prefix = "clf"
     late_settings = LATE_SETTINGS
+    takes_user_models = True  # the post-hoc detectors read a user's classifier as they read this one
 
     def _facts(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
         return {"classes": int(labels.max()) + 1}

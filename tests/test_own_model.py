@@ -1,0 +1,214 @@
+"""Your own model (oodscope.upstream.adapter): the post-hoc detectors read any torch classifier
+through ModelAdapter; wrapping oodscope's own classifier gives its scores bit for bit; a plain-torch
+residual network with torchvision-style module names on 64x64 RGB images is fitted, scored, saved
+and loaded again (a different model refused); images of other sizes and channel counts are brought
+to the declared input or refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from oodscope.data import load as load_data
+from oodscope.detectors import create, load, registry
+from oodscope.errors import InputError, ModelFileError
+from oodscope.upstream.adapter import ModelAdapter, Preprocess, model_fingerprint
+from oodscope.upstream.classifier import Classifier, classifier_memory_format
+
+USER_DETECTORS = [m for m, cls in registry().items()
+                  if cls.requires.upstream is not None and cls.requires.upstream.takes_user_models]
+
+
+@pytest.fixture(scope="module")
+def digits() -> dict[str, np.ndarray]:
+    train, test = load_data("digits", "train"), load_data("digits", "test")
+    noise = np.random.default_rng(0).integers(0, 17, size=(40, *train.images.shape[1:])).astype(train.images.dtype)
+    return {"x": train.images[:400], "y": train.labels[:400], "vx": train.images[400:520], "vy": train.labels[400:520],
+            "test": test.images[:200], "outliers": noise}
+
+
+def _fit(method: str, d: dict[str, np.ndarray], **kw) -> object:
+    cls = registry()[method]
+    extra = {"outliers": d["outliers"]} if cls.requires.outliers else {}
+    return create(method, epochs=1, progress=False).fit(d["x"], labels=d["y"], validation=d["vx"],
+                                                        validation_labels=d["vy"], **extra, **kw)
+
+
+def wrapped(clf: Classifier) -> ModelAdapter:
+    """oodscope's own LeNet as a model of the user's: its modules named, its normalisation declared."""
+    return ModelAdapter(clf.net, penultimate="hidden", head="fc", taps=["block1", "block2"],
+                        preprocess=Preprocess(mean=tuple(clf.fitted["mean"]), std=tuple(clf.fitted["std"])),
+                        channels_last=classifier_memory_format(clf.settings) == torch.channels_last,
+                        batch_size=4 * int(clf.settings["batch_size"]))
+
+
+def test_every_post_hoc_detector_reads_a_user_model() -> None:
+    assert {"msp", "energy", "max-logit", "odin", "temperature", "mahalanobis", "mahalanobis-tuned", "gram", "ncd",
+            "layers-clf"} <= set(USER_DETECTORS)
+
+
+@pytest.mark.parametrize("method", USER_DETECTORS)
+def test_wrapping_the_builtin_classifier_gives_its_scores_bit_for_bit(method: str, digits) -> None:
+    builtin = _fit(method, digits)
+    torch.manual_seed(123)  # what the detector draws (g_theta's initial weights, dropout) is seeded by fit
+    mine = _fit(method, digits, upstream=wrapped(builtin.upstream))
+    assert isinstance(mine.upstream, ModelAdapter)
+    a, b = builtin.score(digits["test"]), mine.score(digits["test"])
+    assert a.dtype == b.dtype and np.array_equal(a, b), f"{method}: max difference {np.abs(a - b).max()}"
+
+
+class Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))) + self.skip(x))
+
+
+class TinyResNet(nn.Module):
+    """A residual network with torchvision's module names (conv1, layer1..layer4, avgpool, fc)."""
+
+    def __init__(self, classes: int = 4) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.layer1, self.layer2 = Block(8, 8, 1), Block(8, 16, 2)
+        self.layer3, self.layer4 = Block(16, 16, 2), Block(16, 32, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def colour_squares(n: int, seed: int, classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """64x64 RGB uint8 images: a bright square in one of four quadrants (the class) on noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    x = rng.integers(0, 60, (n, 3, 64, 64)).astype(np.uint8)
+    for i, c in enumerate(labels):
+        r, q = divmod(int(c), 2)
+        x[i, int(c) % 3, 32 * r + 4:32 * r + 28, 32 * q + 4:32 * q + 28] = 230
+    return x, labels
+
+
+@pytest.fixture(scope="module")
+def user_model() -> TinyResNet:
+    """Trained in plain torch, as a user would, without oodscope."""
+    torch.manual_seed(0)
+    model = TinyResNet()
+    x, y = colour_squares(256, 0)
+    xt, yt = torch.as_tensor(x, dtype=torch.float32) / 255, torch.as_tensor(y)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    for _ in range(3):
+        for i in range(0, 256, 32):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt[i:i + 32]), yt[i:i + 32]).backward()
+            opt.step()
+    return model.eval()
+
+
+def test_a_plain_torch_resnet_fitted_scored_saved_and_loaded(user_model: TinyResNet, tmp_path: Path) -> None:
+    x, y = colour_squares(160, 1)
+    inside, _ = colour_squares(60, 2)
+    outside = np.random.default_rng(3).integers(0, 255, (60, 3, 64, 64)).astype(np.uint8)  # no square: noise
+    adapter = ModelAdapter(user_model, penultimate="avgpool", head="fc", taps=["layer3", "layer4"])
+    for method in ("msp", "energy", "mahalanobis"):
+        det = create(method, progress=False).fit(x, labels=y, upstream=adapter)
+        s_in, s_out = det.score(inside), det.score(outside)
+        assert np.mean(s_out) > np.mean(s_in), method
+        det.save(tmp_path / method)
+        again = load(tmp_path / method, model=user_model)
+        assert np.array_equal(again.score(inside), s_in), method
+    mahalanobis = load(tmp_path / "mahalanobis", model=user_model)
+    assert set(mahalanobis.fitted["layers"]) == {"layer3", "layer4", "avgpool"}
+    with pytest.raises(ModelFileError, match="load it with the model"):
+        load(tmp_path / "msp")
+    other = TinyResNet()
+    other.load_state_dict(user_model.state_dict())
+    with torch.no_grad():
+        other.fc.bias += 1e-3  # one bias nudged: another model
+    with pytest.raises(ModelFileError, match="not the one the detector was fitted on"):
+        load(tmp_path / "msp", model=other)
+    assert model_fingerprint(user_model, adapter.spec) == adapter.fingerprint()
+    assert not any(k.startswith("model.") for k in (tmp_path / "msp").joinpath("config.json").read_text().split('"'))
+    weights = (tmp_path / "msp" / "weights.safetensors")
+    assert not weights.exists() or weights.stat().st_size < 1000  # the user's weights are not copied
+
+
+def test_images_of_other_sizes_and_channels_are_converted_as_declared_or_refused(user_model: TinyResNet) -> None:
+    x, y = colour_squares(80, 4)
+    grey = load_data("digits", "test").images[:20]  # 8x8 grey
+    declared = ModelAdapter(user_model, penultimate="avgpool", head="fc", preprocess=Preprocess(size=(64, 64), channels=3))
+    det = create("energy", progress=False).fit(x, labels=y, upstream=declared)
+    assert det.upstream.normalize(torch.rand(2, 1, 8, 8)).shape == (2, 3, 64, 64)
+    cropped = Preprocess(size=(64, 64), resize="center-crop")(torch.rand(2, 3, 48, 96))
+    assert cropped.shape == (2, 3, 64, 64)
+    plain = ModelAdapter(user_model, penultimate="avgpool", head="fc")
+    assert plain.normalize(torch.full((1, 3, 5, 5), 0.25)).eq(0.25).all()  # nothing declared: the images as they are
+    strict = ModelAdapter(user_model, head="fc", preprocess=Preprocess(size=(64, 64), resize="none", channels=3))
+    with pytest.raises(InputError, match="resize is 'none'"):
+        strict.logits(torch.rand(2, 3, 32, 32))
+    with pytest.raises(InputError, match="4 channels; the model takes 3"):
+        declared.logits(torch.rand(2, 4, 64, 64))
+    with pytest.raises(InputError, match="cannot take images"):
+        plain.logits(torch.rand(2, 1, 64, 64))  # one channel into a 3-channel conv, nothing declared
+    assert det.score(grey).shape == (20,)  # grey 8x8 digits brought to 64x64 RGB, as declared
+    with pytest.raises(InputError, match="no module 'layer9'"):
+        ModelAdapter(user_model, penultimate="layer9")
+    with pytest.raises(InputError, match="not a torch.nn.Linear"):
+        ModelAdapter(user_model, head="layer4")
+
+
+def resnet_features(model: TinyResNet, x: np.ndarray) -> np.ndarray:
+    """The penultimate features computed here by hand, layer by layer (not through the adapter)."""
+    with torch.no_grad():
+        t = torch.as_tensor(x, dtype=torch.float32) / 255
+        t = torch.relu(model.bn1(model.conv1(t)))
+        t = model.layer4(model.layer3(model.layer2(model.layer1(t))))
+        return torch.flatten(model.avgpool(t), 1).double().numpy()
+
+
+def test_label_free_detectors_on_a_users_backbone_match_their_formulas(user_model: TinyResNet, tmp_path: Path) -> None:
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    x, _ = colour_squares(150, 5)  # no labels given: the features of a backbone trained elsewhere
+    test = np.concatenate([colour_squares(30, 6)[0], np.random.default_rng(7).integers(0, 255, (30, 3, 64, 64)).astype(np.uint8)])
+    adapter = ModelAdapter(user_model, penultimate="avgpool", batch_size=64)
+    train_f, test_f = resnet_features(user_model, x), resnet_features(user_model, test)
+
+    knn = create("deep-knn", k=3).fit(x, upstream=adapter)
+    z = train_f / np.linalg.norm(train_f, axis=1, keepdims=True)
+    q = test_f / np.linalg.norm(test_f, axis=1, keepdims=True)
+    expected = np.sort(np.linalg.norm(q[:, None, :] - z[None, :, :], axis=2), axis=1)[:, 2]
+    np.testing.assert_allclose(knn.score(test), expected, rtol=1e-5, atol=1e-6)
+
+    gauss = create("gaussian").fit(x, upstream=adapter)
+    mu, cov = train_f.mean(0), np.cov(train_f, rowvar=False)
+    a = ledoit_wolf_shrinkage(train_f)
+    shrunk = (1 - a) * cov + a * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+    diff = test_f - mu
+    expected = np.sqrt(np.einsum("ij,jk,ik->i", diff, np.linalg.pinv(shrunk), diff))
+    np.testing.assert_allclose(gauss.score(test), expected, rtol=1e-4)
+    assert gauss.fitted["shrinkage"] == pytest.approx(a, rel=1e-6)
+    assert np.mean(gauss.score(test[30:])) > np.mean(gauss.score(test[:30]))  # noise is far from the squares
+
+    small = create("deep-knn", bank=40, seed=1).fit(x, upstream=adapter)  # memory bounded by the bank
+    assert small.fitted["bank_size"] == 40 and small.fitted["seen"] == 150
+    kept = small.bank.double().numpy()
+    assert all(np.isclose(np.abs(z - row).sum(1), 0, atol=1e-6).any() for row in kept)  # a sample of the features
+    assert not np.array_equal(kept, create("deep-knn", bank=40, seed=2).fit(x, upstream=adapter).bank.numpy())
+    for det in (knn, gauss):
+        det.save(tmp_path / det.method)
+        assert np.array_equal(load(tmp_path / det.method, model=user_model).score(test), det.score(test))
