@@ -212,3 +212,66 @@ def test_label_free_detectors_on_a_users_backbone_match_their_formulas(user_mode
     for det in (knn, gauss):
         det.save(tmp_path / det.method)
         assert np.array_equal(load(tmp_path / det.method, model=user_model).score(test), det.score(test))
+
+
+def write_pngs(folder: Path, images: np.ndarray, labels: np.ndarray | None = None) -> None:
+    from PIL import Image
+
+    for i, img in enumerate(images):
+        where = folder if labels is None else folder / f"class{int(labels[i])}"
+        where.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.moveaxis(img, 0, -1)).save(where / f"{i:04d}.png")
+
+
+def test_the_command_line_fits_scores_and_thresholds_with_a_pt2_model(user_model: TinyResNet, tmp_path: Path) -> None:
+    import csv
+
+    from click.testing import CliRunner
+
+    from oodscope.cli import cli
+
+    program = tmp_path / "my_model.pt2"
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    torch.export.save(torch.export.export(user_model, (torch.rand(2, 3, 64, 64),), dynamic_shapes=({0: batch},)), program)
+    x, y = colour_squares(60, 8)
+    write_pngs(tmp_path / "train", x, y)
+    inside, _ = colour_squares(10, 9)
+    outside = np.random.default_rng(10).integers(0, 255, (10, 3, 64, 64)).astype(np.uint8)
+    write_pngs(tmp_path / "new" / "in", inside)
+    write_pngs(tmp_path / "new" / "out", outside)
+    runner = CliRunner()
+    for method in ("energy", "deep-knn"):
+        r = runner.invoke(cli, ["fit", "--method", method, "--train", str(tmp_path / "train"), "--model", str(program),
+                                "--penultimate", "avgpool", "--head", "fc", "--out", str(tmp_path / method)])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / method / "model.pt2").read_bytes() == program.read_bytes()  # carried, checksummed
+        r = runner.invoke(cli, ["score", str(tmp_path / method), str(tmp_path / "new"), "--out", str(tmp_path / f"{method}.csv")])
+        assert r.exit_code == 0, r.output
+        rows = list(csv.DictReader((tmp_path / f"{method}.csv").open()))
+        score = {row["file"]: float(row["score"]) for row in rows}
+        assert len(score) == 20
+        ins = [s for f, s in score.items() if "/in/" in f]
+        outs = [s for f, s in score.items() if "/out/" in f]
+        assert np.mean(outs) > np.mean(ins), method
+        det = load(tmp_path / method)  # the saved program stands in for the model
+        assert det.upstream.fingerprint() == ModelAdapter(user_model, "avgpool", "fc").fingerprint()
+        assert runner.invoke(cli, ["threshold", str(tmp_path / method), "--accept", "0.9"]).exit_code == 0
+    from oodscope.export.loading import identity
+    from oodscope.serve.worker import WorkerScorer
+
+    det = load(tmp_path / "energy")
+    worker = WorkerScorer(tmp_path / "energy", threads=1, expected_identity=identity(tmp_path / "energy", det))
+    try:  # what `oodscope serve` runs: a worker process loading the detector and its model program
+        assert np.array_equal(worker(inside), det.score(inside))
+    finally:
+        worker.close()
+    with open(tmp_path / "energy" / "model.pt2", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ModelFileError, match="model.pt2: missing, or its checksum"):
+        load(tmp_path / "energy")
+    r = runner.invoke(cli, ["fit", "--method", "msp", "--train", str(tmp_path / "train"), "--penultimate", "avgpool",
+                            "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "give it with --model" in r.output
+    r = runner.invoke(cli, ["fit", "--method", "msp", "--train", str(tmp_path / "train"), "--model", str(tmp_path / "m.pt"),
+                            "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "torch.export program (.pt2)" in r.output

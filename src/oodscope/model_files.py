@@ -37,15 +37,21 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_model(path: str | os.PathLike[str], fmt: str, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:
+def write_model(path: str | os.PathLike[str], fmt: str, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+                files: dict[str, Path] | None = None) -> Path:
     """Write ``tensors`` and ``meta`` (plus format, version and the weights' checksum) as a model
-    directory at ``path``, atomically."""
+    directory at ``path``, atomically; ``files``: further files copied in by name (a user's model
+    program), their checksums recorded beside the weights'."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS))
         full = {"format": fmt, "version": FORMAT_VERSION, **meta, "weights_sha256": sha256_of(tmp / WEIGHTS)}
+        for name, source in (files or {}).items():
+            shutil.copyfile(source, tmp / name)
+        if files:
+            full["files_sha256"] = {name: sha256_of(tmp / name) for name in files}
         (tmp / CONFIG).write_text(json.dumps(full, indent=2, sort_keys=True))
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
         if path.exists():
@@ -86,6 +92,10 @@ def read_model(path: str | os.PathLike[str], fmt: str, required: tuple[str, ...]
     if sha256_of(wts) != meta["weights_sha256"]:
         raise ModelFileError(f"{wts}: checksum does not match the one recorded in {CONFIG}: "
                              "the weights file was modified or corrupted")
+    recorded = meta.get("files_sha256") or {}
+    for name, digest in recorded.items():
+        if Path(name).name != name or not (path / name).is_file() or sha256_of(path / name) != digest:
+            raise ModelFileError(f"{path / name}: missing, or its checksum does not match the one recorded in {CONFIG}")
     try:
         weights = load_file(str(wts), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:

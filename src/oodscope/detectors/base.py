@@ -33,7 +33,7 @@ import torch
 from oodscope.inputs import as_features, as_images, as_labels, check_like
 from oodscope.model_files import load_modules, write_model
 from oodscope.settings import check_settings, settings_key
-from oodscope.upstream.adapter import AdapterSpec, ModelAdapter
+from oodscope.upstream.adapter import PROGRAM, AdapterSpec, ModelAdapter
 from oodscope.upstream.base import Upstream, image_stats, normalize_with, training_settings
 from oodscope.errors import InputError, ModelFileError
 from oodscope.precision import precision_of
@@ -339,7 +339,7 @@ class Detector:
             raise InputError(f"{self.method}: cannot save a detector that has not been fitted")
         meta = {"method": self.method, "config": self.config, "fitted": self.fitted, "threshold": self.threshold,
                 "threshold_rule": self.threshold_rule}
-        return write_model(path, FORMAT, meta, self.state_dict())
+        return write_model(path, FORMAT, meta, self.state_dict(), self.upstream.files() if self.upstream else None)
 
     @classmethod
     def saved_config(cls, config: dict[str, Any]) -> dict[str, Any]:
@@ -381,17 +381,26 @@ class Detector:
 
 
 def adapted_model(model: torch.nn.Module | None, facts: dict[str, Any], path: str) -> ModelAdapter:
-    """The user's ``model`` in the adapter a detector was fitted with (its saved spec and facts).
+    """The user's ``model`` in the adapter a detector was fitted with (its saved spec and facts); with
+    no model given, the model program saved with the detector (``model.pt2``), if any.
 
     Raises:
-        ModelFileError: no model given, or not the model the detector was fitted on (another
-            fingerprint of its weights and spec).
+        ModelFileError: no model given nor saved, or not the model the detector was fitted on
+            (another fingerprint of its weights and spec).
     """
     spec = AdapterSpec.from_json(facts["adapter"])
-    if model is None:
+    args = (spec.penultimate, spec.head, spec.taps, spec.preprocess, spec.channels_last)
+    saved = Path(path) / PROGRAM
+    if model is None and not saved.is_file():
         raise ModelFileError(f"{path}: fitted on a model of yours (penultimate {spec.penultimate!r}, head "
                              f"{spec.head!r}); load it with the model: load(path, model=your_module)")
-    adapter = ModelAdapter(model, spec.penultimate, spec.head, spec.taps, spec.preprocess, spec.channels_last)
+    try:
+        adapter = ModelAdapter(model, *args) if model is not None else ModelAdapter.from_file(saved, penultimate=args[0],
+                                                                                                head=args[1], taps=args[2],
+                                                                                                preprocess=args[3],
+                                                                                                channels_last=args[4])
+    except InputError as e:
+        raise ModelFileError(f"{path}: {e}") from None
     if adapter.fingerprint() != facts.get("fingerprint"):
         raise ModelFileError(f"{path}: the model given is not the one the detector was fitted on (fingerprint "
                              f"{adapter.fingerprint()[:16]}, saved {str(facts.get('fingerprint'))[:16]}): other "

@@ -43,7 +43,7 @@ def holdout_split(n: int, seed: int, fraction: float = HOLDOUT_FRACTION) -> tupl
 def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None = None, accept: float | None = 0.95,
                        seed: int = 0, preset: str = "cpu", overrides: dict[str, Any] | None = None,
                        device: str | None = None, fpr: float | None = None,
-                       val_outliers: ImageSet | None = None) -> FitReport:
+                       val_outliers: ImageSet | None = None, upstream: Any = None) -> FitReport:
     """Fit ``method`` (settings: ``preset``, then ``device`` and ``overrides``; the seed set) on
     90 % of ``train`` and set the threshold so that a fraction ``accept`` of the held-out 10 % (at
     least one image) scores at or below it, i.e. is accepted as in-distribution; or, with ``fpr``
@@ -51,7 +51,8 @@ def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None =
     ``val_outliers`` is accepted (:mod:`oodscope.pipeline.thresholds`; the rule and its held-out
     figures are saved with the model). A detector that needs class labels takes them from
     ``train.labels`` (e.g. one sub-folder per class); one that needs labelled validation images
-    (``temperature``) gets the held-out 10 %.
+    (``temperature``) gets the held-out 10 %. ``upstream``: a model of yours
+    (:class:`~oodscope.upstream.adapter.ModelAdapter`) the detector reads instead of training its own.
 
     Raises:
         InputError: unknown method or setting, ``accept`` outside (0, 1] or ``fpr`` outside [0, 1),
@@ -75,7 +76,7 @@ def fit_with_threshold(method: str, train: ImageSet, outliers: ImageSet | None =
     fit_idx, hold_idx = holdout_split(len(train), seed)
     det = create(method, **settings)
     held_out = train.subset(hold_idx)
-    det.fit(train.subset(fit_idx), outliers, validation=held_out if cls.requires.validation else None)
+    det.fit(train.subset(fit_idx), outliers, validation=held_out if cls.requires.validation else None, upstream=upstream)
     det.fitted["trained_on"] = {"images": int(len(fit_idx)), "held_out": int(len(hold_idx)),
                                 "outliers": 0 if outliers is None else int(len(outliers))}
     rule = choose_threshold(det, det.score(held_out), accept, fpr,

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,6 +38,7 @@ from oodscope.training.core import batches, scoring_autocast
 from oodscope.upstream.base import Upstream
 
 RESIZES = ("resize", "center-crop", "none")
+PROGRAM = "model.pt2"  # the user's model program inside a saved detector
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
@@ -158,6 +161,25 @@ def model_fingerprint(model: torch.nn.Module, spec: AdapterSpec) -> str:
     return h.hexdigest()
 
 
+def load_program(path: str | os.PathLike[str]) -> torch.nn.Module:
+    """A model saved with ``torch.export.save`` (``.pt2``), unflattened so that its modules keep the
+    names they had (``layer4``, ``avgpool``, ``fc``) for the adapter's hooks; nothing is unpickled.
+
+    Raises:
+        InputError: not a ``.pt2`` file, or one torch cannot read as an exported program.
+    """
+    path = Path(path)
+    if path.suffix != ".pt2":
+        raise InputError(f"{path}: a model of yours is read from a torch.export program (.pt2); "
+                         "write one with torch.export.save(torch.export.export(model, (example,)), 'model.pt2')")
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file")
+    try:
+        return torch.export.unflatten(torch.export.load(str(path)))
+    except Exception as e:  # torch raises several types for a damaged or foreign archive
+        raise InputError(f"{path}: not a readable torch.export program ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
 class ModelAdapter(Upstream):
     """A user's trained classifier, read by the post-hoc detectors as they read oodscope's own
     (:class:`~oodscope.upstream.classifier.Classifier`): its logits, its taps (the named modules'
@@ -195,11 +217,13 @@ class ModelAdapter(Upstream):
         self.dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         self.device = torch.device(device)
         self.named = {path: self._module(path) for path in [*self.spec.taps, *filter(None, [penultimate])]}
-        if head is not None and not isinstance(self._module(head), torch.nn.Linear):
-            raise InputError(f"head {head!r} is a {type(self._module(head)).__name__}, not a torch.nn.Linear")
+        weight = None if head is None else getattr(self._module(head), "weight", None)
+        if head is not None and not (isinstance(weight, torch.Tensor) and weight.dim() == 2):
+            raise InputError(f"head {head!r} is a {type(self._module(head)).__name__}, not a linear layer (a 2-D weight)")
         if penultimate is not None and penultimate in self.spec.taps:
             raise InputError(f"{penultimate!r} is the penultimate layer; do not list it among the taps too")
         self.net = model
+        self.source: Path | None = None  # the program file the model was read from (saved with a detector)
         self._tap_shapes: dict[str, tuple[int, ...]] | None = None
         self._fingerprint: str | None = None
 
@@ -212,8 +236,15 @@ class ModelAdapter(Upstream):
             shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
             raise InputError(f"the model has no module {path!r}; its modules: {shown}") from None
 
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **spec: Any) -> ModelAdapter:
+        """The adapter of a model saved as a ``torch.export`` program (``.pt2``, :func:`load_program`)."""
+        adapter = cls(load_program(path), **spec)
+        adapter.source = Path(path)
+        return adapter
+
     @property
-    def head(self) -> torch.nn.Linear | None:
+    def head(self) -> torch.nn.Module | None:
         """The final linear layer (its ``weight`` and ``bias``), if named."""
         return None if self.spec.head is None else self._module(self.spec.head)  # type: ignore[return-value]
 
@@ -254,6 +285,11 @@ class ModelAdapter(Upstream):
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {}  # the user's weights are theirs: a saved detector keeps their fingerprint, not them
+
+    def files(self) -> dict[str, Path]:
+        """Files a saved detector carries: the model's program when it was read from one (the
+        command line, the service and export then need no model given)."""
+        return {} if self.source is None else {PROGRAM: self.source}
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """The model's input from images in [0, 1]: the declared preprocessing."""

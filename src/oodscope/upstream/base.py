@@ -141,6 +141,10 @@ class Upstream:
         """The network by its weight-name prefix."""
         return {self.prefix: self.net}
 
+    def files(self) -> dict[str, Path]:
+        """Files a detector reading this network saves beside its weights, by name (none)."""
+        return {}
+
 
 def _digest(*arrays: torch.Tensor | None) -> str:
     h = hashlib.blake2b(digest_size=16)
