@@ -275,3 +275,28 @@ def test_the_command_line_fits_scores_and_thresholds_with_a_pt2_model(user_model
     r = runner.invoke(cli, ["fit", "--method", "msp", "--train", str(tmp_path / "train"), "--model", str(tmp_path / "m.pt"),
                             "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "torch.export program (.pt2)" in r.output
+
+
+def test_a_pt2_that_would_unpickle_is_refused(user_model: TinyResNet, tmp_path: Path) -> None:
+    import json as jsonlib
+    import zipfile
+
+    from oodscope.upstream.adapter import load_program
+
+    good = tmp_path / "good.pt2"
+    torch.export.save(torch.export.export(user_model, (torch.rand(2, 3, 64, 64),)), good)
+    assert load_program(good) is not None
+    with zipfile.ZipFile(good) as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    config = next(n for n in items if n.endswith("_weights_config.json"))
+    data = jsonlib.loads(items[config])
+    data["config"][next(iter(data["config"]))]["use_pickle"] = True  # as an archive with pickled weights says
+    bad = tmp_path / "bad.pt2"
+    with zipfile.ZipFile(bad, "w") as z:
+        for n, b in items.items():
+            z.writestr(n, jsonlib.dumps(data) if n == config else b)
+    with pytest.raises(InputError, match="stored with pickle"):
+        load_program(bad)
+    (tmp_path / "junk.pt2").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a torch.export program"):
+        load_program(tmp_path / "junk.pt2")

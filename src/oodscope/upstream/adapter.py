@@ -23,8 +23,10 @@ the model again and refuses a different one (:func:`oodscope.detectors.load`).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -163,7 +165,8 @@ def model_fingerprint(model: torch.nn.Module, spec: AdapterSpec) -> str:
 
 def load_program(path: str | os.PathLike[str]) -> torch.nn.Module:
     """A model saved with ``torch.export.save`` (``.pt2``), unflattened so that its modules keep the
-    names they had (``layer4``, ``avgpool``, ``fc``) for the adapter's hooks; nothing is unpickled.
+    names they had (``layer4``, ``avgpool``, ``fc``) for the adapter's hooks. An archive that would
+    make torch unpickle anything is refused first (:func:`refuse_pickled`).
 
     Raises:
         InputError: not a ``.pt2`` file, or one torch cannot read as an exported program.
@@ -174,10 +177,41 @@ def load_program(path: str | os.PathLike[str]) -> torch.nn.Module:
                          "write one with torch.export.save(torch.export.export(model, (example,)), 'model.pt2')")
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
+    refuse_pickled(path)
     try:
         return torch.export.unflatten(torch.export.load(str(path)))
     except Exception as e:  # torch raises several types for a damaged or foreign archive
         raise InputError(f"{path}: not a readable torch.export program ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
+def refuse_pickled(path: Path) -> None:
+    """Refuse a ``.pt2`` archive that would make ``torch.export.load`` unpickle anything: weights or
+    constants stored with pickle, custom or opaque objects, or an archive without the weights'
+    config (an older format). A program of plain tensors, as ``torch.export.save`` writes for an
+    ordinary model, passes.
+
+    Raises:
+        InputError: such an archive, or not a zip archive at all.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            configs = [n for n in archive.namelist() if n.endswith(("_weights_config.json", "_constants_config.json"))]
+            if not any(n.endswith("_weights_config.json") for n in configs):
+                raise InputError(f"{path}: a .pt2 archive without its weights' config (an older format, read with "
+                                 "pickle): save the program again with today's torch.export.save")
+            for name in configs:
+                for fqn, entry in json.loads(archive.read(name)).get("config", {}).items():
+                    if entry.get("use_pickle") or not str(entry.get("path_name", "")).startswith(("weight_", "tensor_")):
+                        raise InputError(f"{path}: {fqn} is stored with pickle (or is a custom object), which oodscope "
+                                         "never unpickles; export a model whose weights and constants are tensors")
+            for name in (n for n in archive.namelist() if "/data/sample_inputs/" in n):
+                try:  # torch.export.load falls back to a full unpickling when this fails: refuse it first
+                    torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+                except Exception:
+                    raise InputError(f"{path}: its sample inputs are not plain tensors, which oodscope never "
+                                     "unpickles; export with tensors as the example inputs") from None
+    except (zipfile.BadZipFile, OSError, ValueError, AttributeError) as e:
+        raise InputError(f"{path}: not a torch.export program ({e})") from None
 
 
 class ModelAdapter(Upstream):
