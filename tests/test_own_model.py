@@ -167,7 +167,7 @@ def test_images_of_other_sizes_and_channels_are_converted_as_declared_or_refused
     assert det.score(grey).shape == (20,)  # grey 8x8 digits brought to 64x64 RGB, as declared
     with pytest.raises(InputError, match="no module 'layer9'"):
         ModelAdapter(user_model, penultimate="layer9")
-    with pytest.raises(InputError, match="not a torch.nn.Linear"):
+    with pytest.raises(InputError, match="not a linear layer"):
         ModelAdapter(user_model, head="layer4")
 
 
@@ -300,3 +300,23 @@ def test_a_pt2_that_would_unpickle_is_refused(user_model: TinyResNet, tmp_path: 
     (tmp_path / "junk.pt2").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="not a torch.export program"):
         load_program(tmp_path / "junk.pt2")
+
+
+def test_label_free_detectors_fit_on_a_stream_of_batches(user_model: TinyResNet, tmp_path: Path) -> None:
+    from oodscope.data import ImageStream
+
+    x, _ = colour_squares(90, 11)
+    test, _ = colour_squares(20, 12)
+    write_pngs(tmp_path / "folder", x)
+    adapter = ModelAdapter(user_model, penultimate="avgpool", batch_size=32)
+    loader = torch.utils.data.DataLoader(torch.as_tensor(x), batch_size=25)  # uint8 batches, as a Dataset gives them
+    for method in ("deep-knn", "gaussian"):
+        in_memory = create(method).fit(x, upstream=adapter).score(test)
+        for stream in (ImageStream.from_folder(tmp_path / "folder", batch_size=16), loader):
+            det = create(method).fit(stream, upstream=adapter)
+            assert det.fitted["seen"] == 90
+            np.testing.assert_allclose(det.score(test), in_memory, rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="reads a model of yours"):
+        create("deep-knn").fit(loader)  # GEOM's f would need the images in memory
+    with pytest.raises(InputError, match="fits on images in memory"):
+        create("msp").fit(loader, upstream=adapter)

@@ -23,6 +23,7 @@ Every problem with data raises :class:`oodscope.errors.DataError`.
 
 from oodscope.data.conversion import convert
 from oodscope.data.folder import load_folder
+from oodscope.data.stream import ImageStream
 from oodscope.data.imageset import ImageSet
 from oodscope.data.loading import load
 from oodscope.data.paths import resolve_root
@@ -37,5 +38,6 @@ __all__ = [
     "convert",
     "load",
     "load_folder",
+    "ImageStream",
     "resolve_root",
 ]

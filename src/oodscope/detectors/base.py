@@ -33,6 +33,7 @@ import torch
 from oodscope.inputs import as_features, as_images, as_labels, check_like
 from oodscope.model_files import load_modules, write_model
 from oodscope.settings import check_settings, settings_key
+from oodscope.data.stream import ImageStream
 from oodscope.upstream.adapter import PROGRAM, AdapterSpec, ModelAdapter
 from oodscope.upstream.base import Upstream, image_stats, normalize_with, training_settings
 from oodscope.errors import InputError, ModelFileError
@@ -114,6 +115,7 @@ class Detector:
     choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     order: ClassVar[int] = 100  # position in listings (demo columns, --help)
+    streams: ClassVar[bool] = False  # fits in one pass over an ImageStream / DataLoader, with bounded memory
     family: ClassVar[str] = ""  # "classifier": a detector built on a multi-class classifier (the classifier suite runs them)
     saved_defaults: ClassVar[dict[str, Any]] = {}  # settings added later: their value in model files that lack them
 
@@ -165,6 +167,11 @@ class Detector:
         return self
 
     def _fit_data(self, train: Any, outliers: Any, labels: Any, validation: Any, validation_labels: Any) -> FitData:
+        if isinstance(train, ImageStream) or isinstance(train, torch.utils.data.DataLoader):
+            if not self.streams:
+                raise InputError(f"{self.method}: fits on images in memory (an array or ImageSet); a stream of "
+                                 "batches (ImageStream, DataLoader) is taken by deep-knn and gaussian")
+            return FitData(train if isinstance(train, ImageStream) else ImageStream(train, "DataLoader"))
         convert = self._convert_fit
         if self.requires.inputs == "features":
             x, shape = as_features(train, "training images")
@@ -199,6 +206,10 @@ class Detector:
         return as_images(x, what)
 
     def _facts(self, data: FitData) -> dict[str, Any]:
+        if isinstance(data.x, ImageStream):  # the first batch tells the shape; no statistics of a stream
+            first = as_images(data.x.first(), "training images")
+            c = int(first.shape[1])
+            return {"channels": c, "size": [int(s) for s in first.shape[-2:]], "mean": [0.0] * c, "std": [1.0] * c}
         if self.requires.inputs == "features":
             shape = data.image_shape
             return {"dim": int(data.x.shape[1]), **({} if shape is None else {"channels": shape[0], "size": list(shape[1:])})}
@@ -209,13 +220,16 @@ class Detector:
         want = cls.settings_from(self.config)
         if isinstance(given, Detector):
             given = given.upstream
+        if given is None and isinstance(data.x, ImageStream):
+            raise InputError(f"{self.method}: fitting on a stream reads a model of yours: fit(stream, "
+                             "upstream=ModelAdapter(model, penultimate=...)); its own network trains on images in memory")
         if given is None:
             return cls(**want).fit(data.x, data.labels, data.validation, data.validation_labels)
         if isinstance(given, ModelAdapter):
             if not (cls.takes_user_models or self.requires.user_models):
                 raise InputError(f"{self.method}: reads its own {cls.kind} network, not a model of yours")
             if given.fitted is not None and [given.fitted["channels"], given.fitted["size"]] != \
-                    [int(data.x.shape[1]), list(data.x.shape[-2:])]:
+                    [self.fitted["channels"], self.fitted["size"]]:
                 raise InputError(f"{self.method}: the model was adapted to images of another shape")
             adapted = given if given.fitted is not None else given.fit(data.x)
             return adapted.scoring_view(self.config)

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import torch
 
+from oodscope.data.stream import ImageStream
 from oodscope.detectors.base import Detector, Requires
+from oodscope.inputs import as_images
 from oodscope.training.core import batches
 from oodscope.upstream.adapter import ModelAdapter
 from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
@@ -30,13 +32,17 @@ class FeatureDetector(Detector):
     choices = GEOM_CHOICES
     presets = GEOM_PRESETS
 
-    def features(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
-        """The feature vectors (float32, on the CPU) of images ``x`` in [0, 1], a batch at a time."""
+    streams = True  # with a model of yours, fitting reads an ImageStream / DataLoader batch by batch
+
+    def features(self, x: torch.Tensor | ImageStream) -> Iterator[torch.Tensor]:
+        """The feature vectors (float32, on the CPU) of images ``x`` in [0, 1] (or of a stream of
+        batches), a batch at a time."""
         up = self.upstream
         with torch.no_grad():
             if isinstance(up, ModelAdapter):
-                for idx in batches(x.shape[0], int(up.settings["batch_size"])):
-                    yield up.taps(x[idx])[up.penultimate].float().flatten(1).cpu()
+                for chunk in (as_images(b, "training images") for b in x) if isinstance(x, ImageStream) else [x]:
+                    for idx in batches(chunk.shape[0], int(up.settings["batch_size"])):
+                        yield up.taps(chunk[idx])[up.penultimate].float().flatten(1).cpu()
                 return
             up.net.eval()
             for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):

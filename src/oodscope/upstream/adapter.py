@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from oodscope.errors import InputError
+from oodscope.inputs import as_images
 from oodscope.training.core import batches, scoring_autocast
 from oodscope.upstream.base import Upstream
 
@@ -306,6 +307,8 @@ class ModelAdapter(Upstream):
             validation_labels: torch.Tensor | None = None, **extra: Any) -> ModelAdapter:
         """Nothing is trained: the facts of the images the detector fits on (channels, size) and of
         the model (number of classes, from its logits on two of them)."""
+        if not isinstance(x, torch.Tensor):  # a stream (oodscope.data.ImageStream): its first batch
+            x = as_images(x.first(), "training images")
         with torch.no_grad():
             k = int(self.logits(x[:2]).shape[1])
         self.fitted = {"channels": int(x.shape[1]), "size": [int(s) for s in x.shape[-2:]], "classes": k,
