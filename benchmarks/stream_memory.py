@@ -1,0 +1,70 @@
+"""Peak memory of fitting a label-free detector on images streamed from a folder.
+
+Writes N MNIST / EMNIST-letters training images as PNG files into a folder (once), builds a small
+CNN in plain torch (random weights: memory does not depend on what it learnt) and fits ``deep-knn``
+or ``gaussian`` through ``ModelAdapter`` on ``ImageStream.from_folder`` — or, with ``--in-memory``,
+on the folder read into an array first — and prints the detector's facts. Run it under
+``/usr/bin/time -v`` and read "Maximum resident set size".
+
+    python benchmarks/stream_memory.py --method deep-knn --n 100000 --folder runs/stream100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from oodscope.data import ImageStream, load, load_folder
+from oodscope.detectors import create
+from oodscope.upstream.adapter import ModelAdapter
+
+
+def write_folder(folder: Path, n: int) -> None:
+    if folder.is_dir() and len(list(folder.glob("*.png"))) >= n:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for name in ("mnist", "emnist-letters"):
+        images = load(name, "train").images
+        for img in images[: n - done]:
+            Image.fromarray(img[0]).save(folder / f"{done:06d}.png")
+            done += 1
+        if done >= n:
+            return
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 5, padding=2),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+                         nn.Linear(128, 10)).eval()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--method", default="deep-knn", choices=["deep-knn", "gaussian"])
+    ap.add_argument("--n", type=int, default=100000)
+    ap.add_argument("--folder", default="runs/stream100k")
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--in-memory", action="store_true")
+    args = ap.parse_args()
+    folder = Path(args.folder)
+    start = time.perf_counter()
+    write_folder(folder, args.n)
+    written = time.perf_counter()
+    adapter = ModelAdapter(small_cnn(), penultimate="8", batch_size=args.batch)
+    train = load_folder(folder).images if args.in_memory else ImageStream.from_folder(folder, batch_size=args.batch)
+    det = create(args.method).fit(train, upstream=adapter)
+    print({"method": args.method, "in_memory": args.in_memory, **{k: det.fitted[k] for k in ("seen", "dim") if k in det.fitted},
+           "bank_size": det.fitted.get("bank_size"), "write_s": round(written - start, 1),
+           "fit_s": round(time.perf_counter() - written, 1)})
+
+
+if __name__ == "__main__":
+    main()
