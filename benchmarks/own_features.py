@@ -211,16 +211,21 @@ def adapter_cost(model: LeNet, train, test, n_fit: int, n_score: int, repeats: i
             "msp (uint8 in)": lambda: dets["msp"].score(x_u8),
             "energy (uint8 in)": lambda: dets["energy"].score(x_u8),
             "msp (float32 [0,1] tensor in)": lambda: dets["msp"].score(x_f),
-            "energy (float32 [0,1] tensor in)": lambda: dets["energy"].score(x_f)}
+            "energy (float32 [0,1] tensor in)": lambda: dets["energy"].score(x_f),
+            "adapter logits only (float32 tensor in)": lambda: dets["msp"].upstream.logits(x_f)}
     for fn in runs.values():
         fn()  # warm-up
     times: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}
+    names = list(runs)
     for r in range(repeats):
-        for name, fn in runs.items():
-            t = time.perf_counter()
-            fn()
+        for name in names[r % len(names):] + names[:r % len(names)]:  # interleaved, the order rotated each repeat
+            c, t = time.process_time(), time.perf_counter()
+            runs[name]()
             times[name].append(time.perf_counter() - t)
-        log(f"  repeat {r + 1}/{repeats}: " + ", ".join(f"{k} {n_score / v[-1]:.0f}/s" for k, v in times.items()))
+            cpu[name].append(time.process_time() - c)
+        log(f"  repeat {r + 1}/{repeats} (load {loadavg()[0]}): "
+            + ", ".join(f"{k} {n_score / v[-1]:.0f}/s" for k, v in times.items()))
     ips = {k: n_score / statistics.median(v) for k, v in times.items()}
     base = ips["plain forward (float32 [0,1])"]
     logits = plain()
@@ -231,7 +236,10 @@ def adapter_cost(model: LeNet, train, test, n_fit: int, n_score: int, repeats: i
     return {"batch_size": batch, "n_score": n_score, "n_fit": n_fit, "repeats": repeats,
             "images_per_s": ips, "ratio_to_plain": {k: v / base for k, v in ips.items()},
             "paired_ratio_median": paired,
-            "seconds_all": times,
+            "cpu_s_median": {k: statistics.median(v) for k, v in cpu.items()},
+            "cpu_ratio_to_plain": {k: statistics.median(cpu["plain forward (float32 [0,1])"]) / statistics.median(v)
+                                   for k, v in cpu.items()},
+            "seconds_all": times, "cpu_seconds_all": cpu,
             "msp_vs_plain_max_abs_diff": float(np.abs(dets["msp"].score(x_u8) - msp_ref).max()),
             "energy_vs_plain_max_abs_diff": float(np.abs(dets["energy"].score(x_u8) - energy_ref).max())}
 
@@ -244,10 +252,41 @@ def table(res: dict[str, Any], methods: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def classifier(kind: str, data, test, classes: int, epochs: int, seed: int, models: Path | None,
+               out: dict[str, Any]) -> LeNet:
+    """The classifier of ``kind`` ("letters" or "mnist"): trained here (and saved under ``models``),
+    or, when ``models`` holds it, loaded; its test accuracy in ``out[f"{kind}_classifier"]``."""
+    file = None if models is None else models / f"{kind}.pt"
+    t = time.perf_counter()
+    if file is not None and file.exists():
+        model = LeNet(classes)
+        model.load_state_dict(torch.load(file, weights_only=True))
+        model.eval().requires_grad_(False)
+        info = json.loads(file.with_suffix(".json").read_text())
+        info["loaded_from"] = str(file)
+        log(f"  {kind} classifier loaded from {file}")
+    else:
+        log(f"  LeNet on {data.name} train ({len(data)} images, {epochs} epochs)")
+        model, hist = train_classifier(data.images, data.labels, classes, epochs, seed)
+        info = {"history": hist, "params": sum(p.numel() for p in model.parameters()), "epochs": epochs,
+                "train_s": time.perf_counter() - t}
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), file)
+            file.with_suffix(".json").write_text(json.dumps(info, indent=1))
+    info["test_acc"] = 100 * float((logits_of(model, test.images).argmax(1).numpy() == test.labels).mean())
+    out[f"{kind}_classifier"] = info
+    log(f"  {kind} classifier: test accuracy {info['test_acc']:.2f} % ({time.perf_counter() - t:.0f} s)")
+    return model
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", default="1,2,3,4", help="which parts to run (1 is the letters classifier)")
+    ap.add_argument("--models", default=None,
+                    help="folder keeping the two classifiers' state dicts: loaded from it when there, else saved to it")
     ap.add_argument("--epochs-letters", type=int, default=3)
     ap.add_argument("--epochs-mnist", type=int, default=3)
     ap.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9", help="in-distribution digits of part 2")
@@ -261,12 +300,13 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    parts = {int(p) for p in args.parts.split(",")}
+    models = None if args.models is None else Path(args.models)
     peers = tuple(p for p in args.peers.split(",") if p)
     out: dict[str, Any] = {"args": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "data": os.environ.get("OODSCOPE_DATA"), "wall_s": {}}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-
     out["loadavg"] = {"start": loadavg()}
 
     def save() -> None:
@@ -281,70 +321,71 @@ def main() -> None:
     digit_names = [str(d) for d in range(10)]
 
     # 1. the letters classifier
-    log(f"part 1: LeNet on EMNIST letters train ({len(letters_train)} images, {args.epochs_letters} epochs)")
-    t = time.perf_counter()
-    letters_model, hist = train_classifier(letters_train.images, letters_train.labels, 26, args.epochs_letters, args.seed)
-    acc = 100 * float((logits_of(letters_model, letters_test.images).argmax(1).numpy() == letters_test.labels).mean())
-    out["letters_classifier"] = {"test_acc": acc, "history": hist,
-                                 "params": sum(p.numel() for p in letters_model.parameters())}
-    out["wall_s"]["1_train_letters"] = time.perf_counter() - t
-    log(f"  letters classifier: test accuracy {acc:.2f} % ({out['wall_s']['1_train_letters']:.0f} s)")
-    save()
+    if parts & {1, 2, 4}:
+        log("part 1: the EMNIST letters classifier")
+        t = time.perf_counter()
+        letters_model = classifier("letters", letters_train, letters_test, 26, args.epochs_letters, args.seed, models, out)
+        out["wall_s"]["1_train_letters"] = time.perf_counter() - t
+        save()
 
     # 2. one-class MNIST on the letters features
-    digits = [int(d) for d in args.digits.split(",")]
-    log(f"part 2: one-class MNIST on the letters classifier's features, digits {digits}")
-    t = time.perf_counter()
-    out["one_class_mnist"] = one_class(letters_model, mnist_train, mnist_test, digits, digit_names, peers,
-                                       args.ocsvm_max, args.seed)
-    out["one_class_mnist"]["cross_check"] = cross_checks(letters_model, mnist_train, mnist_test, digits[0])
-    log(f"  cross-check: {out['one_class_mnist']['cross_check']}")
-    out["wall_s"]["2_one_class_mnist"] = time.perf_counter() - t
-    save()
+    if 2 in parts:
+        digits = [int(d) for d in args.digits.split(",")]
+        log(f"part 2: one-class MNIST on the letters classifier's features, digits {digits}")
+        t = time.perf_counter()
+        out["one_class_mnist"] = one_class(letters_model, mnist_train, mnist_test, digits, digit_names, peers,
+                                           args.ocsvm_max, args.seed)
+        out["one_class_mnist"]["cross_check"] = cross_checks(letters_model, mnist_train, mnist_test, digits[0])
+        log(f"  cross-check: {out['one_class_mnist']['cross_check']}")
+        out["wall_s"]["2_one_class_mnist"] = time.perf_counter() - t
+        save()
 
     # 4 (before 3, on the letters classifier while it is at hand). the adapter's cost
-    log("part 4: adapter cost, msp / energy vs the plain forward pass")
-    t = time.perf_counter()
-    out["adapter_cost"] = adapter_cost(letters_model, letters_train, letters_test, args.cost_fit, args.cost_images,
-                                       args.repeats, args.seed)
-    out["wall_s"]["4_adapter_cost"] = time.perf_counter() - t
-    log(f"  {json.dumps(out['adapter_cost']['ratio_to_plain'])}")
-    save()
+    if 4 in parts:
+        log("part 4: adapter cost, msp / energy vs the plain forward pass")
+        t = time.perf_counter()
+        out["adapter_cost"] = adapter_cost(letters_model, letters_train, letters_test, args.cost_fit, args.cost_images,
+                                           args.repeats, args.seed)
+        out["wall_s"]["4_adapter_cost"] = time.perf_counter() - t
+        log(f"  {json.dumps(out['adapter_cost']['ratio_to_plain'])}")
+        save()
 
     # 3. the reverse: the MNIST classifier, one-class letters
-    log(f"part 3: LeNet on MNIST train ({len(mnist_train)} images, {args.epochs_mnist} epochs)")
-    t = time.perf_counter()
-    mnist_model, hist = train_classifier(mnist_train.images, mnist_train.labels, 10, args.epochs_mnist, args.seed)
-    acc = 100 * float((logits_of(mnist_model, mnist_test.images).argmax(1).numpy() == mnist_test.labels).mean())
-    out["mnist_classifier"] = {"test_acc": acc, "history": hist,
-                               "params": sum(p.numel() for p in mnist_model.parameters())}
-    out["wall_s"]["3a_train_mnist"] = time.perf_counter() - t
-    log(f"  MNIST classifier: test accuracy {acc:.2f} % ({out['wall_s']['3a_train_mnist']:.0f} s)")
-    save()
-    letters = list(range(26)) if args.letters == "all" else [letter_names.index(s) for s in args.letters.split(",")]
-    log(f"part 3: one-class EMNIST letters on the MNIST classifier's features, letters "
-        f"{''.join(letter_names[i] for i in letters)}")
-    t = time.perf_counter()
-    out["one_class_letters"] = one_class(mnist_model, letters_train, letters_test, letters, letter_names, peers,
-                                         args.ocsvm_max, args.seed)
-    out["wall_s"]["3b_one_class_letters"] = time.perf_counter() - t
+    if 3 in parts:
+        log("part 3: the MNIST classifier")
+        t = time.perf_counter()
+        mnist_model = classifier("mnist", mnist_train, mnist_test, 10, args.epochs_mnist, args.seed, models, out)
+        out["wall_s"]["3a_train_mnist"] = time.perf_counter() - t
+        save()
+        letters = list(range(26)) if args.letters == "all" else [letter_names.index(s) for s in args.letters.split(",")]
+        log(f"part 3: one-class EMNIST letters on the MNIST classifier's features, letters "
+            f"{''.join(letter_names[i] for i in letters)}")
+        t = time.perf_counter()
+        out["one_class_letters"] = one_class(mnist_model, letters_train, letters_test, letters, letter_names, peers,
+                                             args.ocsvm_max, args.seed)
+        out["wall_s"]["3b_one_class_letters"] = time.perf_counter() - t
     out["wall_s"]["total"] = time.perf_counter() - T0
     save()
 
     methods = (*DETECTORS, *peers)
-    cost = out["adapter_cost"]
     print(f"\n## Features from another task ({args.threads} threads, torch {torch.__version__})\n")
-    print(f"Letters classifier: test accuracy {out['letters_classifier']['test_acc']:.2f} %; "
-          f"MNIST classifier: {out['mnist_classifier']['test_acc']:.2f} %.\n")
-    print("### One-class MNIST, EMNIST-letters classifier's penultimate features (AUROC %)\n")
-    print(table(out["one_class_mnist"], methods))
-    print("\n### One-class EMNIST letters, MNIST classifier's penultimate features (AUROC %)\n")
-    print(table(out["one_class_letters"], methods))
-    print(f"\n### Adapter cost (letters classifier, {cost['n_score']} images, batch {cost['batch_size']}, "
-          f"median of {cost['repeats']})\n")
-    print("| run | images/s | ratio to plain | median of per-repeat ratios |\n|---|---:|---:|---:|")
-    for k, v in cost["images_per_s"].items():
-        print(f"| {k} | {v:.0f} | {cost['ratio_to_plain'][k]:.3f} | {cost['paired_ratio_median'][k]:.3f} |")
+    print(", ".join(f"{k} classifier: test accuracy {out[f'{k}_classifier']['test_acc']:.2f} %"
+                    for k in ("letters", "mnist") if f"{k}_classifier" in out) + "\n")
+    if "one_class_mnist" in out:
+        print("### One-class MNIST, EMNIST-letters classifier's penultimate features (AUROC %)\n")
+        print(table(out["one_class_mnist"], methods))
+    if "one_class_letters" in out:
+        print("\n### One-class EMNIST letters, MNIST classifier's penultimate features (AUROC %)\n")
+        print(table(out["one_class_letters"], methods))
+    if "adapter_cost" in out:
+        cost = out["adapter_cost"]
+        print(f"\n### Adapter cost (letters classifier, {cost['n_score']} images, batch {cost['batch_size']}, "
+              f"median of {cost['repeats']})\n")
+        print("| run | images/s | ratio to plain | median of per-repeat ratios | CPU s (median) | CPU-time ratio |\n"
+              "|---|---:|---:|---:|---:|---:|")
+        for k, v in cost["images_per_s"].items():
+            print(f"| {k} | {v:.0f} | {cost['ratio_to_plain'][k]:.3f} | {cost['paired_ratio_median'][k]:.3f} | "
+                  f"{cost['cpu_s_median'][k]:.2f} | {cost['cpu_ratio_to_plain'][k]:.3f} |")
     print("\nLoad average (1, 5, 15 min) after each part: " + "; ".join(f"{k} {v}" for k, v in out["loadavg"].items()))
     print("\nWall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in out["wall_s"].items()))
     print(f"\nJSON: {path}")

@@ -30,14 +30,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from oodscope.data.stream import ImageStream
+from oodscope.errors import InputError, ModelFileError
 from oodscope.inputs import as_features, as_images, as_labels, check_like
 from oodscope.model_files import load_modules, write_model
+from oodscope.precision import precision_of
 from oodscope.settings import check_settings, settings_key
-from oodscope.data.stream import ImageStream
 from oodscope.upstream.adapter import PROGRAM, AdapterSpec, ModelAdapter
 from oodscope.upstream.base import Upstream, image_stats, normalize_with, training_settings
-from oodscope.errors import InputError, ModelFileError
-from oodscope.precision import precision_of
 
 FORMAT = "oodscope-detector"
 PRESET_NAMES = ("cpu", "paper", "smoke", "demo")
