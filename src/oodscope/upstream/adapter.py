@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from oodscope.errors import InputError
 from oodscope.inputs import as_images
-from oodscope.training.core import batches, scoring_autocast
+from oodscope.training.core import batches, in_format, scoring_autocast
 from oodscope.upstream.base import Upstream
 
 RESIZES = ("resize", "center-crop", "none")
@@ -334,8 +334,7 @@ class ModelAdapter(Upstream):
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         xb = self.normalize(x.to(self.device, self.dtype))
-        return xb.contiguous(memory_format=torch.channels_last if self.spec.channels_last and xb.dim() == 4
-                             else torch.contiguous_format)
+        return in_format(xb, torch.channels_last if self.spec.channels_last else torch.contiguous_format)
 
     def _forward(self, xb: torch.Tensor) -> torch.Tensor:
         try:

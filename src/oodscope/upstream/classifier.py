@@ -252,6 +252,11 @@ class Classifier(Upstream):
         return self._tap_shapes
 
     @property
+    def head(self) -> torch.nn.Module:
+        """The last linear layer (``fc``: it reads the :attr:`penultimate` tap; its weight and bias)."""
+        return getattr(self.net, "module", self.net).fc
+
+    @property
     def penultimate(self) -> str:
         """Name of the tap the last linear layer reads."""
         return PENULTIMATE[self.settings["arch"]]
