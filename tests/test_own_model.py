@@ -215,6 +215,24 @@ def test_label_free_detectors_on_a_users_backbone_match_their_formulas(user_mode
         assert np.array_equal(load(tmp_path / det.method, model=user_model).score(test), det.score(test))
 
 
+def test_pyod_peers_read_a_users_backbone(user_model: TinyResNet, tmp_path: Path) -> None:
+    pyod = pytest.importorskip("pyod.models.knn")
+    x, _ = colour_squares(120, 8)
+    test = np.concatenate([colour_squares(20, 9)[0], np.random.default_rng(3).integers(0, 255, (20, 3, 64, 64)).astype(np.uint8)])
+    adapter = ModelAdapter(user_model, penultimate="avgpool", batch_size=64)
+    det = create("knn").fit(x, upstream=adapter)
+    reference = pyod.KNN(n_neighbors=5, method="largest").fit(resnet_features(user_model, x))
+    np.testing.assert_allclose(det.score(test), reference.decision_function(resnet_features(user_model, test)), rtol=1e-5)
+    streamed = create("knn").fit(torch.utils.data.DataLoader(torch.as_tensor(x), batch_size=50), upstream=adapter)
+    np.testing.assert_allclose(streamed.score(test), det.score(test), rtol=1e-6)
+    det.save(tmp_path / "peer")
+    assert np.array_equal(load(tmp_path / "peer", model=user_model).score(test), det.score(test))
+    with pytest.raises(ModelFileError, match="not the one the detector was fitted on"):
+        load(tmp_path / "peer", model=TinyResNet())
+    with pytest.raises(InputError, match="images to score"):
+        det.score(test[:, :1])
+
+
 def write_pngs(folder: Path, images: np.ndarray, labels: np.ndarray | None = None) -> None:
     from PIL import Image
 
@@ -278,6 +296,32 @@ def test_the_command_line_fits_scores_and_thresholds_with_a_pt2_model(user_model
     assert r.exit_code == 2 and "torch.export program (.pt2)" in r.output
 
 
+def test_the_command_line_streams_the_training_folder_through_a_users_model(user_model: TinyResNet, tmp_path: Path) -> None:
+    """``oodscope fit --model`` reads --train batch by batch for a detector that fits on a stream
+    (mahalanobis' running statistics here): the same detector as the in-memory fit of the same 90 %."""
+    from click.testing import CliRunner
+
+    from oodscope.cli import cli
+    from oodscope.data import load_folder
+    from oodscope.pipeline import fit_with_threshold
+
+    program = tmp_path / "m.pt2"
+    torch.export.save(torch.export.export(user_model, (torch.rand(2, 3, 64, 64),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},)), program)
+    x, y = colour_squares(50, 21)
+    write_pngs(tmp_path / "train", x, y)
+    test, _ = colour_squares(12, 22)
+    r = CliRunner().invoke(cli, ["fit", "--method", "mahalanobis", "--train", str(tmp_path / "train"), "--model", str(program),
+                                 "--penultimate", "avgpool", "--head", "fc", "--taps", "layer3", "--out", str(tmp_path / "det")])
+    assert r.exit_code == 0, r.output
+    assert "fitted mahalanobis on 45 images" in r.output
+    streamed = load(tmp_path / "det")
+    in_memory = fit_with_threshold("mahalanobis", load_folder(tmp_path / "train"),
+                                   upstream=ModelAdapter(user_model, "avgpool", "fc", taps=["layer3"])).detector
+    np.testing.assert_allclose(streamed.score(test), in_memory.score(test), rtol=1e-6, atol=1e-9)
+    assert streamed.threshold == pytest.approx(in_memory.threshold, rel=1e-6)
+
+
 def test_a_pt2_that_would_unpickle_is_refused(user_model: TinyResNet, tmp_path: Path) -> None:
     import json as jsonlib
     import zipfile
@@ -320,4 +364,33 @@ def test_label_free_detectors_fit_on_a_stream_of_batches(user_model: TinyResNet,
     with pytest.raises(InputError, match="reads a model of yours"):
         create("deep-knn").fit(loader)  # GEOM's f would need the images in memory
     with pytest.raises(InputError, match="fits on images in memory"):
-        create("msp").fit(loader, upstream=adapter)
+        create("layers-clf").fit(loader, x[:8], upstream=adapter)
+
+
+def test_label_reading_detectors_fit_on_a_stream_of_labelled_batches(user_model: TinyResNet, tmp_path: Path) -> None:
+    """Class folders and DataLoaders of (images, labels): mahalanobis' running class means and tied
+    covariance over every image, react's and gram's samples (here: all images), msp's nothing."""
+    from oodscope.data import ImageStream
+
+    x, y = colour_squares(90, 13)
+    test, _ = colour_squares(20, 14)
+    write_pngs(tmp_path / "classes", x, y)
+    adapter = ModelAdapter(user_model, penultimate="avgpool", head="fc", taps=["layer3"], batch_size=32)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.as_tensor(x), torch.as_tensor(y)),
+                                         batch_size=25)
+    folder = ImageStream.from_folder(tmp_path / "classes", batch_size=16)
+    settings = {"mahalanobis": {}, "react": {"fit_samples": 1000}, "gram": {"fit_samples": 60, "val_samples": 30},
+                "msp": {}}
+    for method, kw in settings.items():
+        in_memory = create(method, **kw).fit(x, labels=y, upstream=adapter).score(test)
+        for stream in (folder, loader):
+            got = create(method, **kw).fit(stream, upstream=adapter).score(test)
+            if method == "gram":  # its sample is drawn from another order: the same images, other fit / held-out roles
+                assert np.isfinite(got).all() and got.shape == in_memory.shape
+            else:
+                np.testing.assert_allclose(got, in_memory, rtol=1e-6, atol=1e-9)
+    unlabelled = torch.utils.data.DataLoader(torch.as_tensor(x), batch_size=25)
+    with pytest.raises(InputError, match="class labels"):
+        create("mahalanobis").fit(unlabelled, upstream=adapter)
+    with pytest.raises(InputError, match="set fit_samples > 0"):
+        create("react", fit_samples=0).fit(loader, upstream=adapter)

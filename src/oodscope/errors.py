@@ -17,3 +17,8 @@ class InputError(OodscopeError, ValueError):
 
 class ModelFileError(OodscopeError, ValueError):
     """A saved model is missing, unreadable, inconsistent with its config or tampered with."""
+
+
+class ModelCapabilityError(InputError):
+    """A model of yours cannot give what a detector needs (gradients, dropout, another precision):
+    raised by the model without the detector's name, which the detector adds."""

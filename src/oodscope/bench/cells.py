@@ -64,7 +64,7 @@ def run_cell(config: BenchConfig, cell: Cell, task: Task, cache: UpstreamCache) 
     the outputs ``config.keep`` names (and, with logits, the test images' classes) come along."""
     start = time.perf_counter()
     settings = run_settings(config, cell, config.run.progress)
-    outcome = fit_and_score(cell.method, settings, task, cache, config.keep)
+    outcome = fit_and_score(cell.method, settings, task, cache, config.keep, config.model)
     extra = dict(outcome.kept)
     if "logits" in extra and task.test_class is not None:
         extra["test_class"] = task.test_class
@@ -92,4 +92,4 @@ def fit_cells(config: BenchConfig, pending: list[Cell], store: DataStore) -> Non
     than 0 does, whose fits take part in DDP training while rank 0 alone scores and writes."""
     cache = make_cache(config)
     for cell, task in _by_group(config, pending, store):
-        fit_detector(cell.method, run_settings(config, cell), task, cache)
+        fit_detector(cell.method, run_settings(config, cell), task, cache, config.model)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oodscope.bench.user_model import BenchModel
 from oodscope.errors import InputError
 from oodscope.bench.paper.methods import DEFAULT_GRID
 from oodscope.protocols import OneClass, Protocol
@@ -83,6 +84,8 @@ class BenchConfig:
         command: The command line, recorded in ``run.json``.
         keep: Outputs of the detectors (such as ``logits``) saved beside each cell's test scores, for
             figures that draw from them (a calibration suite's reliability diagrams).
+        model: A model of yours that every detector taking one reads instead of training its own
+            (:class:`~oodscope.bench.user_model.BenchModel`); None: oodscope's own networks.
     """
 
     out: str | os.PathLike[str]
@@ -95,6 +98,7 @@ class BenchConfig:
     run: RunOptions = field(default_factory=RunOptions)
     command: list[str] | None = None
     keep: tuple[str, ...] = ()
+    model: BenchModel | None = None
 
     @property
     def directory(self) -> Path:
@@ -105,4 +109,5 @@ class BenchConfig:
         """The configuration as JSON-able values."""
         return {"out": str(self.out), "protocol": self.protocol.to_json(), "methods": list(self.methods),
                 "seeds": list(self.seeds), "preset": self.preset, "variants": self.variants,
-                "overrides": self.overrides, "run": self.run.to_json()}
+                "overrides": self.overrides, "run": self.run.to_json(),
+                **({"model": self.model.to_json()} if self.model is not None else {})}

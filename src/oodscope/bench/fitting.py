@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from oodscope.bench.user_model import BenchModel
 from oodscope.calibration import BINS, expected_calibration_error, negative_log_likelihood
 from oodscope.detectors import UpstreamCache, UpstreamInfo, detector_class
+from oodscope.errors import InputError
 from oodscope.inputs import as_images
 from oodscope.metrics import classification_accuracy, evaluate
 from oodscope.protocols import Task
@@ -50,11 +52,22 @@ def upstream_inputs(up: type, task: Task) -> tuple[torch.Tensor, torch.Tensor | 
     return x, labels, val, val_labels
 
 
-def shared_upstream(cls: type, config: dict[str, Any], task: Task, cache: UpstreamCache) -> tuple[Any, UpstreamInfo | None]:
-    """The upstream network a detector of class ``cls`` with ``config`` reads, from ``cache``."""
+def shared_upstream(cls: type, config: dict[str, Any], task: Task, cache: UpstreamCache,
+                    model: BenchModel | None = None) -> tuple[Any, UpstreamInfo | None]:
+    """The upstream network a detector of class ``cls`` with ``config`` reads, from ``cache``; with
+    a ``model`` of yours, that model (for detectors that take one).
+
+    Raises:
+        InputError: a detector that reads only its own network, given a model of yours.
+    """
     up = cls.requires.upstream
     if up is None:
         return None, None
+    if model is not None:
+        if not (up.takes_user_models or cls.requires.user_models):
+            raise InputError(f"{cls.method}: reads its own {up.kind} network, not a model of yours (--model)")
+        adapter = model.adapter()
+        return adapter, model.info(adapter)
     return cache.get(up, up.settings_from(config), *upstream_inputs(up, task))
 
 
@@ -70,25 +83,27 @@ def classifier_metrics(logits: np.ndarray, classes: np.ndarray) -> dict[str, flo
             "nll": negative_log_likelihood(probs, labels)}
 
 
-def fit_detector(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache) -> tuple[Any, UpstreamInfo | None, float]:
-    """Fit ``method`` with ``settings`` on ``task``, sharing its upstream through ``cache``: the
-    fitted detector, where its upstream came from, and the seconds its own fit took."""
+def fit_detector(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache,
+                 model: BenchModel | None = None) -> tuple[Any, UpstreamInfo | None, float]:
+    """Fit ``method`` with ``settings`` on ``task``, sharing its upstream through ``cache`` (or reading
+    a ``model`` of yours): the fitted detector, where its upstream came from, and the seconds its own
+    fit took."""
     cls = detector_class(method)
     det = cls(**settings)
-    upstream, info = shared_upstream(cls, det.config, task, cache)
+    upstream, info = shared_upstream(cls, det.config, task, cache, model)
     start = time.perf_counter()
     det.fit(task.train, task.outliers, validation=task.validation, upstream=upstream)
     return det, info, time.perf_counter() - start
 
 
 def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: UpstreamCache,
-                  keep: tuple[str, ...] = ()) -> CellOutcome:
+                  keep: tuple[str, ...] = (), model: BenchModel | None = None) -> CellOutcome:
     """Fit ``method`` (:func:`fit_detector`), score the test images and evaluate them: the OOD
     metrics, the classifier's accuracy, ECE and NLL on the in-distribution test images when the
     detector gives logits and the task their classes, and what the detector learnt that is worth
     a row (its ``summary()``, e.g. a temperature). ``keep``: outputs of the detector returned beside
     the scores (those it gives)."""
-    det, info, fit_seconds = fit_detector(method, settings, task, cache)
+    det, info, fit_seconds = fit_detector(method, settings, task, cache, model)
     start = time.perf_counter()
     out = det.outputs(task.test)
     score_seconds = time.perf_counter() - start

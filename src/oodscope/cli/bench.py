@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from oodscope.bench.config import RunOptions
 from oodscope.bench.experiment import experiment_of, experiments, for_suite, rows_of, start_experiment
 from oodscope.cli.bench_options import grid_options, protocol_options, run_options
-from oodscope.cli.common import apply_threads
+from oodscope.cli.common import apply_threads, model_options
 from oodscope.errors import InputError
 from oodscope.training import distributed
 
@@ -29,6 +29,7 @@ SUITE_HELP = "; ".join(cls.help for cls in experiments().values() if cls.suites)
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from its results, without training.")
 @protocol_options
 @grid_options
+@model_options("every detector that takes one reads it instead of training oodscope's own network; the others are left out.")
 @run_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory; rerun with the same one to resume.")
 def bench(suite: str | None, tables_only: bool, out: str, **opts: Any) -> None:

@@ -51,3 +51,33 @@ def set_option() -> Callable[[F], F]:
         help="Detector setting on top of the preset (repeatable; VALUE read as the setting's type: "
              "numbers, true/false, a list as a+b or JSON), e.g. --set epochs=3 --set taps=z3+z4.",
     )
+
+
+MODEL_OPTIONS = ("model", "penultimate", "head", "taps", "input_size", "input_channels", "input_mean", "input_std",
+                 "channels_last")
+
+
+def model_options(what: str) -> Callable[[F], F]:
+    """``--model`` (a classifier or backbone of yours, as a ``.pt2`` or ``.onnx`` file) and where the
+    adapter reads it; ``what``: what the command does with it (help text)."""
+    options = [
+        click.option("--model", default=None, type=click.Path(dir_okay=False),
+                     help=f"A classifier or backbone of yours, as a torch.export program (.pt2) or an ONNX file: {what}"),
+        click.option("--penultimate", default=None, help="With --model: the module whose output is the penultimate features (e.g. avgpool)."),
+        click.option("--head", default=None, help="With --model: the final linear layer (e.g. fc)."),
+        click.option("--taps", default=None, help="With --model: further modules to tap, comma-separated (e.g. layer3,layer4)."),
+        click.option("--input-size", default=None, metavar="HxW", help="With --model: the input size it takes (images are resized)."),
+        click.option("--input-channels", type=int, default=None, help="With --model: the channels it takes (1 or 3; grey and RGB are converted)."),
+        click.option("--input-mean", default=None, help="With --model: per-channel mean it normalises with, comma-separated."),
+        click.option("--input-std", default=None, help="With --model: per-channel standard deviation, comma-separated."),
+        click.option("--channels-last", is_flag=True, default=None,
+                     help="With --model: run it in the channels_last memory format (on a CPU often faster; "
+                          "scores may differ from the default format in the last bits)."),
+    ]
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply

@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
 
-from oodscope.bench.paper.methods import OURS
-from oodscope.cli.common import apply_threads, device_option, set_option, threads_option
+import click
+import numpy as np
+
 from oodscope.bench.options import parse_settings, parse_size
-from oodscope.data import load_folder
-from oodscope.detectors import registry
-from oodscope.training import distributed
+from oodscope.bench.paper.methods import OURS
+from oodscope.bench.user_model import BenchModel
+from oodscope.cli.common import apply_threads, device_option, model_options, set_option, threads_option
+from oodscope.data import ImageStream, load_folder
+from oodscope.detectors import detector_class, registry
 from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
 from oodscope.pipeline import fit_with_threshold
-from oodscope.upstream.adapter import ModelAdapter, Preprocess
+from oodscope.training import distributed
 
 
 def _channels(value: int | None) -> int | None:
@@ -39,24 +42,15 @@ def _channels(value: int | None) -> int | None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the detector and of the held-out split.")
 @click.option("--size", default=None, metavar="HxW", help="Resize training images to HEIGHTxWIDTH (needed if their sizes differ).")
 @click.option("--channels", type=int, default=None, help="Force 1 (gray) or 3 (RGB) channels.")
-@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
-              help="A classifier or backbone of yours, as a torch.export program (.pt2): the detector reads it "
-                   "instead of training its own (post-hoc detectors, deep-knn, gaussian); saved with the detector.")
-@click.option("--penultimate", default=None, help="With --model: the module whose output is the penultimate features (e.g. avgpool).")
-@click.option("--head", default=None, help="With --model: the final linear layer (e.g. fc).")
-@click.option("--taps", default=None, help="With --model: further modules to tap, comma-separated (e.g. layer3,layer4).")
-@click.option("--input-size", default=None, metavar="HxW", help="With --model: the input size it takes (images are resized).")
-@click.option("--input-channels", type=int, default=None, help="With --model: the channels it takes (1 or 3; grey and RGB are converted).")
-@click.option("--input-mean", default=None, help="With --model: per-channel mean it normalises with, comma-separated.")
-@click.option("--input-std", default=None, help="With --model: per-channel standard deviation, comma-separated.")
+@model_options("the detector reads it instead of training its own (post-hoc detectors, deep-knn, gaussian, the "
+               "PyOD peers on its features); saved with the detector. A detector that fits on a stream then reads "
+               "--train batch by batch.")
 @device_option()
 @set_option()
 @threads_option()
 def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: str, accept: float | None,
         fpr: float | None, val_dir: str | None, seed: int, size: str | None, channels: int | None, device: str | None,
-        settings: tuple[str, ...], threads: int | None, model_file: str | None = None, penultimate: str | None = None,
-        head: str | None = None, taps: str | None = None, input_size: str | None = None,
-        input_channels: int | None = None, input_mean: str | None = None, input_std: str | None = None) -> None:
+        settings: tuple[str, ...], threads: int | None, **model_opts: Any) -> None:
     """Train a detector on an image folder and save it.
 
     10% of the training images (at least one) are held out to set the threshold that
@@ -69,23 +63,26 @@ def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: 
     apply_threads(threads)
     accept, fpr = check_rule(accept, fpr, val_dir)
     overrides = parse_settings(settings, [method])
-    train = load_folder(train_dir, size=parse_size(size), channels=_channels(channels))
-    shape = tuple(int(s) for s in train.images.shape[2:])
+    spec = BenchModel.from_options(model_opts)
+    model = None if spec is None else spec.adapter()
+    if model is not None and detector_class(method).streams:  # read batch by batch, never all in memory
+        train: Any = ImageStream.from_folder(train_dir, size=parse_size(size), channels=_channels(channels))
+        first = np.asarray(train.first())
+    else:
+        train = load_folder(train_dir, size=parse_size(size), channels=_channels(channels))
+        first = train.images
+    shape, c = tuple(int(s) for s in first.shape[2:]), int(first.shape[1])
     outliers = None
     if outlier_dir is not None:
-        outliers = load_folder(outlier_dir, size=shape, channels=int(train.images.shape[1]))
-    val = None if val_dir is None else load_folder(val_dir, size=shape, channels=int(train.images.shape[1]))
-    model = None if model_file is None else user_model(model_file, penultimate, head, taps, input_size, input_channels,
-                                                       input_mean, input_std)
-    if model is None and any(v is not None for v in (penultimate, head, taps, input_size, input_channels, input_mean, input_std)):
-        raise InputError("--penultimate, --head, --taps and --input-* describe a model of yours: give it with --model")
+        outliers = load_folder(outlier_dir, size=shape, channels=c)
+    val = None if val_dir is None else load_folder(val_dir, size=shape, channels=c)
     report = fit_with_threshold(method, train, outliers, accept, seed, preset, overrides, device, fpr, val, model)
     if not distributed.is_main():  # under torchrun every rank trains; rank 0 alone saves and reports
         return
     path = report.detector.save(out)
     n_out = 0 if outliers is None else len(outliers)
     click.echo(
-        f"fitted {method} on {report.n_fit} images ({shape[0]}x{shape[1]}, {train.images.shape[1]} channel(s)), "
+        f"fitted {method} on {report.n_fit} images ({shape[0]}x{shape[1]}, {c} channel(s)), "
         f"{n_out} outliers; {describe_rule(report.rule)}; saved {path}"
     )
 
@@ -121,22 +118,3 @@ def describe_rule(rule: dict) -> str:
     return text
 
 
-def user_model(path: str, penultimate: str | None, head: str | None, taps: str | None, size: str | None,
-               channels: int | None, mean: str | None, std: str | None) -> ModelAdapter:
-    """The adapter of ``--model`` and its options.
-
-    Raises:
-        InputError: an unreadable program, a module it does not have, or a bad input declaration.
-    """
-    def floats(text: str | None, what: str) -> tuple[float, ...] | None:
-        if text is None:
-            return None
-        try:
-            return tuple(float(v) for v in text.split(","))
-        except ValueError:
-            raise InputError(f"{what}: expected numbers separated by commas, got {text!r}") from None
-
-    preprocess = Preprocess(size=parse_size(size), channels=_channels(channels), mean=floats(mean, "--input-mean"),
-                            std=floats(std, "--input-std"))
-    return ModelAdapter.from_file(path, penultimate=penultimate, head=head,
-                                  taps=[t.strip() for t in (taps or "").split(",") if t.strip()], preprocess=preprocess)

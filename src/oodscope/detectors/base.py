@@ -20,10 +20,12 @@ normalisation, the upstream's facts), the threshold, and the weights of its netw
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,12 +33,12 @@ import numpy as np
 import torch
 
 from oodscope.data.stream import ImageStream
-from oodscope.errors import InputError, ModelFileError
+from oodscope.errors import InputError, ModelCapabilityError, ModelFileError
 from oodscope.inputs import as_features, as_images, as_labels, check_like
 from oodscope.model_files import load_modules, write_model
 from oodscope.precision import precision_of
 from oodscope.settings import check_settings, settings_key
-from oodscope.upstream.adapter import PROGRAM, AdapterSpec, ModelAdapter
+from oodscope.upstream.adapter import PROGRAMS, AdapterSpec, ModelAdapter
 from oodscope.upstream.base import Upstream, image_stats, normalize_with, training_settings
 
 FORMAT = "oodscope-detector"
@@ -158,40 +160,57 @@ class Detector:
             raise InputError(reason)
         data = self._fit_data(train, outliers, labels, validation, validation_labels)
         self.fitted = self._facts(data)
-        if self.requires.upstream is not None:
-            self.upstream = self._take_upstream(upstream, data)
-            self.fitted["upstream"] = self.upstream.fitted
-        torch.manual_seed(int(self.config.get("seed", 0)))  # initial weights depend on the seed alone
-        self._build()
-        self._fit(data)
+        with self.naming_refusals():
+            if self.requires.upstream is not None:
+                self.upstream = self._take_upstream(upstream, data)
+                self.fitted["upstream"] = self.upstream.fitted
+            if isinstance(data.x, ImageStream) and self._stream_sample() > 0:
+                data = self._sampled(data, self._stream_sample())
+            torch.manual_seed(int(self.config.get("seed", 0)))  # initial weights depend on the seed alone
+            self._build()
+            self._fit(data)
         return self
 
+    def _stream_sample(self) -> int:
+        """How many images (with their labels) fitting on a stream draws into memory, a uniform
+        sample (:meth:`ImageStream.sample`); 0: ``_fit`` reads the stream itself, or needs no images."""
+        return 0
+
+    def _sampled(self, data: FitData, n: int) -> FitData:
+        """``data`` with the stream replaced by a uniform sample of ``n`` of its images (and labels)."""
+        images, labels = data.x.sample(n, int(self.config.get("seed", 0)), labelled=self.requires.labels)
+        x = as_images(images, "training images")
+        return replace(data, x=x, labels=None if labels is None else as_labels(labels, len(x), "training labels"))
+
     def _fit_data(self, train: Any, outliers: Any, labels: Any, validation: Any, validation_labels: Any) -> FitData:
-        if isinstance(train, ImageStream) or isinstance(train, torch.utils.data.DataLoader):
-            if not self.streams:
-                raise InputError(f"{self.method}: fits on images in memory (an array or ImageSet); a stream of "
-                                 "batches (ImageStream, DataLoader) is taken by deep-knn and gaussian")
-            return FitData(train if isinstance(train, ImageStream) else ImageStream(train, "DataLoader"))
+        stream = isinstance(train, (ImageStream, torch.utils.data.DataLoader))
+        if stream and not self.streams:
+            raise InputError(f"{self.method}: fits on images in memory (an array or ImageSet), not on a stream of "
+                             "batches (ImageStream, DataLoader)")
         convert = self._convert_fit
-        if self.requires.inputs == "features":
+        if stream:  # the labels come with the batches; held-out images and outliers are in memory
+            x, shape = train if isinstance(train, ImageStream) else ImageStream(train, "DataLoader"), None
+        elif self.requires.inputs == "features":
             x, shape = as_features(train, "training images")
         else:
             x, shape = as_images(train, "training images"), None
+        first = as_images(x.first(), "training images") if stream else x
         o = None  # outliers are converted only for a detector that uses them
         if self.requires.outliers:
             if outliers is None or (hasattr(outliers, "__len__") and len(outliers) == 0):
                 raise InputError(f"{self.method}: needs outlier images (outlier exposure); pass outliers=")
             o = convert(outliers, "outlier images")
             if self.requires.inputs == "images":
-                check_like(o, x.shape[1], tuple(x.shape[-2:]), "outlier images")
+                check_like(o, first.shape[1], tuple(first.shape[-2:]), "outlier images")
         data = FitData(x, o, image_shape=shape)
         if validation is not None and (not hasattr(validation, "__len__") or len(validation)):
             data.validation = convert(validation, "validation images")
-        if self.requires.labels:
+        if self.requires.labels and not stream:
             given = labels if labels is not None else _labels_of(train)
             if given is None:
                 raise InputError(f"{self.method}: needs the class labels of the training images; pass labels=")
             data.labels = as_labels(given, len(x), "training labels")
+        if self.requires.labels:
             if data.validation is not None:
                 vl = validation_labels if validation_labels is not None else _labels_of(validation)
                 data.validation_labels = None if vl is None else torch.as_tensor(np.asarray(vl), dtype=torch.int64)
@@ -247,9 +266,18 @@ class Detector:
         the way, e.g. ``"logits"`` of the classifier it reads."""
         if self.fitted is None:
             raise InputError(f"{self.method}: detector is not fitted; call fit() or load() first")
-        out = self._outputs(self._score_input(x))
+        with self.naming_refusals():
+            out = self._outputs(self._score_input(x))
         out["score"] = np.asarray(out["score"], dtype=np.float64)
         return out
+
+    @contextlib.contextmanager
+    def naming_refusals(self) -> Iterator[None]:
+        """What a model of yours cannot give this detector (gradients, dropout), refused with its name."""
+        try:
+            yield
+        except ModelCapabilityError as e:
+            raise InputError(f"{self.method}: {e}") from None
 
     def score(self, x: Any) -> np.ndarray:
         """One score per input, higher = more out-of-distribution."""
@@ -380,39 +408,43 @@ class Detector:
         det.fitted = meta["fitted"]
         det.threshold = meta.get("threshold")
         det.threshold_rule = meta.get("threshold_rule")
-        if cls.requires.upstream is not None:
+        adapted = "adapter" in (det.fitted.get("upstream") or {})  # a model of yours (any detector taking one)
+        if adapted:
+            with det.naming_refusals():
+                det.upstream = adapted_model(model, det.fitted["upstream"], path).scoring_view(det.config)
+        elif cls.requires.upstream is not None:
             facts = det.fitted.get("upstream") or {k: det.fitted[k] for k in IMAGE_FACTS}  # older files: same facts
-            if "adapter" in facts:
-                det.upstream = adapted_model(model, facts, path).scoring_view(det.config)
-            else:
-                if model is not None:
-                    raise InputError(f"{det.method} at {path} reads its own {cls.requires.upstream.kind} network; "
-                                     "it takes no model")
-                det.upstream = cls.requires.upstream(**cls.requires.upstream.settings_from(det.config)).restore(facts)
+            if model is not None:
+                raise InputError(f"{det.method} at {path} reads its own {cls.requires.upstream.kind} network; "
+                                 "it takes no model")
+            det.upstream = cls.requires.upstream(**cls.requires.upstream.settings_from(det.config)).restore(facts)
         det._build()
         det._restore(weights, path)
         return det
 
 
-def adapted_model(model: torch.nn.Module | None, facts: dict[str, Any], path: str) -> ModelAdapter:
-    """The user's ``model`` in the adapter a detector was fitted with (its saved spec and facts); with
-    no model given, the model program saved with the detector (``model.pt2``), if any.
+def adapted_model(model: torch.nn.Module | str | os.PathLike[str] | None, facts: dict[str, Any],
+                  path: str) -> ModelAdapter:
+    """The user's ``model`` (a module, or a ``.pt2`` / ``.onnx`` file) in the adapter a detector was
+    fitted with (its saved spec and facts); with no model given, the model file saved with the
+    detector (``model.pt2`` or ``model.onnx``), if any.
 
     Raises:
         ModelFileError: no model given nor saved, or not the model the detector was fitted on
-            (another fingerprint of its weights and spec).
+            (another fingerprint of its weights, or of its file, and spec).
     """
     spec = AdapterSpec.from_json(facts["adapter"])
-    args = (spec.penultimate, spec.head, spec.taps, spec.preprocess, spec.channels_last)
-    saved = Path(path) / PROGRAM
-    if model is None and not saved.is_file():
+    kw = {"penultimate": spec.penultimate, "head": spec.head, "taps": spec.taps, "preprocess": spec.preprocess,
+          "channels_last": spec.channels_last}
+    saved = next((Path(path) / name for name in PROGRAMS if (Path(path) / name).is_file()), None)
+    if model is None and saved is None:
         raise ModelFileError(f"{path}: fitted on a model of yours (penultimate {spec.penultimate!r}, head "
-                             f"{spec.head!r}); load it with the model: load(path, model=your_module)")
+                             f"{spec.head!r}); load it with the model: load(path, model=your_module or its .pt2 / .onnx file)")
     try:
-        adapter = ModelAdapter(model, *args) if model is not None else ModelAdapter.from_file(saved, penultimate=args[0],
-                                                                                                head=args[1], taps=args[2],
-                                                                                                preprocess=args[3],
-                                                                                                channels_last=args[4])
+        if model is None or isinstance(model, (str, os.PathLike)):
+            adapter = ModelAdapter.from_file(saved if model is None else model, **kw)
+        else:
+            adapter = ModelAdapter(model, **kw)
     except InputError as e:
         raise ModelFileError(f"{path}: {e}") from None
     if adapter.fingerprint() != facts.get("fingerprint"):

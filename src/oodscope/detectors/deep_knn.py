@@ -6,9 +6,11 @@ features of the in-distribution training images,
 
     s(x) = || z - z_(k) ||_2,   z_(k) the k-th nearest member of B,   higher = more out-of-distribution,
 
-Sun et al.'s score negated (they report -s, higher = in-distribution; k = 1 for CIFAR-10 with
-their full training set, larger k with a subsampled bank). ``normalize=False`` gives Bergman et
-al.'s distance on the raw features (they average the k nearest; here it is the k-th).
+Sun et al.'s score negated (they report -s, higher = in-distribution, with k = 50 on CIFAR-10 and
+its full training set; the default here, k = 1, the nearest training feature, is for one-class use
+on a backbone trained elsewhere, where a class has few images). ``normalize=False`` gives Bergman et
+al.'s distance on the raw features (they average the k nearest; here it is the k-th). On a
+classifier's own penultimate features with its labels, ``knn-clf`` is Sun et al.'s setting.
 
 Memory is bounded by ``bank``: at most that many training features are kept, a uniform sample
 without replacement drawn with ``seed`` as the features stream past (each image gets a seeded

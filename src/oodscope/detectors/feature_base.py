@@ -1,5 +1,5 @@
-"""What the label-free detectors on feature vectors share (``deep-knn``, ``gaussian``): the
-features they read, batch by batch, with bounded memory.
+"""What the label-free detectors on feature vectors share (``deep-knn``, ``gaussian``, and the PyOD
+peers on a model of yours): the features they read, batch by batch, with bounded memory.
 
 The features are a model's penultimate vector: a model of yours (its ``penultimate`` module through
 a :class:`~oodscope.upstream.adapter.ModelAdapter` passed as ``upstream=``: a backbone trained
@@ -24,6 +24,15 @@ from oodscope.upstream.adapter import ModelAdapter
 from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
 
 
+def adapter_features(adapter: ModelAdapter, x: torch.Tensor | ImageStream) -> Iterator[torch.Tensor]:
+    """The penultimate feature vectors (float32, on the CPU) a model of yours gives images ``x`` in
+    [0, 1] (or a stream of batches), a batch at a time."""
+    with torch.no_grad():
+        for chunk in (as_images(b, "training images") for b in x) if isinstance(x, ImageStream) else [x]:
+            for idx in batches(chunk.shape[0], int(adapter.settings["batch_size"])):
+                yield adapter.taps(chunk[idx])[adapter.penultimate].float().flatten(1).cpu()
+
+
 class FeatureDetector(Detector):
     """Subclasses implement ``_fit`` and ``_score`` on :meth:`features`."""
 
@@ -38,12 +47,10 @@ class FeatureDetector(Detector):
         """The feature vectors (float32, on the CPU) of images ``x`` in [0, 1] (or of a stream of
         batches), a batch at a time."""
         up = self.upstream
+        if isinstance(up, ModelAdapter):
+            yield from adapter_features(up, x)
+            return
         with torch.no_grad():
-            if isinstance(up, ModelAdapter):
-                for chunk in (as_images(b, "training images") for b in x) if isinstance(x, ImageStream) else [x]:
-                    for idx in batches(chunk.shape[0], int(up.settings["batch_size"])):
-                        yield up.taps(chunk[idx])[up.penultimate].float().flatten(1).cpu()
-                return
             up.net.eval()
             for idx in batches(x.shape[0], 4 * int(self.config["batch_size"])):
                 xb = up.normalize(x[idx]).to(up.device)

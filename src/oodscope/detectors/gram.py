@@ -156,6 +156,10 @@ class GramDetector(LogitScoreDetector):
             logits.append(taps["logits"].cpu())
         return {k: np.concatenate(v) for k, v in values.items()}, torch.cat(logits)
 
+    def _stream_sample(self) -> int:
+        """Its fit and held-out images, drawn from a stream."""
+        return int(self.config["fit_samples"]) + int(self.config["val_samples"])
+
     def _fit(self, data: FitData) -> None:
         layers = self._select_layers()
         self.fitted[PREFIX] = {"layers": layers}

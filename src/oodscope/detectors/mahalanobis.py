@@ -15,6 +15,11 @@ tap as it is). On the training images of each class c:
 The minimum is over the classes present in the fit sample; fitting refuses a sample in which a
 class of the classifier has no image (with ``fit_samples`` too small to hold every class, say).
 
+On a model of yours, fitting also takes a stream of (images, labels) batches (an ``ImageStream``,
+a class folder, a ``DataLoader``): with ``fit_samples`` = 0 the means and the tied covariance are
+running statistics of every image (K means and one D x D scatter per layer in memory, whatever the
+number of images), otherwise a uniform sample of ``fit_samples`` images is drawn from the stream.
+
 Input pre-processing: with ``eps`` > 0, each layer's distance is taken at
 x~_l = x - eps * sign(grad_x M_l(x)) (the step that brings x closer to its nearest class) on the
 pixels in [0, 1]: eps is in pixel units, as in the authors' code (``lib_generation.py`` divides
@@ -40,7 +45,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from oodscope.data.stream import ImageStream
 from oodscope.detectors.base import FitData
+from oodscope.inputs import as_images
 from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.model_files import load_modules
 from oodscope.detectors.posthoc import LogitScoreDetector
@@ -81,6 +88,39 @@ def class_gaussians(features: np.ndarray, labels: np.ndarray, classes: int) -> t
     centred = f - means[labels]
     cov = centred.T @ centred / len(f)
     return means, np.linalg.pinv(cov, hermitian=True)
+
+
+class ClassMoments:
+    """Running class counts, class means and the pooled within-class scatter of feature vectors."""
+
+    def __init__(self, classes: int) -> None:
+        self.classes = classes
+        self.n = np.zeros(classes)
+        self.mean: np.ndarray | None = None
+        self.scatter: np.ndarray | None = None
+
+    def add(self, features: np.ndarray, labels: np.ndarray) -> None:
+        f = np.asarray(features, dtype=np.float64)
+        if self.mean is None:
+            self.mean, self.scatter = np.zeros((self.classes, f.shape[1])), np.zeros((f.shape[1], f.shape[1]))
+        nb = np.bincount(labels, minlength=self.classes).astype(np.float64)[: self.classes]
+        mb = np.zeros_like(self.mean)
+        np.add.at(mb, labels, f)
+        mb /= np.maximum(nb, 1)[:, None]
+        centred = f - mb[labels]
+        total = self.n + nb
+        delta = mb - self.mean
+        w = np.divide(self.n * nb, total, out=np.zeros_like(total), where=total > 0)
+        self.scatter += centred.T @ centred + delta.T @ (w[:, None] * delta)
+        self.mean += delta * np.divide(nb, total, out=np.zeros_like(total), where=total > 0)[:, None]
+        self.n = total
+
+    def gaussians(self, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """Class means and the pseudo-inverse of the tied covariance, as :func:`class_gaussians`."""
+        missing = [c for c in range(self.classes) if self.n[c] == 0]
+        if missing or self.mean is None:
+            raise InputError(f"{method}: classes {missing} of the classifier's {self.classes} have no image in the stream")
+        return self.mean.copy(), np.linalg.pinv(self.scatter / self.n.sum(), hermitian=True)
 
 
 def min_distance(f: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
@@ -161,6 +201,9 @@ class MahalanobisDetector(LogitScoreDetector):
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, data: FitData) -> None:
         self.fitted["layers"] = self._layers()
+        if isinstance(data.x, ImageStream):  # fit_samples = 0 on a stream: running statistics of every image
+            self._fit_stream(data)
+            return
         x, labels = data.x, data.labels.numpy()
         n = int(self.config["fit_samples"])
         if 0 < n < len(x):
@@ -172,6 +215,37 @@ class MahalanobisDetector(LogitScoreDetector):
             means, precision = class_gaussians(feats[k], labels, int(self.upstream.fitted["classes"]))
             self.gaussians[k] = (torch.from_numpy(means), torch.from_numpy(precision))
         self._fit_combination(data.validation if data.validation is not None else x, data)
+
+    def _fit_stream(self, data: FitData) -> None:
+        """Class means and tied covariance of every image of a stream of (images, labels) batches,
+        in one pass holding K means, K counts and one D x D scatter per layer (each batch's
+        within-class scatter merged as Chan, Golub & LeVeque, "Algorithms for computing the sample
+        variance", 1983); the same Gaussians as in memory, up to rounding."""
+        classes = int(self.upstream.fitted["classes"])
+        runs: dict[str, ClassMoments] = {k: ClassMoments(classes) for k in self.fitted["layers"]}
+        for images, labels in data.x.pairs():
+            if labels is None:
+                raise InputError(f"{self.method}: needs the class labels of the training images; give batches of "
+                                 "(images, labels) or a folder with one sub-folder per class")
+            xb = as_images(images, "training images")
+            yb = np.asarray(labels.numpy() if isinstance(labels, torch.Tensor) else labels).reshape(-1)
+            if len(yb) != len(xb) or not np.issubdtype(yb.dtype, np.integer):
+                raise InputError(f"{self.method}: a batch of {len(xb)} images came with labels of shape "
+                                 f"{tuple(yb.shape)} and dtype {yb.dtype}; expected one class index per image")
+            if yb.size and (yb.min() < 0 or yb.max() >= classes):
+                raise InputError(f"{self.method}: training labels must be class indices 0..{classes - 1} of the "
+                                 f"classifier, got {int(yb.min())}..{int(yb.max())}")
+            for k, f in self.features(xb).items():
+                runs[k].add(f, yb)
+        self.gaussians = {k: tuple(torch.from_numpy(a) for a in run.gaussians(self.method)) for k, run in runs.items()}
+        self._fit_stream_combination(data)
+
+    def _fit_stream_combination(self, data: FitData) -> None:
+        """Standardisation on the validation images, else on every training image of the stream (a second pass)."""
+        if data.validation is not None:
+            self._fit_combination(data.validation, data)
+            return
+        self.standardise(np.concatenate([self.layer_scores(as_images(b, "training images")) for b in data.x]))
 
     def _fit_combination(self, held_out: torch.Tensor, data: FitData) -> None:
         """Standardisation of each layer's distances on held-out in-distribution images."""

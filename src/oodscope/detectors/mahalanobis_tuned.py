@@ -30,6 +30,7 @@ from oodscope.upstream.classifier import Classifier
 from oodscope.detectors.mahalanobis import MAHALANOBIS_DEFAULTS, MahalanobisDetector
 from oodscope.detectors.registry import register
 from oodscope.errors import InputError
+from oodscope.inputs import as_images
 
 TUNED_DEFAULTS: dict[str, Any] = {
     **MAHALANOBIS_DEFAULTS,
@@ -68,6 +69,13 @@ class MahalanobisTunedDetector(MahalanobisDetector):
             raise InputError(f"{self.method}: eps_grid must be a non-empty list of numbers >= 0, got {grid}")
         if self.config["tune_samples"] < 2:
             raise InputError(f"{self.method}: tune_samples must be >= 2, got {self.config['tune_samples']}")
+
+    def _fit_stream_combination(self, data: FitData) -> None:
+        """The tuning on the validation images, else on ``tune_samples`` training images drawn from the stream."""
+        held = data.validation
+        if held is None:
+            held = as_images(data.x.sample(int(self.config["tune_samples"]), int(self.config["seed"]))[0], "training images")
+        self._fit_combination(held, data)
 
     def _fit_combination(self, held_out: torch.Tensor, data: FitData) -> None:
         from sklearn.linear_model import LogisticRegression

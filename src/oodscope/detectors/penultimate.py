@@ -45,6 +45,12 @@ class PenultimateDetector(LogitScoreDetector):
         if int(self.config["fit_samples"]) < 0:
             raise InputError(f"{self.method}: fit_samples must be >= 0, got {self.config['fit_samples']}")
 
+    def _stream_sample(self) -> int:
+        n = int(self.config["fit_samples"])
+        if n == 0:
+            raise InputError(f"{self.method}: fitting on a stream keeps a sample of fit_samples images; set fit_samples > 0")
+        return n
+
     # -- what the detectors read -----------------------------------------------------------
     def head_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The last linear layer's weight W (K x D) and bias b (K; zeros without one), float64 on the CPU.

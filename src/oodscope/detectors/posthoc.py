@@ -25,6 +25,12 @@ class LogitScoreDetector(Detector):
     defaults = CLASSIFIER_DEFAULTS
     choices = CLASSIFIER_CHOICES
     presets = CLASSIFIER_PRESETS
+    streams = True  # with a model of yours: on a stream of (images, labels) batches, bounded by fit_samples
+
+    def _stream_sample(self) -> int:
+        """The ``fit_samples`` images the detector fits on, drawn from a stream (none for those
+        that learn nothing from the training images)."""
+        return int(self.config.get("fit_samples", 0))
 
     def _check_config(self) -> None:
         if "temperature" in self.config and not self.config["temperature"] > 0:
@@ -51,7 +57,8 @@ class LogitScoreDetector(Detector):
         """
         if type(self).logit_score is LogitScoreDetector.logit_score:
             raise InputError(f"{self.method}: its score is not differentiable in the input here")
-        return self.logit_score(self.upstream.differentiable(amp=False)(x))
+        with self.naming_refusals():
+            return self.logit_score(self.upstream.differentiable(amp=False)(x))
 
     def _outputs(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         logits = self.upstream.logits(x)

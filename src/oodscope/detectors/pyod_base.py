@@ -5,6 +5,12 @@ PyOD is an optional dependency (``pip install 'oodscope[peers]'``). Its ``decisi
 is higher for more outlying inputs, as oodscope's score. A saved peer holds its training
 vectors (safetensors) and settings, never a pickle: loading refits the PyOD model on them,
 which is deterministic (``random_state`` is the seed), so scores are identical after a reload.
+
+On a model of yours (``fit(images, upstream=ModelAdapter(model, penultimate=...))``, images in
+memory or a stream of batches) a peer fits and scores the model's penultimate feature vectors: the
+image-level use of a pretrained backbone, with PyOD's detector in place of a Gaussian or kNN. It
+then takes images to score, and a saved peer keeps the model's fingerprint (and program) as the
+other detectors on a model of yours do. PyOD keeps every training vector (N x D floats).
 """
 
 from __future__ import annotations
@@ -15,8 +21,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from oodscope.data.stream import ImageStream
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.errors import ModelFileError
+from oodscope.detectors.feature_base import adapter_features
+from oodscope.errors import InputError, ModelFileError
+from oodscope.inputs import as_images, check_like
+from oodscope.upstream.adapter import ModelAdapter
 
 PEER_PRESETS: dict[str, dict[str, Any]] = {"cpu": {}, "paper": {}, "smoke": {}, "demo": {}}
 DATA = "data"  # prefix of the training vectors in a saved model
@@ -32,6 +42,34 @@ class PyODDetector(Detector):
 
     def _model_kwargs(self) -> dict[str, Any]:
         return {}
+
+    def fit(self, train: Any, outliers: Any = None, *, labels: Any = None, validation: Any = None,
+            validation_labels: Any = None, upstream: Any = None) -> PyODDetector:
+        """As :meth:`Detector.fit`; with ``upstream`` a :class:`ModelAdapter`, on the penultimate
+        features it gives ``train`` (images, or a stream of batches)."""
+        if upstream is None:
+            return super().fit(train, outliers, labels=labels, validation=validation, validation_labels=validation_labels)
+        if not isinstance(upstream, ModelAdapter):
+            raise InputError(f"{self.method}: reads feature vectors, or a model of yours (upstream=ModelAdapter(...)); "
+                             f"got {type(upstream).__name__}")
+        stream = isinstance(train, (ImageStream, torch.utils.data.DataLoader))
+        x = (train if isinstance(train, ImageStream) else ImageStream(train, "DataLoader")) if stream \
+            else as_images(train, "training images")
+        adapter = upstream if upstream.fitted is not None else upstream.fit(x)
+        feats = torch.cat(list(adapter_features(adapter, x))).numpy()
+        super().fit(feats)
+        self.upstream = adapter
+        self.fitted["upstream"] = adapter.fitted
+        return self
+
+    def _score_input(self, x: Any) -> Any:
+        if not isinstance(self.upstream, ModelAdapter):
+            return super()._score_input(x)
+        t = as_images(x, "images to score")
+        if not self.upstream.converts:
+            up = self.upstream.fitted
+            check_like(t, up["channels"], tuple(up["size"]), "images to score")
+        return torch.cat(list(adapter_features(self.upstream, t))).numpy() if len(t) else np.zeros((0, self.fitted["dim"]))
 
     def _make(self) -> Any:
         module, _, name = self.pyod_model.rpartition(".")

@@ -18,6 +18,10 @@ ITU-R BT.601 luma weights) or refused with a message. Device and dtype follow th
 The adapter trains nothing and saves none of the model's weights: a detector fitted on it keeps
 the adapter's spec and a SHA-256 fingerprint of the model's weights and spec, and loading it takes
 the model again and refuses a different one (:func:`oodscope.detectors.load`).
+
+A model file is a ``torch.export`` program (``.pt2``) or an ONNX file (``.onnx``, scored with
+onnxruntime: :class:`~oodscope.upstream.onnx_model.OnnxModel`); :meth:`ModelAdapter.from_file`
+chooses by the suffix.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from oodscope.upstream.base import Upstream
 
 RESIZES = ("resize", "center-crop", "none")
 PROGRAM = "model.pt2"  # the user's model program inside a saved detector
+ONNX_PROGRAM = "model.onnx"  # or the user's ONNX file (oodscope.upstream.onnx_model)
+PROGRAMS = (PROGRAM, ONNX_PROGRAM)
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
@@ -174,8 +180,8 @@ def load_program(path: str | os.PathLike[str]) -> torch.nn.Module:
     """
     path = Path(path)
     if path.suffix != ".pt2":
-        raise InputError(f"{path}: a model of yours is read from a torch.export program (.pt2); "
-                         "write one with torch.export.save(torch.export.export(model, (example,)), 'model.pt2')")
+        raise InputError(f"{path}: a model of yours is read from a torch.export program (.pt2) or an ONNX file "
+                         "(.onnx); write one with torch.export.save(torch.export.export(model, (example,)), 'model.pt2')")
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
     refuse_pickled(path)
@@ -273,7 +279,12 @@ class ModelAdapter(Upstream):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **spec: Any) -> ModelAdapter:
-        """The adapter of a model saved as a ``torch.export`` program (``.pt2``, :func:`load_program`)."""
+        """The adapter of a model saved as a ``torch.export`` program (``.pt2``, :func:`load_program`)
+        or as an ONNX file (``.onnx``: :class:`~oodscope.upstream.onnx_model.OnnxModel`)."""
+        if Path(path).suffix.lower() == ".onnx":
+            from oodscope.upstream.onnx_model import OnnxModel  # it imports this module
+
+            return OnnxModel(path, **spec)
         adapter = cls(load_program(path), **spec)
         adapter.source = Path(path)
         return adapter

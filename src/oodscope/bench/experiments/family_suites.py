@@ -13,9 +13,15 @@ from oodscope.bench.config import BenchConfig, RunOptions
 from oodscope.bench.experiment import Experiment, Outcome, register_experiment
 from oodscope.bench.experiments.grid import SUITE_OPTIONS
 from oodscope.bench.paper.suites import GRID_SUITES
+from oodscope.bench.user_model import BenchModel
 from oodscope.errors import InputError
 from oodscope.progress import message
 from oodscope.protocols import OneClass
+
+
+def _reads_user_models(cls: type) -> bool:
+    up = cls.requires.upstream
+    return up is not None and (up.takes_user_models or cls.requires.user_models)
 
 
 @register_experiment
@@ -43,6 +49,12 @@ class FamilySuite(Experiment):
         stray = [m for m in methods if m not in family]
         if stray:
             raise InputError(f"--suite {suite} runs {', '.join(family)}; not {', '.join(stray)}")
+        model = BenchModel.from_options(opts)
+        if model is not None:  # a model of yours: the detectors that read one; the others train their own
+            own = [m for m in methods if not _reads_user_models(registry()[m])]
+            methods = [m for m in methods if m not in own]
+            if own:
+                message(f"left out (they train their own network, not --model): {', '.join(own)}")
         try:
             protocol.outlier_source()
         except InputError as e:
@@ -54,7 +66,7 @@ class FamilySuite(Experiment):
             out=out, protocol=protocol, methods=methods,
             seeds=spec.seeds if opts["seeds"] is None else parse_int_list(opts["seeds"], "--seeds"),
             preset=opts["preset"], variants=spec.variants or None, overrides=parse_settings(opts["settings"], methods),
-            run=run, command=command, keep=spec.keep,
+            run=run, command=command, keep=spec.keep, model=model,
         )
         run_bench(config)
         return self.rebuild(config.directory, [])

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from oodscope.bench.user_model import BenchModel
 from oodscope.bench.config import BenchConfig, RunOptions
 from oodscope.bench.experiment import Experiment, Outcome, register_experiment
 
+MODEL_OPTIONS = frozenset({"model", "penultimate", "head", "taps", "input_size", "input_channels", "input_mean",
+                           "input_std", "channels_last"})  # a model of yours (oodscope.bench.user_model)
 GRID_OPTIONS = frozenset({"protocol", "dataset", "classes", "oe_dataset", "n_oe", "oe_classes", "methods", "seeds",
-                          "preset", "settings", "variants"})
+                          "preset", "settings", "variants"}) | MODEL_OPTIONS
 SUITE_OPTIONS = GRID_OPTIONS - {"variants"}  # a suite sets its own variants
 
 
@@ -22,7 +25,7 @@ def grid_config(opts: dict[str, Any], out: str | Path, run: RunOptions, command:
     return BenchConfig(out=out, protocol=build_protocol(opts), methods=methods,
                        seeds=parse_int_list(opts["seeds"] or GRID_DEFAULTS["seeds"], "--seeds"), preset=opts["preset"],
                        variants=parse_variants(opts["variants"], methods), overrides=parse_settings(opts["settings"], methods),
-                       run=run, command=command)
+                       run=run, command=command, model=BenchModel.from_options(opts))
 
 
 @register_experiment
