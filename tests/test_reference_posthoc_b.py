@@ -25,21 +25,13 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import expit, logsumexp, softmax
-from test_reference import _clf_taps, _fit, _images, clf, data  # noqa: F401  (pytest fixtures)
+from test_reference import _fit, clf, data  # noqa: F401  (pytest fixtures)
+from test_reference_posthoc import _features
 
 from oodscope.detectors import create, load
 from oodscope.errors import InputError
 
 RTOL = 1e-6
-
-
-def _features(det, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Penultimate features, W and b of the detector's classifier (float64), run by the test."""
-    with torch.no_grad():
-        taps = _clf_taps(det, _images(images))
-    fc = det.upstream.net.fc
-    return (taps[det.upstream.penultimate].double().numpy(), fc.weight.detach().double().numpy(),
-            fc.bias.detach().double().numpy())
 
 
 def _reloaded(det, tmp_path, images: np.ndarray) -> None:

@@ -40,21 +40,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from oodscope.detectors.base import FitData
-from oodscope.detectors.penultimate import PenultimateDetector
-from oodscope.detectors.posthoc import LogitScoreDetector
+from oodscope.detectors.penultimate import ShapingDetector
 from oodscope.detectors.registry import register
-from oodscope.errors import InputError
 from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS
-
-
-def kept_units(d: int, percentile: float) -> int:
-    """k = d - round(d p / 100), how many entries of a d-vector pruning at percentile p keeps
-    (NumPy's round, as the authors' code)."""
-    return d - int(np.round(d * percentile / 100.0))
 
 
 def shaped(h: torch.Tensor, variant: str, k: int) -> torch.Tensor:
@@ -73,31 +63,14 @@ def shaped(h: torch.Tensor, variant: str, k: int) -> torch.Tensor:
 
 
 @register
-class ASHDetector(PenultimateDetector):
+class ASHDetector(ShapingDetector):
     method = "ash"
     defaults: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "variant": "s", "percentile": 90.0}
-    choices = {**PenultimateDetector.choices, "variant": ("p", "b", "s")}
+    choices = {**ShapingDetector.choices, "variant": ("p", "b", "s")}
     # demo: the demo's LeNet reads a 64-unit hidden layer, of which p = 90 keeps 6 (see the docstring)
     presets = {**CLASSIFIER_PRESETS, "demo": {**CLASSIFIER_PRESETS["demo"], "percentile": 65.0}}
     order = 71
 
-    def _check_config(self) -> None:
-        LogitScoreDetector._check_config(self)  # no fit_samples: ASH keeps nothing of the training images
-        if not 0 <= float(self.config["percentile"]) < 100:
-            raise InputError(f"{self.method}: percentile must be in [0, 100), got {self.config['percentile']}")
-
-    def _stream_sample(self) -> int:
-        return 0  # on a stream too: no training image is read
-
-    def _fit(self, data: FitData) -> None:
-        d = int(self.head_parameters()[0].shape[1])
-        k = kept_units(d, float(self.config["percentile"]))
-        if k < 1:
-            raise InputError(f"{self.method}: percentile {self.config['percentile']} keeps no entry of the "
-                             f"{d}-dimensional penultimate vector; lower it")
-        self.fitted.update({"kept": k, "state_shapes": {}})
-
     def feature_score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        w, b = self.head_parameters()
         a = shaped(features.double(), self.config["variant"], int(self.fitted["kept"]))
-        return -torch.logsumexp(a @ w.T + b, dim=1)
+        return -torch.logsumexp(self.head_logits(a), dim=1)

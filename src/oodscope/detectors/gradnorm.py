@@ -21,13 +21,11 @@ classifier.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from oodscope.detectors.base import FitData
 from oodscope.detectors.penultimate import PenultimateDetector
-from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.detectors.registry import register
 from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 
@@ -37,16 +35,7 @@ class GradNormDetector(PenultimateDetector):
     method = "gradnorm"
     defaults: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1.0}  # no fit_samples: nothing is fitted
     order = 84
-    state: ClassVar[tuple[str, ...]] = ()
-
-    def _check_config(self) -> None:
-        LogitScoreDetector._check_config(self)  # temperature > 0
-
-    def _stream_sample(self) -> int:
-        return 0  # reads no training images
-
-    def _fit(self, data: FitData) -> None:
-        self.fitted["state_shapes"] = {}
+    reads_training = False
 
     def feature_score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         w, b = self.head_parameters()

@@ -39,13 +39,16 @@ class PenultimateDetector(LogitScoreDetector):
 
     defaults = PENULTIMATE_DEFAULTS
     state: ClassVar[tuple[str, ...]] = ()  # names of the fitted tensors (``self.<name>``), saved and checked
+    reads_training: ClassVar[bool] = True  # False: the score needs no training features (no fit_samples)
 
     def _check_config(self) -> None:
         super()._check_config()
-        if int(self.config["fit_samples"]) < 0:
+        if self.reads_training and int(self.config["fit_samples"]) < 0:
             raise InputError(f"{self.method}: fit_samples must be >= 0, got {self.config['fit_samples']}")
 
     def _stream_sample(self) -> int:
+        if not self.reads_training:
+            return 0
         n = int(self.config["fit_samples"])
         if n == 0:
             raise InputError(f"{self.method}: fitting on a stream keeps a sample of fit_samples images; set fit_samples > 0")
@@ -84,12 +87,24 @@ class PenultimateDetector(LogitScoreDetector):
     def fit_features(self, features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Keep what the score needs from the training features (float32), logits and labels."""
 
+    def fit_head(self) -> None:
+        """What a detector that reads no training features learns at fit time (from the head, say)."""
+
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """W h + b of (shaped) features (float64)."""
+        w, b = self.head_parameters()
+        return features.double() @ w.T + b
+
     def feature_score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """The score, higher = more out-of-distribution, of one batch (float64)."""
         raise NotImplementedError
 
     # -- the detector contract -------------------------------------------------------------
     def _fit(self, data: FitData) -> None:
+        if not self.reads_training:
+            self.fit_head()
+            self.fitted["state_shapes"] = {}
+            return
         x, labels = data.x, data.labels
         n = int(self.config["fit_samples"])
         if 0 < n < len(x):
@@ -123,3 +138,30 @@ class PenultimateDetector(LogitScoreDetector):
             if t is None or list(t.shape) != list(shapes.get(k, [])):
                 raise ModelFileError(f"{path}: expected the tensor {self.prefix}.{k} of shape {shapes.get(k)}")
             setattr(self, k, t)
+
+
+def kept_units(d: int, percentile: float) -> int:
+    """k = d - round(d p / 100), how many entries of a d-vector pruning at percentile p keeps
+    (NumPy's round, as the authors' code of ASH and SCALE)."""
+    return d - int(np.round(d * percentile / 100.0))
+
+
+class ShapingDetector(PenultimateDetector):
+    """Feature shaping per image at a ``percentile`` of its own entries (ASH, SCALE): nothing is
+    learnt from the training images; fitting checks that the percentile keeps at least one of the
+    D entries and records how many (``kept``)."""
+
+    reads_training = False
+
+    def _check_config(self) -> None:
+        super()._check_config()
+        if not 0 <= float(self.config["percentile"]) < 100:
+            raise InputError(f"{self.method}: percentile must be in [0, 100), got {self.config['percentile']}")
+
+    def fit_head(self) -> None:
+        d = int(self.head_parameters()[0].shape[1])
+        k = kept_units(d, float(self.config["percentile"]))
+        if k < 1:
+            raise InputError(f"{self.method}: percentile {self.config['percentile']} keeps no entry of the "
+                             f"{d}-dimensional penultimate vector; lower it")
+        self.fitted["kept"] = k

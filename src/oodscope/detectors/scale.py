@@ -27,14 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from oodscope.detectors.base import FitData
-from oodscope.detectors.penultimate import PenultimateDetector
-from oodscope.detectors.posthoc import LogitScoreDetector
+from oodscope.detectors.penultimate import ShapingDetector
 from oodscope.detectors.registry import register
-from oodscope.errors import InputError
 from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 
 
@@ -47,27 +43,10 @@ def scaled(h: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @register
-class ScaleDetector(PenultimateDetector):
+class ScaleDetector(ShapingDetector):
     method = "scale"
     defaults: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "percentile": 85.0}
     order = 72
 
-    def _check_config(self) -> None:
-        LogitScoreDetector._check_config(self)  # no fit_samples: SCALE keeps nothing of the training images
-        if not 0 <= float(self.config["percentile"]) < 100:
-            raise InputError(f"{self.method}: percentile must be in [0, 100), got {self.config['percentile']}")
-
-    def _stream_sample(self) -> int:
-        return 0  # on a stream too: no training image is read
-
-    def _fit(self, data: FitData) -> None:
-        d = int(self.head_parameters()[0].shape[1])
-        k = d - int(np.round(d * float(self.config["percentile"]) / 100.0))  # as ASH: NumPy's round
-        if k < 1:
-            raise InputError(f"{self.method}: percentile {self.config['percentile']} keeps no entry of the "
-                             f"{d}-dimensional penultimate vector; lower it")
-        self.fitted.update({"kept": k, "state_shapes": {}})
-
     def feature_score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        w, b = self.head_parameters()
-        return -torch.logsumexp(scaled(features.double(), int(self.fitted["kept"])) @ w.T + b, dim=1)
+        return -torch.logsumexp(self.head_logits(scaled(features.double(), int(self.fitted["kept"]))), dim=1)
