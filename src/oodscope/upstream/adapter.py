@@ -221,6 +221,9 @@ def refuse_pickled(path: Path) -> None:
         raise InputError(f"{path}: not a torch.export program ({e})") from None
 
 
+MODEL_READERS: dict[str, Callable[..., ModelAdapter]] = {}  # file suffix -> its adapter (each registers itself)
+
+
 class ModelAdapter(Upstream):
     """A user's trained classifier, read by the post-hoc detectors as they read oodscope's own
     (:class:`~oodscope.upstream.classifier.Classifier`): its logits, its taps (the named modules'
@@ -280,11 +283,11 @@ class ModelAdapter(Upstream):
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **spec: Any) -> ModelAdapter:
         """The adapter of a model saved as a ``torch.export`` program (``.pt2``, :func:`load_program`)
-        or as an ONNX file (``.onnx``: :class:`~oodscope.upstream.onnx_model.OnnxModel`)."""
-        if Path(path).suffix.lower() == ".onnx":
-            from oodscope.upstream.onnx_model import OnnxModel  # it imports this module
-
-            return OnnxModel(path, **spec)
+        or in a format another reader registered in :data:`MODEL_READERS` (``.onnx``:
+        :class:`~oodscope.upstream.onnx_model.OnnxModel`)."""
+        reader = MODEL_READERS.get(Path(path).suffix.lower())
+        if reader is not None:
+            return reader(path, **spec)
         adapter = cls(load_program(path), **spec)
         adapter.source = Path(path)
         return adapter

@@ -56,7 +56,7 @@ import torch
 
 from oodscope.errors import InputError, ModelCapabilityError
 from oodscope.training.core import batches
-from oodscope.upstream.adapter import ONNX_PROGRAM, AdapterSpec, ModelAdapter, Preprocess
+from oodscope.upstream.adapter import MODEL_READERS, ONNX_PROGRAM, AdapterSpec, ModelAdapter, Preprocess
 from oodscope.upstream.base import Upstream
 
 SCOPES = "pkg.torch.onnx.name_scopes"  # the dynamo exporter's module stack of a node
@@ -418,3 +418,6 @@ class OnnxModel(ModelAdapter):
     def differentiable(self, amp: bool | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
         """Refused: an ONNX model gives no gradients."""
         raise no_gradients()
+
+
+MODEL_READERS[".onnx"] = OnnxModel
