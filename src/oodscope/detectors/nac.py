@@ -57,6 +57,7 @@ class NACDetector(PenultimateDetector):
     defaults: dict[str, Any] = {**PENULTIMATE_DEFAULTS, "fit_samples": 1000, "m": 50, "r": 50.0, "alpha": 100.0}
     order = 85
     state: ClassVar[tuple[str, ...]] = ("edges", "counts")
+    exportable = False  # its interval lookup (torch.searchsorted) has no ONNX operator at opset 17
 
     def _check_config(self) -> None:
         super()._check_config()

@@ -9,6 +9,10 @@ et al., ICLR 2024; DICE, Sun & Li, ECCV 2022), the geometry of the features agai
 Wang et al., CVPR 2022; fDBD, Liu & Qin, ICML 2024) or against the training features (KNN, Sun et
 al., ICML 2022; RMDS, Ren et al., 2021; SHE, Zhang et al., ICLR 2023; NNGuide, Park et al., ICCV
 2023).
+
+On oodscope's own classifier the score exports to ONNX as one graph (the network's taps, the head
+and the fitted statistics as constants) where ``feature_score`` traces; on a model of yours, export
+the model yourself.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.errors import InputError, ModelFileError
 from oodscope.model_files import load_modules
 from oodscope.training.core import batches
+from oodscope.upstream.adapter import ModelAdapter
 from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
+from oodscope.upstream.graph import Normalized
 
 PENULTIMATE_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "fit_samples": 10000}
 
@@ -40,6 +46,7 @@ class PenultimateDetector(LogitScoreDetector):
     defaults = PENULTIMATE_DEFAULTS
     state: ClassVar[tuple[str, ...]] = ()  # names of the fitted tensors (``self.<name>``), saved and checked
     reads_training: ClassVar[bool] = True  # False: the score needs no training features (no fit_samples)
+    exportable: ClassVar[bool] = True  # feature_score traces to ONNX (export_onnx)
 
     def _check_config(self) -> None:
         super()._check_config()
@@ -61,7 +68,7 @@ class PenultimateDetector(LogitScoreDetector):
         Raises:
             InputError: a model of yours whose head was not named.
         """
-        head = self.upstream.head
+        head = getattr(self, "_traced_head", None) or self.upstream.head
         if head is None:
             raise InputError(f"{self.method}: reads the final linear layer: name it (head=, e.g. 'fc')")
         w = head.weight.detach().double().cpu()
@@ -122,6 +129,23 @@ class PenultimateDetector(LogitScoreDetector):
         if not scores:
             return {"score": np.zeros(0), "logits": np.zeros((0, int(self.upstream.fitted["classes"])), np.float32)}
         return {"score": torch.cat(scores).numpy(), "logits": torch.cat(logits).numpy()}
+
+    def _graph(self) -> torch.nn.Module | None:
+        """oodscope's classifier and :meth:`feature_score` as one module (for ONNX export), where the
+        score is a traceable torch function of the features and logits (``exportable``)."""
+        if not self.exportable or isinstance(self.upstream, ModelAdapter):
+            return None
+        name = self.upstream.penultimate
+
+        def fn(parts: dict[str, torch.nn.Module], xn: torch.Tensor) -> torch.Tensor:
+            taps = parts["net"].taps(xn)
+            self._traced_head = parts["net"].fc  # the graph's own head, not the detector's network
+            try:
+                return self.feature_score(taps[name].float().flatten(1), taps["logits"].float())
+            finally:
+                self._traced_head = None
+
+        return Normalized({"net": self.upstream.net}, self.upstream.fitted, fn)
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         return {f"{self.prefix}.{k}": getattr(self, k) for k in self.state}
