@@ -164,7 +164,7 @@ def test_run_resume_after_truncation(tmp_path: Path, fit_counter: Counter) -> No
     run_bench(tiny_config(out))
     assert fit_counter == Counter()
     assert len(results.read_text().splitlines()) == 4
-    run_info = json.loads((out / "run.json").read_text())
+    run_info = json.loads((out / "experiment.json").read_text())["grid"]
     assert run_info["cells"] == 4 and run_info["finished_at_start"] == 4
     assert run_info["config"]["protocol"]["protocol"] == "one-class"
 
@@ -214,7 +214,9 @@ def test_second_grid_in_same_directory(tmp_path: Path) -> None:
     text = (out / "summary.md").read_text()
     assert "Finished cells: 1 of 1 (2 rows in results.jsonl in all)" in text
     assert "\n| 3 | " in text and "\n| 4 | " in text
-    run_info = json.loads((out / "run.json").read_text())
+    record = json.loads((out / "experiment.json").read_text())
+    assert "kind" not in record and sorted(record) == ["grid", "schema"]  # run_bench from Python: its section only
+    run_info = record["grid"]
     assert run_info["config"]["protocol"]["classes"] == [4]
     assert len(run_info["history"]) == 1 and run_info["history"][0]["finished_at_start"] == 0
 

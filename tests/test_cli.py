@@ -327,8 +327,9 @@ def test_bench_command(tmp_path: Path) -> None:
     assert [(x["method"], x["protocol_fields"]) for x in rows] == [
         ("geom", {"id_class": 4, "n_oe": 2, "oe_classes": "all", "oe_dataset": "digits"})]
     assert "| 4 |" in r.stdout and "| mean |" in r.stdout
-    run = json.loads((out / "run.json").read_text())
+    run = json.loads((out / "experiment.json").read_text())["grid"]  # the one record file
     assert run["config"]["protocol"]["classes"] == [4] and run["settings"]["geom"]["epochs"] == 1
+    assert not (out / "run.json").exists()
     r = invoke(*args)
     assert r.exit_code == 0 and "already finished" in r.stderr
 

@@ -1,11 +1,14 @@
 """The experiment abstraction: a toy experiment registered from this one file runs through the one
 run loop, resumes, refuses options it does not declare, redraws its table and is reported; the
-registry and the recognition of directories written before ``experiment.json``."""
+registry and the recognition of directories written before ``experiment.json``; the one record file
+``experiment.json`` and its sections, read from the older files of directories written before."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -17,9 +20,9 @@ from oodscope.bench.experiment import (Experiment, Outcome, ReportTables, experi
                                        rows_of)
 from oodscope.bench.loop import Finished, Hooks, run_cells
 from oodscope.cli import cli
-from oodscope.errors import InputError
+from oodscope.errors import DataError, InputError
 from oodscope.protocols import OneClass
-from oodscope.results import SCHEMA_VERSION, Table
+from oodscope.results import RECORD_SCHEMA, SCHEMA_VERSION, Table, locate_section, read_section, write_section
 
 RUNS: list[str] = []  # the cells the toy ran, across invocations
 
@@ -132,6 +135,20 @@ def test_registry_and_record_recognition(tmp_path: Path) -> None:
             (d / name).write_text(json.dumps(content))
         cls, suite = experiment_of(d)
         assert (cls.kind, suite) == expected
+    # today's directories whose experiment.json names no experiment (sections only: a grid run from Python,
+    # a run killed before its end), by the sections it holds
+    for sections, expected in (({"paper_suite": {"suite": "fig4"}, "grid": {}}, ("paper-suite", "fig4")),
+                               ({"measured": {"suite": "verification"}}, ("verification", "verification")),
+                               ({"grid": {"command": ["oodscope", "bench", "--suite", "classifier"]}},
+                                ("family-suite", "classifier")),
+                               ({"grid": {"command": ["oodscope", "bench"]}}, ("grid", None))):
+        d = tmp_path / f"record-{expected[0]}-{expected[1]}"
+        d.mkdir()
+        (d / "results.jsonl").write_text("")
+        (d / "run.json").write_text(json.dumps({"command": ["oodscope", "bench", "--suite", "calibration"]}))  # stale
+        (d / "experiment.json").write_text(json.dumps({"schema": 2, **sections}))
+        cls, suite = experiment_of(d)
+        assert (cls.kind, suite) == expected
     stress = tmp_path / "stress"
     (stress / "mnist--digits-28").mkdir(parents=True)
     (stress / "mnist--digits-28" / "results.jsonl").write_text("")
@@ -163,3 +180,79 @@ def test_the_loop_resumes_after_an_interrupted_cell(tmp_path: Path) -> None:
     assert [r["seed"] for r in rows_of(tmp_path)] == [0]
     rows = run_cells(tmp_path, cells, execute, show_progress=False)
     assert [r["seed"] for r in rows] == [0, 1, 2] and ran == [0, -1, 1, 2]
+
+
+def test_record_sections_are_read_from_experiment_json_else_from_their_older_file(tmp_path: Path) -> None:
+    """One reader per section: experiment.json first, the file a directory written before kept it in
+    otherwise; writing a section keeps the header and the other sections, atomically."""
+    (tmp_path / "run.json").write_text(json.dumps({"command": ["old"], "config": {"preset": "cpu"}}))
+    (tmp_path / "robustness.json").write_text(json.dumps({"plan": {"preset": "smoke"}}))
+    assert locate_section(tmp_path, "grid") == ("run.json", {"command": ["old"], "config": {"preset": "cpu"}})
+    assert read_section(tmp_path, "measured") == {"plan": {"preset": "smoke"}}
+    assert read_section(tmp_path, "paper_suite") is None
+    (tmp_path / "experiment.json").write_text(json.dumps({"kind": "grid", "suite": None, "schema": 1, "options": {}}))
+    assert read_section(tmp_path, "grid")["command"] == ["old"]  # a header of schema 1: sections in their files
+    write_section(tmp_path, "grid", {"command": ["new"], "config": {"preset": "smoke"}})
+    write_section(tmp_path, "measured", {"suite": "robustness", "plan": {}})
+    record = json.loads((tmp_path / "experiment.json").read_text())
+    assert list(record) == ["kind", "suite", "schema", "options", "grid", "measured"]  # the header first
+    assert record["schema"] == RECORD_SCHEMA == 2 and record["kind"] == "grid"
+    assert locate_section(tmp_path, "grid") == ("experiment.json", {"command": ["new"], "config": {"preset": "smoke"}})
+    assert read_section(tmp_path, "measured")["suite"] == "robustness"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.json", "robustness.json", "run.json"]  # no temp
+    (tmp_path / "experiment.json").write_text(json.dumps({"schema": 3, "grid": {}}))
+    with pytest.raises(DataError, match="schema 3 is newer"):
+        read_section(tmp_path, "grid")
+    with pytest.raises(DataError, match="schema 3 is newer"):  # and not overwritten
+        write_section(tmp_path, "grid", {})
+    assert json.loads((tmp_path / "experiment.json").read_text()) == {"schema": 3, "grid": {}}
+
+
+def test_the_grid_record_keeps_a_model_of_yours(tmp_path: Path) -> None:
+    """``BenchConfig.to_json`` carries the user model's spec under ``model``; the grid section keeps it."""
+    from oodscope.bench.config import BenchConfig
+    from oodscope.bench.runner import record_run
+
+    model = SimpleNamespace(to_json=lambda: {"path": "net.onnx", "penultimate": "fc1"})
+    record_run(BenchConfig(out=tmp_path, methods=["msp"], model=model), 3, 0)  # type: ignore[arg-type]
+    grid = read_section(tmp_path, "grid")
+    assert grid["config"]["model"] == {"path": "net.onnx", "penultimate": "fc1"} and grid["cells"] == 3
+    assert sorted(os.listdir(tmp_path)) == ["experiment.json"]
+
+
+def test_a_fresh_grid_directory_holds_one_record_file_and_reads_reports_and_merges(tmp_path: Path) -> None:
+    """A grid written today: experiment.json is its only record file (the experiment, then the grid's
+    section), beside results.jsonl, summary.md and scores/; it resumes, redraws, reports and merges."""
+    out = tmp_path / "grid"
+    args = ["bench", "--dataset", "digits", "--oe", "digits", "--classes", "0", "--methods", "geom", "--n-oe", "2",
+            "--preset", "smoke", "--set", "epochs=1", "--set", "batch_size=64", "--threads", "1", "--no-progress",
+            "--out", str(out)]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+        ["experiment.json", "results.jsonl", "scores", "summary.md"]
+    record = json.loads((out / "experiment.json").read_text())
+    assert list(record) == ["kind", "suite", "schema", "options", "command", "started", "history", "grid"]
+    assert (record["kind"], record["suite"], record["schema"]) == ("grid", None, 2)
+    grid = record["grid"]
+    assert grid["config"]["methods"] == ["geom"] and grid["settings"]["geom"]["epochs"] == 1
+    assert grid["command"] == record["command"] and (grid["cells"], grid["finished_at_start"]) == (1, 0)
+    again = invoke(*args)  # resumes: nothing to run; both histories keep the first command
+    assert again.exit_code == 0 and "already finished" in again.output
+    record = json.loads((out / "experiment.json").read_text())
+    assert record["history"][0]["command"] == record["grid"]["history"][0]["command"] == grid["command"]
+    assert record["grid"]["finished_at_start"] == 1
+    assert invoke("bench", "--tables-only", "--out", str(out)).exit_code == 0
+    assert experiment_of(out)[0].kind == "grid"
+    report = invoke("report", str(out))
+    assert report.exit_code == 0, report.output
+    page = (out / "report.html").read_text()
+    assert "Configuration (experiment.json: grid)" in page and "roc_digits.png" in page
+    merged = tmp_path / "merged"
+    assert invoke("merge", str(out), "--into", str(merged)).exit_code == 0
+    assert sorted(p.name for p in merged.glob("*.json")) == ["experiment.json", "merges.json"]
+    commands = json.loads((merged / "merges.json").read_text())["merges"][0]["commands"]
+    assert {c["file"] for c in commands} == {"experiment.json", "experiment.json: grid"}
+    assert experiment_of(merged)[0].kind == "grid"
+    refused = invoke("bench", "--suite", "toy", "--out", str(out))
+    assert refused.exit_code == 2 and "holds grid results" in refused.output

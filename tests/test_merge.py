@@ -136,13 +136,15 @@ def test_suite_split_by_class_then_merged(tmp_path: Path) -> None:
     assert (dest / "fig4.png").stat().st_size > 0
     merges = json.loads((dest / "merges.json").read_text())["merges"]
     assert [(m["source"], m["cells_added"]) for m in merges] == [(str(p.resolve()), 2) for p in parts]
-    run8 = json.loads((parts[1] / "run.json").read_text())
-    assert {"file": "run.json", "started": run8["started"], "command": run8["command"]} in merges[1]["commands"]
+    run8 = json.loads((parts[1] / "experiment.json").read_text())["grid"]
+    grid8 = {"file": "experiment.json: grid", "started": run8["started"], "command": run8["command"]}
+    assert grid8 in merges[1]["commands"]
+    assert {"experiment.json", "experiment.json: paper_suite"} <= {c["file"] for c in merges[1]["commands"]}
     r = invoke("report", str(dest))
     assert r.exit_code == 0, r.output
     page = (dest / "report.html").read_text()
     assert f"2 cells merged from <code>{parts[1].resolve()}</code>" in page
-    # the command that produced each part, and the final one; a suite's run.json repeats suite.json's,
+    # the command that produced each part, and the final one; a suite's grid section repeats its suite's,
     # so each invocation is shown once (here every command is pytest's own command line)
     assert page.count(f"<code>{html.escape(shlex.join(run8['command']))}</code>") == 3
 

@@ -67,11 +67,21 @@ Finished cells: 4 of 4.
 """
 
 
-@pytest.fixture()
-def bench_dir(tmp_path: Path) -> Path:
+def _record(d: Path, layout: str, section: str, content: dict) -> None:
+    """Write a record section as a directory of ``layout`` holds it: in experiment.json (today), or
+    in its own file (``run.json``, ``suite.json``: a directory written before)."""
+    if layout == "experiment.json":
+        (d / "experiment.json").write_text(json.dumps({"schema": 2, section: content}))
+    else:
+        (d / layout).write_text(json.dumps(content))
+
+
+@pytest.fixture(params=["experiment.json", "run.json"])
+def bench_dir(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     """A hand-made benchmark directory: 5 rows (one a repeated cell) plus a partial last line,
-    a summary.md (which the report does not repeat: it renders the rows), notes.md, run.json with
-    a history, and two PNG figures."""
+    a summary.md (which the report does not repeat: it renders the rows), notes.md, the grid's record
+    with a history (in experiment.json, or in run.json as a directory written before holds it), and
+    two PNG figures."""
     d = tmp_path / "mnist-cpu"
     d.mkdir()
     rows = [_row("geom", 0, 80.0), _row("layers", 0, 97.0), _row("geom", 1, 90.0), _row("layers", 1, 99.0),
@@ -80,11 +90,11 @@ def bench_dir(tmp_path: Path) -> Path:
     (d / "results.jsonl").write_text(text)
     (d / "notes.md").write_text(NOTES_MD)
     (d / "summary.md").write_text(SUMMARY_MD)
-    (d / "run.json").write_text(json.dumps({
+    _record(d, request.param, "grid", {
         "command": ["oodscope", "bench", "--out", "runs/x y"], "started": "2026-01-02T00:00:00+00:00",
         "config": {"dataset": "mnist", "preset": "cpu", "command": ["ignored"]},
         "history": [{"command": ["oodscope", "bench", "--first"], "started": "2026-01-01T00:00:00+00:00"}],
-    }))
+    })
     _png(d / "fig4.png", (240, 120), MAGENTA)
     _png(d / "roc_layers_class1.png", (40, 30), (0, 128, 0))
     return d
@@ -145,6 +155,8 @@ def test_report_has_tables_figures_and_provenance(bench_dir: Path) -> None:
     assert "<script>alert(1)</script>" in text  # escaped text from notes.md, not a tag
     assert "Figure 4 (fig4.png)" in text and "ROC curves: layers class 1 (roc_layers_class1.png)" in text
     assert "oodscope bench --out 'runs/x y'" in text and "oodscope bench --first" in text
+    where = "experiment.json: grid" if (bench_dir / "experiment.json").exists() else "run.json"
+    assert f"Configuration ({where})" in text and f"{where}, started 2026-01-01" in text
     html = out.read_text()
     assert html.index("AUROC (%) per in-distribution class") < html.index("<img") < html.index("How it was produced")
     assert f"oodscope {oodscope.__version__}" in text and "Generated 20" in text
@@ -205,6 +217,12 @@ def test_several_directories_need_out(bench_dir: Path, tmp_path: Path) -> None:
     (lambda d: ((d / "notes.md").write_text("x"), (d / "run.json").write_text("{oops")), "run.json: not valid JSON"),
     (lambda d: (d / "fig4.png").write_bytes(b"GIF89a"), "fig4.png: not a PNG"),
     (lambda d: ((d / "notes.md").write_text("x"), (d / "suite.json").mkdir()), "suite.json: cannot read"),
+    (lambda d: ((d / "notes.md").write_text("x"), (d / "experiment.json").write_text("{oops")),
+     "experiment.json: not valid JSON"),
+    (lambda d: ((d / "notes.md").write_text("x"), (d / "experiment.json").write_text('{"grid": [1]}')),
+     "experiment.json: section 'grid' is not a JSON object"),
+    (lambda d: ((d / "notes.md").write_text("x"), (d / "experiment.json").write_text('{"schema": 7}')),
+     "experiment.json: schema 7 is newer"),
     (lambda d: ((d / "notes.md").write_text("x"), (d / "merges.json").write_text('{"merges": [1]}')),
      "merges.json: not a merges record"),
     (lambda d: (d / "results.jsonl").write_text('{"schema": 9, "method": "geom"}\n'), "line 1: results row of unknown schema"),
@@ -229,13 +247,14 @@ def test_missing_directory_and_bad_out(tmp_path: Path, bench_dir: Path) -> None:
     assert issubclass(DataError, OodscopeError)
 
 
-def test_csv_table_used_without_markdown_twin(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["experiment.json", "suite.json"])
+def test_csv_table_used_without_markdown_twin(tmp_path: Path, layout: str) -> None:
     d = tmp_path / "suite"
     d.mkdir()
     (d / "table.csv").write_text("method,ours,paper\ngeom,94.6,98.1\n")
-    (d / "suite.json").write_text(json.dumps({
+    _record(d, layout, "paper_suite", {
         "suite": "table2", "command": ["oodscope", "bench", "--suite", "table2"], "spec": {"seeds": [0, 1]},
-        "history": [{"command": ["oodscope", "bench", "--suite", "table2", "--first"]}]}))
+        "history": [{"command": ["oodscope", "bench", "--suite", "table2", "--first"]}]})
     page = parse(write_report([d]))
     text = " ".join(page.text)
     assert page.count("table") == 2 and "98.1" in text and "[0,1]" in text

@@ -235,7 +235,10 @@ def test_suite_end_to_end_and_resume(tmp_path: Path) -> None:
     t = md_table(md, "AUROC per class")
     assert t["0"][0] == f"{rows[0]['metrics']['auroc']:.2f}" and "–" not in t["0"][0::2]
     assert (out / "table.csv").read_text().splitlines()[0].startswith("class,GEOM")
-    suite = json.loads((out / "suite.json").read_text())
+    record = json.loads((out / "experiment.json").read_text())
+    assert not [p.name for p in out.glob("*.json") if p.name != "experiment.json"]  # its one record file
+    assert (record["kind"], record["suite"]) == ("paper-suite", "table3") and record["grid"]["cells"] == 8
+    suite = record["paper_suite"]
     assert suite["suite"] == "table3" and suite["dataset"] == "digits" and suite["preset"] == "smoke"
     assert suite["spec"]["unsupervised"] == ["geom"]
     assert isinstance(suite["command"], list) and suite["spec"]["classes"] == [0, 1]

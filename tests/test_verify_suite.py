@@ -75,7 +75,9 @@ def test_verification_suite_end_to_end_sound_resumable_and_reported(tmp_path: Pa
     for title in ("Certified accuracy", "Rotation certificates", "Soundness checks", "Neuron coverage"):
         assert title in table
     assert experiment_of(tmp_path)[0].kind == "verification"
-    assert json.loads((tmp_path / "experiment.json").read_text())["kind"] == "verification"
+    record = json.loads((tmp_path / "experiment.json").read_text())
+    assert record["kind"] == "verification" and record["measured"]["suite"] == "verification"
+    assert record["measured"]["plan"]["benchmark"] and not (tmp_path / "verification.json").exists()  # one record file
     assert len(SUITE_TABLES["verification"][1](rows)) == 4
 
     again = runner.invoke(cli, _args(tmp_path, data_root))  # resumes: nothing left to run, no row added

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from oodscope.bench.user_model import BenchModel
 from oodscope.errors import InputError
 from oodscope.bench.paper.methods import DEFAULT_GRID
 from oodscope.protocols import OneClass, Protocol
+
+if TYPE_CHECKING:  # the user model's adapter loads torch: the torch-free readers (report, merge) import this module
+    from oodscope.bench.user_model import BenchModel
 
 EXECUTORS = ("local", "ray")
 
@@ -72,7 +74,7 @@ class BenchConfig:
     """The grid of a benchmark and where it goes.
 
     Attributes:
-        out: Directory for ``results.jsonl``, ``summary.md``, ``run.json`` and ``scores/``.
+        out: Directory for ``results.jsonl``, ``summary.md``, ``experiment.json`` and ``scores/``.
         protocol: The evaluation protocol and its parameters (:class:`~oodscope.protocols.OneClass`,
             :class:`~oodscope.protocols.MultiClass`).
         methods: Detector methods, in table order.
@@ -81,7 +83,7 @@ class BenchConfig:
         variants: Setting variants; each gives its own cells for the methods having those settings.
         overrides: Extra detector settings applied after the preset (only to methods knowing them).
         run: How the run executes (:class:`RunOptions`).
-        command: The command line, recorded in ``run.json``.
+        command: The command line, recorded in ``experiment.json`` (its ``grid`` section).
         keep: Outputs of the detectors (such as ``logits``) saved beside each cell's test scores, for
             figures that draw from them (a calibration suite's reliability diagrams).
         model: A model of yours that every detector taking one reads instead of training its own

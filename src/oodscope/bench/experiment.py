@@ -10,15 +10,17 @@ of :mod:`oodscope.bench.experiments`, found as the detectors are (:func:`experim
 experiment registers itself with :func:`register_experiment` from its own file.
 
 Each directory records its experiment in ``experiment.json`` (``kind``, ``suite``, ``schema``,
-``options``, the command and its history). Directories written before that file existed are
-recognised by :func:`experiment_of` from their older record files — the one place that knows
-them.
+``options``, the command and its history), its one record file: the parts that ran there add
+their sections to it (``grid``, ``paper_suite``, ``measured``; see :mod:`oodscope.results.records`,
+which also reads them from the separate files of directories written before). A directory whose
+record has no ``kind`` (sections only: a grid run from Python, a run killed before its end) or
+that was written before ``experiment.json`` existed is recognised by :func:`experiment_of` from
+its sections.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import pkgutil
 import sys
 from dataclasses import dataclass, field
@@ -26,14 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
 from oodscope.errors import DataError, InputError
 from oodscope.results import ResultsLog, first_per_cell
+from oodscope.results.records import (RECORD, RECORD_SCHEMA, SECTIONS, locate_section, read_record_file, read_section,
+                                      update_record)
 from oodscope.results.tables import Table
 
-RECORD = "experiment.json"
-RECORD_SCHEMA = 1
 # options of ``oodscope bench`` every experiment takes: where and how it runs, not what it measures
 RUN_OPTIONS = frozenset({"out", "suite", "tables_only", "device", "data_root", "cache_dir", "disk_cache", "download",
                          "progress", "threads", "executor", "address", "cpus_per_cell", "retries"})
@@ -109,7 +110,8 @@ class Experiment:
 
     @classmethod
     def own_records(cls, suite: str | None) -> tuple[str, ...]:
-        """Record files of its own (beside ``experiment.json``) that its tables need, carried by a merge."""
+        """Sections of ``experiment.json`` of its own that its tables need, carried by a merge
+        (:data:`oodscope.results.records.SECTIONS`)."""
         return ()
 
     @classmethod
@@ -166,10 +168,10 @@ def for_suite(suite: str | None) -> type[Experiment]:
 
 def write_record(directory: Path, experiment: Experiment, command: list[str] | None, started: str | None = None,
                  old: dict[str, Any] | None = None) -> None:
-    """Write ``DIR/experiment.json`` atomically; the command of the earlier record ``old`` (read by
-    :func:`check_directory` before the run) moves to ``history``."""
+    """Write the header of ``DIR/experiment.json`` atomically, keeping its sections; the command of
+    the earlier record ``old`` (read by :func:`check_directory` before the run) moves to ``history``."""
     history = [] if old is None else [*old.get("history", []), {k: old.get(k) for k in ("command", "started")}]
-    write_json_atomic(directory / RECORD, {
+    update_record(directory, {
         "kind": experiment.kind, "suite": experiment.suite, "schema": RECORD_SCHEMA,
         "options": {k: v for k, v in sorted(experiment.options.items()) if k in experiment.takes and v not in (None, ())},
         "command": command or sys.argv, "started": started or now(), "history": history,
@@ -182,12 +184,12 @@ def now() -> str:
 
 def check_directory(directory: Path, experiment: Experiment) -> dict[str, Any] | None:
     """The directory's experiment record (None when it has none); InputError when it holds the results
-    of another experiment (recognised from the older record files when it has no experiment.json)."""
+    of another experiment (recognised from the record's sections when it has no ``kind``)."""
     old = read_record(directory)
     if old is not None:
         kind, suite = old.get("kind"), old.get("suite")
     elif directory.is_dir() and (directory / "results.jsonl").is_file():
-        kind, suite = _legacy_kind(directory)
+        kind, suite = _kind_from_sections(directory)
         suite = experiment.suite if kind == experiment.kind and suite is None else suite
     else:
         return None
@@ -224,50 +226,46 @@ def rows_of(directory: Path) -> list[dict[str, Any]]:
 
 
 def read_record(directory: Path) -> dict[str, Any] | None:
-    """The contents of ``DIR/experiment.json`` (None when absent).
+    """The contents of ``DIR/experiment.json`` (None when absent, or when it holds sections only and
+    no experiment: no ``kind``).
 
     Raises:
         DataError: the file is not an experiment record, or of a newer schema.
     """
-    path = Path(directory) / RECORD
-    if not path.is_file():
+    record = read_record_file(directory)
+    if record is None or "kind" not in record:
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        kind, schema = record["kind"], int(record["schema"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not an experiment record ({e})") from None
-    if schema > RECORD_SCHEMA:
-        raise DataError(f"{path}: schema {schema} is newer than this oodscope reads ({RECORD_SCHEMA}); upgrade oodscope")
-    if not isinstance(kind, str):
-        raise DataError(f"{path}: not an experiment record (kind {kind!r})")
+    if not isinstance(record["kind"], str):
+        raise DataError(f"{Path(directory) / RECORD}: not an experiment record (kind {record['kind']!r})")
     return record
 
 
-# Directories written before experiment.json: the record file each kind wrote, in the order they
-# are tried (a paper suite's directory also holds run.json). The one place that knows them.
-LEGACY_RECORDS = (("suite.json", "paper-suite"), ("robustness.json", "robustness"),
-                  ("verification.json", "verification"))
-# every record file a directory may hold, newest first: what a merge copies and whose commands it keeps
-RECORD_FILES = (RECORD, *(name for name, _ in LEGACY_RECORDS), "run.json")
-
-
-def _legacy_kind(directory: Path) -> tuple[str, str | None]:
-    for name, kind in LEGACY_RECORDS:
-        if (directory / name).is_file():
-            try:
-                suite = json.loads((directory / name).read_text(encoding="utf-8")).get("suite")
-            except (OSError, ValueError, AttributeError):
-                suite = None
-            return kind, suite if isinstance(suite, str) else (None if kind == "paper-suite" else kind)
+def _kind_from_sections(directory: Path) -> tuple[str, str | None]:
+    """The experiment of a directory whose record names none, from the sections it holds (in
+    ``experiment.json``, or in their own files in a directory written before): a paper suite's, a
+    measurement suite's plan, one grid per (data set, outlier source) in ``DATASET--SOURCE/``
+    (stress), else the grid's command (``--suite NAME``: a classifier or calibration suite)."""
+    for name in ("paper_suite", "measured"):
+        try:
+            found = locate_section(directory, name)
+        except DataError:  # unreadable: recognised by the file alone
+            found = next(((f, {}) for f in SECTIONS[name] if (directory / f).exists()), None)
+        if found is None:
+            continue
+        file, data = found
+        suite = data.get("suite") if isinstance(data.get("suite"), str) else None
+        if name == "paper_suite":
+            return "paper-suite", suite
+        kind = suite if file == RECORD and suite else Path(file).stem  # an older file is named after its suite
+        return kind, kind
     if not (directory / "results.jsonl").is_file() and any(
             d.is_dir() and "--" in d.name and (d / "results.jsonl").is_file() for d in directory.iterdir()):
-        return "stress", "stress"  # one grid per (data set, outlier source) in DATASET--SOURCE/
+        return "stress", "stress"
     try:
-        command = json.loads((directory / "run.json").read_text(encoding="utf-8")).get("command") or []
-    except (OSError, ValueError, AttributeError):
+        command = (read_section(directory, "grid") or {}).get("command") or []
+    except DataError:
         command = []
-    if "--suite" in command[:-1]:  # the classifier or calibration suite: a grid with a table
+    if isinstance(command, list) and "--suite" in command[:-1]:  # a classifier or calibration suite: a grid, a table
         return "family-suite", str(command[command.index("--suite") + 1])
     return "grid", None
 
@@ -286,7 +284,7 @@ def experiment_of(directory: str | Path) -> tuple[type[Experiment], str | None]:
     if record is not None:
         kind, suite = record["kind"], record.get("suite")
     elif (directory / "results.jsonl").is_file() or any(directory.iterdir()):
-        kind, suite = _legacy_kind(directory)
+        kind, suite = _kind_from_sections(directory)
     else:
         raise InputError(f"{directory}: no results to draw from")
     known = experiments()

@@ -7,17 +7,17 @@ the destination lacks, its scores file is copied into ``DEST/scores/`` (atomical
 check that it reads back) and then the row is appended to ``DEST/results.jsonl`` with
 ``merged_from`` naming the source; rows of cells the destination already has are skipped.
 ``DEST/merges.json`` records each merge: the source, when, how many cells, and the commands
-that produced the source (from its ``run.json`` and ``suite.json``), which the report shows.
-Everything is checked before anything is written, and both directories are locked so
-that no run is appending to either meanwhile. A measurement suite's plan file
-(``robustness.json``, ``verification.json``) comes along when the destination has none, and its
-``table.md`` is rebuilt. As on a resume, a partial last line of a results log (left by a killed
+that produced the source (from its ``experiment.json``, or the record files of a directory written
+before), which the report shows. Everything is checked before anything is written, and both
+directories are locked so that no run is appending to either meanwhile. A measurement suite's plan
+(the ``measured`` section of ``experiment.json``, or a source's older ``robustness.json`` /
+``verification.json``) comes along into ``DEST/experiment.json`` when the destination has none,
+and its ``table.md`` is rebuilt. As on a resume, a partial last line of a results log (left by a killed
 run; never a finished cell) is cut away when it is read.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from contextlib import ExitStack
@@ -29,10 +29,11 @@ from typing import Any
 from oodscope.atomic import write_atomic, write_json_atomic
 from oodscope.bench.consistency import UNCOMPARED, row_settings, settings_diff
 from oodscope.bench.lock import directory_lock
-from oodscope.bench.experiment import RECORD, RECORD_FILES, RECORD_SCHEMA, Experiment, experiment_of, read_record
+from oodscope.bench.experiment import RECORD, RECORD_SCHEMA, Experiment, experiment_of, read_record
 from oodscope.bench.summary import write_summary
 from oodscope.errors import DataError, InputError
 from oodscope.results import MERGES, ResultsLog, field, first_per_cell, load_scores, normalize, normalize_rows, read_merges, recorded_commands, row_key
+from oodscope.results.records import SECTIONS, locate_section, read_section, section_label, update_record
 
 RESULTS = "results.jsonl"
 
@@ -93,18 +94,26 @@ def _check_experiments(sources: list[Path], dest: Path) -> tuple[type[Experiment
 
 
 def source_commands(src: Path) -> list[dict[str, Any]]:
-    """The commands recorded in ``src``'s ``suite.json`` and ``run.json`` (with their histories)
-    as ``{"file", "started", "command"}``; unreadable files are left out."""
-    out = []
-    for name in RECORD_FILES:
+    """The commands recorded in ``src``'s ``experiment.json`` and in each of its sections (with their
+    histories; a section of a directory written before: in its own file) as ``{"file", "started",
+    "command"}``, ``file`` naming where (``experiment.json``, ``experiment.json: grid``, ``run.json``);
+    unreadable records are left out."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    try:
+        header = read_record(src)
+    except DataError:
+        header = None
+    if header is not None:
+        found.append((RECORD, header))
+    for name in SECTIONS:
         try:
-            data = json.loads((src / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            section = locate_section(src, name)
+        except DataError:
             continue
-        if isinstance(data, dict):
-            out += [{"file": name, "started": started, "command": command}
-                    for started, command in recorded_commands(data)]
-    return out
+        if section is not None:
+            found.append((section_label(section[0], name), section[1]))
+    return [{"file": label, "started": started, "command": command}
+            for label, data in found for started, command in recorded_commands(data)]
 
 
 def _record(dest: Path, merges: list[Any], srcs: list[Path], added: dict[str, int], skipped: dict[str, int]) -> None:
@@ -118,23 +127,26 @@ def _record(dest: Path, merges: list[Any], srcs: list[Path], added: dict[str, in
 
 def _carry_records(sources: list[Path], dest: Path, held: tuple[type[Experiment], str | None] | None,
                    rows: list[dict[str, Any]]) -> None:
-    """``dest/experiment.json`` when it has none (the experiment and options of the first source; no
-    command: nothing ran there), the experiment's own record files a source has and ``dest`` lacks,
-    then ``dest``'s tables rebuilt from every row where the experiment can (a paper suite's need its
-    spec, written by running the suite there)."""
+    """The header of ``dest/experiment.json`` when it names no experiment (the experiment and options
+    of the first source; no command: nothing ran there), the experiment's own sections
+    (:meth:`Experiment.own_records`) a source has and ``dest`` lacks, then ``dest``'s tables rebuilt
+    from every row where the experiment can (a paper suite's need its spec, written by running the
+    suite there)."""
     if held is None:
         return
     cls, suite = held
-    if not (dest / RECORD).exists():
+    values: dict[str, Any] = {}
+    if read_record(dest) is None:
         options = next((r.get("options", {}) for s in sources if (r := read_record(s)) is not None), {})
-        write_json_atomic(dest / RECORD, {"kind": cls.kind, "suite": suite, "schema": RECORD_SCHEMA, "options": options,
-                                          "command": None, "history": []})
+        values.update({"kind": cls.kind, "suite": suite, "schema": RECORD_SCHEMA, "options": options,
+                       "command": None, "history": []})
     for name in cls.own_records(suite):
-        found = next((s for s in sources if (s / name).is_file()), None)
-        if found is None or (dest / name).exists():
-            continue
-        with open(found / name, "rb") as f_in:
-            write_atomic(dest / name, lambda f_out: shutil.copyfileobj(f_in, f_out))
+        if read_section(dest, name) is None:
+            theirs = next((r for s in sources if (r := read_section(s, name)) is not None), None)
+            if theirs is not None:
+                values[name] = theirs
+    if values:
+        update_record(dest, values)
     try:
         cls.rebuild(dest, list(first_per_cell(rows).values()))
     except (InputError, DataError):

@@ -7,13 +7,13 @@ networks are shared through an :class:`~oodscope.detectors.UpstreamCache` (see
 :mod:`oodscope.bench.fitting`); ``ray`` as tasks on a Ray cluster
 (:mod:`oodscope.bench.ray_executor`). Only this process writes: as each cell finishes, its test
 scores are saved to ``scores/`` (:mod:`oodscope.results.scores`), then its row is appended to the
-log and ``summary.md`` is rewritten atomically. Instead of a config's grid, an
+log and ``summary.md`` is rewritten atomically. The command, configuration and settings go to the
+``grid`` section of ``experiment.json`` (:func:`record_run`). Instead of a config's grid, an
 explicit cell list (a suite's, :mod:`oodscope.bench.paper.suites`) can be run.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -22,7 +22,6 @@ from typing import Any
 import torch
 
 import oodscope
-from oodscope.atomic import write_json_atomic
 from oodscope.bench.cells import fit_cells, local_cells, run_settings
 from oodscope.bench.config import BenchConfig
 from oodscope.bench.consistency import row_settings, settings_diff
@@ -32,9 +31,12 @@ from oodscope.bench.presets import check_grid_settings, method_infos
 from oodscope.bench.summary import write_summary
 from oodscope.detectors import detector_class, settings_for
 from oodscope.training import distributed
-from oodscope.errors import InputError
+from oodscope.errors import DataError, InputError
 from oodscope.progress import message
 from oodscope.protocols import Cell, DataStore
+from oodscope.results.records import read_section, write_section
+
+GRID = "grid"  # the section of experiment.json this writes (a directory written before: run.json)
 
 Log = Callable[[str], None]
 
@@ -74,17 +76,20 @@ def check_consistent(config: BenchConfig, cells: list[Cell], finished: dict[str,
 
 
 def record_run(config: BenchConfig, n_cells: int, n_finished: int) -> None:
-    """Write ``DIR/run.json`` atomically: this invocation's command, configuration and
-    per-method settings, plus ``history``, the command and start time of earlier runs
-    in the same directory (a resumed run keeps what started it)."""
-    path = config.directory / "run.json"
+    """Write the ``grid`` section of ``DIR/experiment.json`` atomically: this invocation's command,
+    configuration and per-method settings, plus ``history``, the command and start time of earlier
+    runs in the same directory (a resumed run keeps what started it; in a directory written before,
+    they come from its ``run.json``)."""
     history: list[dict[str, Any]] = []
     try:
-        old = json.loads(path.read_text())
-        history = list(old.get("history", [])) + [{k: old.get(k) for k in ("command", "started", "finished_at_start")}]
-    except (OSError, ValueError, AttributeError):
-        pass
-    write_json_atomic(path, {
+        old = read_section(config.directory, GRID)
+    except DataError:  # an unreadable older run.json: its history is lost, as before
+        old = None
+    if old is not None:
+        earlier = old.get("history")
+        history = [*(earlier if isinstance(earlier, list) else []),
+                   {k: old.get(k) for k in ("command", "started", "finished_at_start")}]
+    write_section(config.directory, GRID, {
         "command": config.command or sys.argv,
         "config": config.to_json(),
         "settings": {m: settings_for(m, config.preset, config.run.device, config.overrides) for m in config.methods},

@@ -9,7 +9,6 @@ budget and the most outlier classes.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from oodscope.bench.paper.files import read_suite
 from oodscope.bench.paper.stats import cell_rows
 from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.protocols import OE_ALL
-from oodscope.results import CLASS_FIELD, field, read_results, row_label
+from oodscope.errors import DataError
+from oodscope.results import CLASS_FIELD, field, read_results, read_section, row_label
 
 Panel = tuple[str, Any, str]  # (figure name, class or None, method label)
 
@@ -65,14 +65,14 @@ def representatives(rows: list[dict[str, Any]]) -> dict[Panel, dict[str, Any]]:
 
 
 def data_root(directory: str | os.PathLike[str]) -> str | None:
-    """The data root the run used: ``suite.json``'s, else ``run.json``'s (None = the default)."""
+    """The data root the run used: the suite record's, else the grid record's (``paper_suite`` and
+    ``grid`` of ``experiment.json``, or ``suite.json`` / ``run.json``; None = the default)."""
     info = read_suite(directory)
     if info is not None and info.get("data_root"):
         return str(info["data_root"])
     try:
-        run = json.loads((Path(directory) / "run.json").read_text(encoding="utf-8"))
-        config = run.get("config", {})
+        config = (read_section(directory, "grid") or {}).get("config", {})
         root = config.get("data_root") or (config.get("run") or {}).get("data_root")
-    except (OSError, ValueError, AttributeError):
+    except (DataError, AttributeError):
         return None
     return str(root) if root else None

@@ -94,4 +94,4 @@ class Protocol(ABC):
 
     @abstractmethod
     def to_json(self) -> dict[str, Any]:
-        """The protocol's name and parameters, for ``run.json``."""
+        """The protocol's name and parameters, for the grid's record (``experiment.json``)."""

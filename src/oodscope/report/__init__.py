@@ -6,9 +6,10 @@ Public API::
     path = write_report([Path("runs/mnist-cpu")])          # -> runs/mnist-cpu/report.html
     path = write_report([a, b], out=Path("both.html"))      # several directories, one page
 
-The report only reads files (``results.jsonl``, ``scores/``, ``run.json``, ``suite.json``,
-``merges.json``, ``*.png`` and other notes); it never trains or changes anything. Tables are
-rendered once, from the results (:mod:`oodscope.results`); figures the saved scores allow (ROC
+The report only reads files (``results.jsonl``, ``scores/``, ``experiment.json`` (or, in a
+directory written before, ``run.json`` and ``suite.json``), ``merges.json``, ``*.png`` and other
+notes); it never trains or changes anything. Tables are rendered once, from the results
+(:mod:`oodscope.results`); figures the saved scores allow (ROC
 curves, histograms, a sweep's figure) are drawn in memory when the directory lacks them. The
 results come first; how they were produced follows, folded. The page has no external
 resources: figures are embedded as ``data:`` URIs, the CSS is inline. ``import oodscope.report``

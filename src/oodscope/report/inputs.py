@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from oodscope.errors import DataError, InputError
-from oodscope.results import read_merges, read_results
+from oodscope.results import locate_section, read_merges, read_results, section_label
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RESULTS = "results.jsonl"
@@ -32,8 +31,12 @@ class RunDir:
         rows: Rows of ``results.jsonl`` in file order, in the current schema (a partial last
             line left out).
         partial_last_line: Whether an unparsable last line of ``results.jsonl`` was left out.
-        run: ``run.json``, if present.
-        suite: ``suite.json``, if present.
+        run: The ``grid`` section of ``experiment.json`` (what the grid ran: command, configuration,
+            settings), if present; ``run.json`` in a directory written before.
+        suite: The ``paper_suite`` section of ``experiment.json`` (a paper suite's spec), if present;
+            ``suite.json`` in a directory written before.
+        sources: Where ``run`` and ``suite`` were read (``{"run": "experiment.json: grid"}``, or the
+            older file's name), for the report's labels.
         merges: ``merges.json``'s entries (cells merged in from other directories, see
             ``oodscope merge``), if present.
         notes: ``(file name, text)`` of every ``*.md`` file other than the tables oodscope writes
@@ -47,6 +50,7 @@ class RunDir:
     partial_last_line: bool = False
     run: dict[str, Any] | None = None
     suite: dict[str, Any] | None = None
+    sources: dict[str, str] = field(default_factory=dict)
     merges: list[dict[str, Any]] = field(default_factory=list)
     notes: list[tuple[str, str]] = field(default_factory=list)
     csv_tables: list[tuple[str, list[list[str]]]] = field(default_factory=list)
@@ -76,17 +80,6 @@ def read_text(path: Path) -> str:
         return read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """``path`` parsed as a JSON object; DataError naming the file otherwise."""
-    try:
-        data = json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return data
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -131,9 +124,11 @@ def read_dir(directory: str | Path) -> RunDir:
     d = RunDir(path)
     if (path / RESULTS).exists():
         d.rows, d.partial_last_line = read_results(path / RESULTS)
-    for name in ("run", "suite"):
-        if (path / f"{name}.json").exists():
-            setattr(d, name, read_json_object(path / f"{name}.json"))
+    for name, section in (("run", "grid"), ("suite", "paper_suite")):
+        found = locate_section(path, section)
+        if found is not None:
+            setattr(d, name, found[1])
+            d.sources[name] = section_label(found[0], section)
     d.merges = read_merges(path)
     md = _files(path, ".md")
     d.notes = [(p.name, read_text(p)) for p in md if not written_by_oodscope(p.name)]

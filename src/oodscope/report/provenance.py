@@ -1,6 +1,7 @@
 """How a benchmark directory was produced, for the folded part of its report section: the
-recorded commands, the configuration of ``suite.json`` / ``run.json``, the detector settings of
-its rows and the sources of merged cells."""
+recorded commands, the configuration of its record (the ``paper_suite`` and ``grid`` sections of
+``experiment.json``, or ``suite.json`` / ``run.json`` in a directory written before), the detector
+settings of its rows and the sources of merged cells."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from oodscope.report.html import esc
 from oodscope.report.inputs import RunDir
-from oodscope.results import Table, recorded_commands, row_label
+from oodscope.results import RECORD, SECTIONS, Table, recorded_commands, row_label, section_label
 
 NESTED = ("config", "spec")
 MAX_VALUES_SHOWN = 6
@@ -33,20 +34,30 @@ def _command_block(label: str, started: Any, command: Any) -> str:
     return f"<div class=\"file\">{esc(label)}{when}</div><pre><code>{esc(command_text(command))}</code></pre>"
 
 
+# where each invocation is recorded once, in the order preferred: experiment.json's header records
+# every invocation; a suite's grid section (run.json) repeats the commands of its paper_suite (suite.json)
+ONCE = (RECORD, section_label(RECORD, "paper_suite"), *SECTIONS["paper_suite"])
+
+
 def _once(recorded: list[tuple[Any, Any, Any]]) -> list[tuple[Any, Any, Any]]:
-    """``(file, started, command)`` entries with each invocation once: ``experiment.json`` records
-    every invocation, and a suite's run.json repeats the commands of its suite.json, so only the
-    first of those files (in that order) that has any is kept."""
-    for name in ("experiment.json", "suite.json"):
+    """``(file, started, command)`` entries with each invocation once: only the first record of
+    :data:`ONCE` that has any is kept (all of them when none has)."""
+    for name in ONCE:
         if any(file == name for file, _, _ in recorded):
             return [r for r in recorded if r[0] == name]
     return recorded
 
 
+def _records(d: RunDir) -> list[tuple[str, dict[str, Any]]]:
+    """``(label, record)`` of the suite's record and the grid's, those the directory has."""
+    return [(d.sources.get(name, f"{name}.json"), data) for name, data in (("suite", d.suite), ("run", d.run))
+            if data is not None]
+
+
 def commands(d: RunDir) -> list[str]:
-    """``<pre>`` blocks of the commands of suite.json and run.json, then the sources of merged
-    cells (merges.json) with the commands that produced them."""
-    records = [(label, data) for label, data in (("suite.json", d.suite), ("run.json", d.run)) if data is not None]
+    """``<pre>`` blocks of the commands of the suite's and the grid's records, then the sources of
+    merged cells (merges.json) with the commands that produced them."""
+    records = _records(d)
     own = [(label, started, command) for label, data in records for started, command in recorded_commands(data)]
     out = [_command_block(label, started, command) for label, started, command in _once(own)]
     for m in d.merges:  # cells gathered from other directories by `oodscope merge`
@@ -59,11 +70,10 @@ def commands(d: RunDir) -> list[str]:
 
 
 def configurations(d: RunDir) -> list[Table]:
-    """Key-value tables of suite.json and run.json (their nested ``spec`` / ``config`` key by key)."""
+    """Key-value tables of the suite's and the grid's records (their nested ``spec`` / ``config`` key
+    by key)."""
     tables = []
-    for label, data in (("suite.json", d.suite), ("run.json", d.run)):
-        if data is None:
-            continue
+    for label, data in _records(d):
         details: dict[str, Any] = {}
         for nested in NESTED:
             if isinstance(data.get(nested), dict):
@@ -90,7 +100,7 @@ def _settings_table(per_method: dict[str, dict[str, list[str]]], caption: str) -
 
 def settings(d: RunDir, rows: list[dict[str, Any]]) -> Table | None:
     """The detector settings in the rows (settings as rows, methods as columns; a setting that
-    differs between a method's rows lists its values), else run.json's per-method settings. The
+    differs between a method's rows lists its values), else the grid record's per-method settings. The
     precision the scores were computed in is always a row: the row's own, else what its settings
     imply (rows written before it was recorded scored in bfloat16 when ``amp`` was on)."""
     by_method: dict[str, dict[str, dict[str, None]]] = {}
@@ -107,5 +117,5 @@ def settings(d: RunDir, rows: list[dict[str, Any]]) -> Table | None:
     if isinstance(planned, dict):
         per = {m: {k: [compact(v)] for k, v in s.items()} for m, s in planned.items() if isinstance(s, dict)}
         if per:
-            return _settings_table(per, "Preset settings from run.json")
+            return _settings_table(per, f"Preset settings from {d.sources.get('run', 'run.json')}")
     return None

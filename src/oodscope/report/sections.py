@@ -39,7 +39,7 @@ def figure_caption(name: str) -> str:
 
 
 def _spec(d: RunDir, rows: list[dict[str, Any]]) -> SuiteSpec | None:
-    """The suite of the directory, or None (no suite.json, or one whose spec is incomplete)."""
+    """The suite of the directory, or None (no suite record, or one whose spec is incomplete)."""
     if d.suite is None or not isinstance(d.suite.get("spec"), dict):
         return None
     try:

@@ -1,5 +1,5 @@
 """The results of benchmarks, without torch: schema, keys, labels, the log, score files, records
-and tables (Markdown, CSV, HTML).
+(``experiment.json``, ``merges.json``) and tables (Markdown, CSV, HTML).
 
 Public API::
 
@@ -14,7 +14,21 @@ loads no torch.
 """
 
 from oodscope.results.log import ResultsLog, first_per_cell, normalize_rows, read_results
-from oodscope.results.records import MERGES, read_merges, recorded_commands
+from oodscope.results.records import (
+    MERGES,
+    RECORD,
+    RECORD_SCHEMA,
+    SECTIONS,
+    locate_section,
+    read_merges,
+    read_object,
+    read_record_file,
+    read_section,
+    recorded_commands,
+    section_label,
+    update_record,
+    write_section,
+)
 from oodscope.results.schema import (
     CLASS_FIELD,
     CORE_FIELDS,
@@ -37,6 +51,9 @@ __all__ = [
     "CORE_FIELDS",
     "MERGES",
     "MISSING",
+    "RECORD",
+    "RECORD_SCHEMA",
+    "SECTIONS",
     "SCHEMA_VERSION",
     "SCORES_DIR",
     "ResultsLog",
@@ -48,16 +65,23 @@ __all__ = [
     "first_per_cell",
     "label",
     "load_scores",
+    "locate_section",
     "metric",
     "metrics_table",
     "normalize",
     "normalize_rows",
     "per_class_table",
     "read_merges",
+    "read_object",
+    "read_record_file",
     "read_results",
+    "read_section",
     "recorded_commands",
     "render_summary",
     "row_key",
     "row_label",
     "save_scores",
+    "section_label",
+    "update_record",
+    "write_section",
 ]

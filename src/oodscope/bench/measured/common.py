@@ -1,9 +1,9 @@
 """The runner of the measurement suites (``robustness``, ``verification``): a plan expands into
 measurements, each a cell of a multi-class benchmark with ``method`` = the model (or detector) and
 what is measured as its ``variant``; each finished measurement is one row of ``results.jsonl`` in
-the common format, so a rerun skips finished rows. The suite's plan is recorded in its own JSON file
-beside the results (``robustness.json``, ``verification.json``); its tables are
-:mod:`oodscope.bench.measured.tables`'.
+the common format, so a rerun skips finished rows. The suite's plan is recorded in the ``measured``
+section of ``experiment.json`` (directories written before kept it in ``robustness.json`` or
+``verification.json``); its tables are :mod:`oodscope.bench.measured.tables`'.
 
 A suite gives the runner its cells, a context per seed (the task, the cache and the networks,
 built once per seed) and a function per kind of measurement returning ``(metrics, upstream info,
@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 import oodscope
-from oodscope.atomic import write_json_atomic
 from oodscope.bench.config import RunOptions
 from oodscope.bench.fitting import shared_upstream
 from oodscope.bench.lock import directory_lock
@@ -35,6 +34,7 @@ from oodscope.detectors import UpstreamCache, create, detector_class, settings_f
 from oodscope.progress import message
 from oodscope.protocols import Cell, DataStore, MultiClass, Task, freeze
 from oodscope.results import SCHEMA_VERSION
+from oodscope.results.records import write_section
 
 Job = dict[str, Any]
 Runner = Callable[[Any, Job], tuple[dict[str, Any], Any, dict[str, Any]]]
@@ -72,15 +72,16 @@ def run_measured(suite: str, plan: Any, cells: Sequence[tuple[Cell, Job]], runne
     """Run every unfinished measurement of ``cells`` into ``out`` through the run loop
     (:func:`oodscope.bench.loop.run_cells`) and return every row of the plan.
 
-    ``plan``: a dataclass with ``benchmark`` and ``preset``, recorded in ``out/<suite>.json``;
+    ``plan``: a dataclass with ``benchmark`` and ``preset``, recorded in the ``measured`` section of
+    ``out/experiment.json``;
     ``runners[job["kind"]](context, job)`` measures one cell; ``context(task, seed)`` builds the
     per-seed state (the cells must be ordered seed by seed)."""
     directory = Path(out)
     jobs = {c.key(): job for c, job in cells}
 
     def record(all_cells: list[Cell], finished: dict[str, Row], rows: list[Row], pending: list[Cell]) -> None:
-        write_json_atomic(directory / f"{suite}.json", {"suite": suite, "plan": asdict(plan), "command": command,
-                                                          "run": run.to_json(), "oodscope_version": oodscope.__version__})
+        write_section(directory, "measured", {"suite": suite, "plan": asdict(plan), "command": command,
+                                              "run": run.to_json(), "oodscope_version": oodscope.__version__})
 
     def execute(pending: list[Cell]) -> Iterator[Finished]:
         store = DataStore(run.data_root, run.download)

@@ -18,8 +18,9 @@ Per seed s it measures, on a fixed subset of the in-distribution test images:
 Each measurement is one row of ``results.jsonl`` in the common format (a cell of the benchmark
 with ``method`` = the model, the detector or ``transfer`` and the attack as its ``variant``);
 a rerun skips finished rows (:mod:`oodscope.bench.measured.common`). ``table.md`` shows the four
-tables; ``robustness.json`` records the plan. Networks come from the upstream cache, so the
-standard classifier is the one every classifier-based detector of that seed reads.
+tables; ``experiment.json`` records the plan (its ``measured`` section). Networks come from the
+upstream cache, so the standard classifier is the one every classifier-based detector of that
+seed reads.
 """
 
 from __future__ import annotations

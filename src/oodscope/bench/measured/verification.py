@@ -33,7 +33,8 @@ other keys, so a rerun in their directory measures anew instead of reusing them,
 label them "(float64 bounds)".
 
 Rows follow the common format (``method`` = the model, ``variant`` = what is measured); a rerun
-skips finished rows. ``table.md`` shows the suite's tables; ``verification.json`` records the plan.
+skips finished rows. ``table.md`` shows the suite's tables; ``experiment.json`` records the plan (its
+``measured`` section).
 """
 
 from __future__ import annotations

@@ -1,61 +1,65 @@
-"""A suite's record ``DIR/suite.json`` and its tables rebuilt from the results, without torch.
+"""A suite's record (the ``paper_suite`` section of ``DIR/experiment.json``) and its tables rebuilt
+from the results, without torch.
 
-``DIR/suite.json`` records the resolved :class:`~oodscope.bench.paper.suites.SuiteSpec`, the data
-root and the command line, so tables (and figures, :mod:`oodscope.figures`) can be rebuilt
-later from ``results.jsonl`` alone with :func:`rebuild_tables`. Running a suite is
-:func:`oodscope.bench.paper.run.run_suite`.
+The section records the resolved :class:`~oodscope.bench.paper.suites.SuiteSpec`, the data root
+and the command line, so tables (and figures, :mod:`oodscope.figures`) can be rebuilt later from
+``results.jsonl`` alone with :func:`rebuild_tables`. A directory written before keeps it in
+``DIR/suite.json``, read the same (:func:`oodscope.results.records.locate_section`). Running a
+suite is :func:`oodscope.bench.paper.run.run_suite`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from oodscope.atomic import write_json_atomic
 from oodscope.bench.paper.tables import write_tables
 from oodscope.bench.paper.suites import SuiteSpec
 from oodscope.errors import DataError, InputError
 from oodscope.results import ResultsLog
+from oodscope.results.records import locate_section, write_section
 
-SUITE_JSON = "suite.json"
+SECTION = "paper_suite"  # of experiment.json; suite.json in a directory written before
 
 
 def read_suite(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The contents of ``DIR/suite.json``, or None when the directory holds no suite.
+    """The suite record of ``DIR`` (its ``paper_suite`` section, or ``suite.json``), or None when the
+    directory holds no suite.
 
     Raises:
-        DataError: the file exists but is not a suite record.
+        DataError: the record exists but is not a suite record.
     """
-    path = Path(directory) / SUITE_JSON
-    if not path.is_file():
+    found = locate_section(directory, SECTION)
+    if found is None:
         return None
+    file, info = found
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
         SuiteSpec.from_json(info["spec"])
     except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"{path}: not a suite record ({e})") from None
+        raise DataError(f"{Path(directory) / file}: not a suite record ({e})") from None
     return info
 
 
 def load_spec(directory: str | os.PathLike[str]) -> SuiteSpec:
-    """The :class:`SuiteSpec` recorded in ``DIR/suite.json``.
+    """The :class:`SuiteSpec` recorded in ``DIR``.
 
     Raises:
-        InputError: no suite.json in ``directory``.
+        InputError: the directory holds no suite record.
     """
     info = read_suite(directory)
     if info is None:
-        raise InputError(f"{directory}: no {SUITE_JSON}; run a suite there first (oodscope bench --suite ...)")
+        raise InputError(f"{directory}: no suite recorded (experiment.json holds no {SECTION}); "
+                         "run a suite there first (oodscope bench --suite ...)")
     return SuiteSpec.from_json(info["spec"])
 
 
 def record_suite(spec: SuiteSpec, directory: Path, data_root: str | os.PathLike[str] | None, device: str | None,
                  overrides: dict[str, Any], command: list[str] | None) -> None:
-    """Write ``DIR/suite.json``; a directory already holding another suite or data set is refused.
+    """Write the ``paper_suite`` section of ``DIR/experiment.json``; a directory already holding
+    another suite or data set is refused.
 
     Raises:
         InputError: ``DIR`` holds a different suite, data set or preset.
@@ -70,7 +74,7 @@ def record_suite(spec: SuiteSpec, directory: Path, data_root: str | os.PathLike[
                                  "use another --out directory")
         history = list(old.get("history", [])) + [{k: old.get(k) for k in ("command", "started", "spec")}]
     root = None if data_root is None else os.path.abspath(data_root)
-    write_json_atomic(directory / SUITE_JSON, {
+    write_section(directory, SECTION, {
         "suite": spec.suite,
         "dataset": spec.dataset,
         "preset": spec.preset,
@@ -85,7 +89,7 @@ def record_suite(spec: SuiteSpec, directory: Path, data_root: str | os.PathLike[
 
 
 def rebuild_tables(directory: str | os.PathLike[str]) -> list[Path]:
-    """Rewrite ``table.md`` and ``table.csv`` from ``suite.json`` and ``results.jsonl`` (no training)."""
+    """Rewrite ``table.md`` and ``table.csv`` from the suite record and ``results.jsonl`` (no training)."""
     spec = load_spec(directory)
     rows = ResultsLog(Path(directory) / "results.jsonl").rows()
     return write_tables(directory, spec, rows)

@@ -1,4 +1,5 @@
-"""Running a suite into a directory: ``suite.json``, the cells (resumable), ``table.md``/``table.csv``."""
+"""Running a suite into a directory: its record (``experiment.json``), the cells (resumable),
+``table.md``/``table.csv``."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def run_suite(spec: SuiteSpec, config: BenchConfig, log: Log | None = None) -> l
         return run_bench(config, log, cells=suite_cells(spec))
     directory = config.directory
     directory.mkdir(parents=True, exist_ok=True)
-    with directory_lock(directory):  # fail early, before touching suite.json, if a run is under way
+    with directory_lock(directory):  # fail early, before touching the record, if a run is under way
         pass
     record_suite(spec, directory, config.run.data_root, config.run.device, config.overrides, config.command)
     try:

@@ -164,8 +164,8 @@ def compute_table(pairs: list[tuple[Cell, Any]]) -> Table:
 
 COMPUTE_NOTE = ("Training plus scoring time of the finished cells, summed (a network shared by several cells, "
                 "such as GEOM's f, counts once; data loading is left out). Cells may have run in several "
-                "invocations; their commands are in run.json (and merges.json for cells merged in from other "
-                "directories).")
+                "invocations; their commands are in experiment.json (and merges.json for cells merged in from "
+                "other directories).")
 
 
 def sections(spec: SuiteSpec, rows: list[dict[str, Any]]) -> tuple[str, list[str], list[tuple[str, Table]]]:
