@@ -8,7 +8,9 @@ validation split — not necessarily the same images) and exported twice:
 * ``OUT/resnet.pt2``: a ``torch.export`` program with a batch axis of any size, which
   ``oodscope fit --model`` reads;
 * ``OUT/resnet.pt``: only the weights (``state_dict``), for the Python API, where you build the
-  module yourself and pass it (``ModelAdapter(TinyResNet(), ...)`` after ``load_state_dict``).
+  module yourself and pass it (``ModelAdapter(TinyResNet(), ...)`` after ``load_state_dict``);
+* ``OUT/resnet.onnx``: an ONNX file with a batch axis of any size (when the onnx package is
+  installed), which ``oodscope fit --model`` reads too.
 
     python examples/train_resnet.py --mnist ../shared/data/mnist --out runs/example --seed 0
 
@@ -116,6 +118,18 @@ def main() -> None:
     program = torch.export.export(model, (torch.rand(2, 1, 28, 28),), dynamic_shapes=({0: batch},))
     torch.export.save(program, out / "resnet.pt2")
     print(f"wrote {out / 'resnet.pt2'} and {out / 'resnet.pt'}")
+    export_onnx(model, out / "resnet.onnx")
+
+
+def export_onnx(model: nn.Module, path: Path) -> None:
+    """The model as an ONNX file with a batch axis of any size (needs the onnx package)."""
+    try:
+        torch.onnx.export(model, (torch.rand(2, 1, 28, 28),), str(path), input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    except ImportError as e:
+        print(f"not written: {path} ({e}; pip install onnx)")
+        return
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
