@@ -47,7 +47,7 @@ def _unit_range(x: np.ndarray, what: str) -> np.ndarray:
                 "pass uint8 images (0..255) or divide float images by 255"
             )
         return np.clip(np.ascontiguousarray(x, dtype=np.float32), 0.0, 1.0)
-    if x.min() < 0 or x.max() > 255:
+    if x.dtype != np.uint8 and (x.min() < 0 or x.max() > 255):  # uint8 cannot be outside
         raise InputError(f"{what}: integer images must lie in 0..255")
     return np.ascontiguousarray(x, dtype=np.float32) / 255.0
 

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from oodscope.errors import InputError
 from oodscope.inputs import as_images
-from oodscope.training.core import batches, in_format, scoring_autocast
+from oodscope.training.core import in_format, scoring_autocast
 from oodscope.upstream.base import Upstream
 
 RESIZES = ("resize", "center-crop", "none")
@@ -366,9 +366,10 @@ class ModelAdapter(Upstream):
         """Class logits (float32, on the CPU) of images ``x`` in [0, 1], in the adapter's precision."""
         self.model.eval()
         out = []
-        for idx in batches(x.shape[0], int(self.settings["batch_size"])):
+        step = int(self.settings["batch_size"])
+        for i in range(0, x.shape[0], step):  # slices: views, no copy before _input's
             with scoring_autocast(self.device, self.settings["precision"]):
-                out.append(self._forward(self._input(x[idx])).float().cpu())
+                out.append(self._forward(self._input(x[i:i + step])).float().cpu())
         return torch.cat(out) if out else torch.zeros(0, int((self.fitted or {}).get("classes", 0)))
 
     def taps(self, x: torch.Tensor, dropout: bool = False, precision: str | None = None) -> dict[str, torch.Tensor]:
