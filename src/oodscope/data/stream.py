@@ -2,9 +2,11 @@
 
 A stream is read again from its start each time it is iterated: a torch ``DataLoader`` (batches of
 images, or of ``(images, labels)``), any re-iterable of arrays, or an image folder read and decoded
-``batch_size`` files at a time (:meth:`ImageStream.from_folder`). Detectors that fit in one pass
-with bounded memory (``deep-knn``, ``gaussian`` on a model of yours) take one in place of an array,
-so fitting on a folder of any size holds one batch of images at a time.
+``batch_size`` files at a time (:meth:`ImageStream.from_folder`, a class sub-folder's index being
+each image's label). Detectors on a model of yours take one in place of an array (with the labels
+riding along for those that read them), so fitting on a folder of any size holds one batch of
+images at a time plus what the detector's settings bound (:meth:`ImageStream.sample`: a uniform
+sample in one pass).
 """
 
 from __future__ import annotations
