@@ -394,3 +394,34 @@ def test_label_reading_detectors_fit_on_a_stream_of_labelled_batches(user_model:
         create("mahalanobis").fit(unlabelled, upstream=adapter)
     with pytest.raises(InputError, match="set fit_samples > 0"):
         create("react", fit_samples=0).fit(loader, upstream=adapter)
+
+
+def test_the_classifier_suite_reads_a_users_model(tmp_path: Path, data_root: Path) -> None:
+    """`oodscope bench --suite classifier --model`: the detectors that read a classifier read the
+    user's (its fingerprint in every row), those that train their own are left out with a message."""
+    import json as jsonlib
+
+    from click.testing import CliRunner
+
+    from oodscope.cli import cli
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 5, stride=4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 16), nn.ReLU(),
+                        nn.Linear(16, 6)).eval()
+    program = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (torch.rand(2, 1, 28, 28),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},)), program)
+    out = tmp_path / "suite"
+    r = CliRunner().invoke(cli, ["bench", "--suite", "classifier", "--protocol", "split-mnist", "--methods",
+                                 "msp,react,dgc", "--seeds", "0", "--preset", "smoke", "--model", str(program),
+                                 "--penultimate", "4", "--head", "5", "--data-root", str(data_root), "--no-download",
+                                 "--no-progress", "--threads", "1", "--no-disk-cache", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "left out (they train their own network, not --model): dgc" in r.output
+    rows = [jsonlib.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    fingerprint = ModelAdapter(net, penultimate="4", head="5").fingerprint()
+    assert sorted(row["method"] for row in rows) == ["msp", "react"]
+    assert all(row["upstream"]["kind"] == "model" and fingerprint.startswith(row["upstream"]["key"]) for row in rows)
+    assert jsonlib.loads((out / "experiment.json").read_text())["grid"]["config"]["model"]["adapter"]["head"] == "5"
+    r = CliRunner().invoke(cli, ["bench", "--suite", "table3", "--model", str(program), "--out", str(tmp_path / "t3")])
+    assert r.exit_code == 2 and "--model" in r.output

@@ -11,7 +11,7 @@ from typing import Any
 from oodscope.atomic import write_text_atomic
 from oodscope.bench.config import BenchConfig, RunOptions
 from oodscope.bench.experiment import Experiment, Outcome, register_experiment
-from oodscope.bench.experiments.grid import SUITE_OPTIONS
+from oodscope.bench.experiments.grid import MODEL_OPTIONS, SUITE_OPTIONS
 from oodscope.bench.paper.suites import GRID_SUITES
 from oodscope.bench.user_model import BenchModel
 from oodscope.errors import InputError
@@ -28,7 +28,7 @@ def _reads_user_models(cls: type) -> bool:
 class FamilySuite(Experiment):
     kind = "family-suite"
     suites = tuple(GRID_SUITES)
-    takes = SUITE_OPTIONS
+    takes = SUITE_OPTIONS | MODEL_OPTIONS  # its detectors read a classifier: yours with --model
     refusal = "the suite sets its own variants"
     figures = "always"
     help = ("classifier, calibration: a family of classifier-based detectors on a multi-class benchmark "

@@ -14,7 +14,7 @@ MODEL_OPTIONS = frozenset({"model", "penultimate", "head", "taps", "input_size",
                            "input_std", "channels_last"})  # a model of yours (oodscope.bench.user_model)
 GRID_OPTIONS = frozenset({"protocol", "dataset", "classes", "oe_dataset", "n_oe", "oe_classes", "methods", "seeds",
                           "preset", "settings", "variants"}) | MODEL_OPTIONS
-SUITE_OPTIONS = GRID_OPTIONS - {"variants"}  # a suite sets its own variants
+SUITE_OPTIONS = GRID_OPTIONS - {"variants"} - MODEL_OPTIONS  # a suite sets its own variants (and networks)
 
 
 def grid_config(opts: dict[str, Any], out: str | Path, run: RunOptions, command: list[str] | None) -> BenchConfig:
