@@ -392,8 +392,11 @@ def test_label_reading_detectors_fit_on_a_stream_of_labelled_batches(user_model:
     unlabelled = torch.utils.data.DataLoader(torch.as_tensor(x), batch_size=25)
     with pytest.raises(InputError, match="class labels"):
         create("mahalanobis").fit(unlabelled, upstream=adapter)
-    with pytest.raises(InputError, match="set fit_samples > 0"):
-        create("react", fit_samples=0).fit(loader, upstream=adapter)
+    every = create("react", fit_samples=0).fit(loader, upstream=adapter)  # every image's features, a batch at a time
+    np.testing.assert_allclose(every.score(test), create("react", fit_samples=0).fit(x, labels=y, upstream=adapter).score(test),
+                               rtol=1e-6, atol=1e-9)
+    with pytest.raises(InputError, match="class labels"):
+        create("knn-clf").fit(unlabelled, upstream=adapter)
 
 
 def test_the_classifier_suite_reads_a_users_model(tmp_path: Path, data_root: Path) -> None:

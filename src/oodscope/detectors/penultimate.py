@@ -23,9 +23,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from oodscope.data.stream import ImageStream
 from oodscope.detectors.base import FitData
 from oodscope.detectors.posthoc import LogitScoreDetector
 from oodscope.errors import InputError, ModelFileError
+from oodscope.inputs import as_images
 from oodscope.model_files import load_modules
 from oodscope.training.core import batches
 from oodscope.upstream.adapter import ModelAdapter
@@ -54,12 +56,9 @@ class PenultimateDetector(LogitScoreDetector):
             raise InputError(f"{self.method}: fit_samples must be >= 0, got {self.config['fit_samples']}")
 
     def _stream_sample(self) -> int:
-        if not self.reads_training:
-            return 0
-        n = int(self.config["fit_samples"])
-        if n == 0:
-            raise InputError(f"{self.method}: fitting on a stream keeps a sample of fit_samples images; set fit_samples > 0")
-        return n
+        """A sample of ``fit_samples`` images drawn from a stream; with ``fit_samples`` = 0 (all),
+        ``_fit`` reads the features of every image batch by batch (N x D floats, never the images)."""
+        return int(self.config["fit_samples"]) if self.reads_training else 0
 
     # -- what the detectors read -----------------------------------------------------------
     def head_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +89,17 @@ class PenultimateDetector(LogitScoreDetector):
             return torch.zeros(0, 0), torch.zeros(0, int(self.upstream.fitted["classes"]))
         return torch.cat([f for f, _ in parts]), torch.cat([z for _, z in parts])
 
+    def _stream_features(self, stream: ImageStream) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features, logits and labels of every image of a stream of (images, labels) batches."""
+        parts = []
+        for images, y in stream.pairs():
+            if y is None:
+                raise InputError(f"{self.method}: needs the class labels of the training images; give batches of "
+                                 "(images, labels) or a folder with one sub-folder per class")
+            xb = as_images(images, "training images")
+            parts.append((*self.penultimate(xb), torch.as_tensor(np.asarray(y)).long().reshape(-1)))
+        return tuple(torch.cat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
     # -- hooks -----------------------------------------------------------------------------
     def fit_features(self, features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Keep what the score needs from the training features (float32), logits and labels."""
@@ -113,11 +123,14 @@ class PenultimateDetector(LogitScoreDetector):
             self.fitted["state_shapes"] = {}
             return
         x, labels = data.x, data.labels
-        n = int(self.config["fit_samples"])
-        if 0 < n < len(x):
-            keep = np.sort(np.random.default_rng(int(self.config["seed"])).choice(len(x), n, replace=False))
-            x, labels = x[torch.from_numpy(keep)], labels[torch.from_numpy(keep)]
-        features, logits = self.penultimate(x)
+        if isinstance(x, ImageStream):
+            features, logits, labels = self._stream_features(x)
+        else:
+            n = int(self.config["fit_samples"])
+            if 0 < n < len(x):
+                keep = np.sort(np.random.default_rng(int(self.config["seed"])).choice(len(x), n, replace=False))
+                x, labels = x[torch.from_numpy(keep)], labels[torch.from_numpy(keep)]
+            features, logits = self.penultimate(x)
         self.fit_features(features, logits, labels)
         self.fitted["state_shapes"] = {k: list(getattr(self, k).shape) for k in self.state}
 
