@@ -50,8 +50,7 @@ class NNGuideDetector(PenultimateDetector):
 
     def confidence(self, h: torch.Tensor) -> torch.Tensor:
         """log sum_k exp(z_k) of float64 features ``h``."""
-        w, b = self.head_parameters()
-        return torch.logsumexp(h @ w.T + b, dim=1)
+        return torch.logsumexp(self.head_logits(h), dim=1)
 
     def fit_features(self, features: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         k = int(self.config["k"])

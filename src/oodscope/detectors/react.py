@@ -43,6 +43,5 @@ class ReActDetector(PenultimateDetector):
         self.fitted["clip"] = float(c)
 
     def feature_score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        w, b = self.head_parameters()
         clipped = features.double().clamp(max=float(self.clip[0]))
-        return -torch.logsumexp(clipped @ w.T + b, dim=1)
+        return -torch.logsumexp(self.head_logits(clipped), dim=1)

@@ -79,7 +79,6 @@ class ViMDetector(PenultimateDetector):
         self.fitted.update({"dim": dim, "alpha": float(alpha)})
 
     def feature_score(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        w, b = self.head_parameters()
         h = features.double()
         virtual = float(self.alpha[0]) * torch.linalg.vector_norm((h - self.origin) @ self.residual, dim=1)
-        return virtual - torch.logsumexp(h @ w.T + b, dim=1)
+        return virtual - torch.logsumexp(self.head_logits(h), dim=1)
