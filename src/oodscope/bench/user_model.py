@@ -50,8 +50,10 @@ def adapter_spec(penultimate: str | None = None, head: str | None = None, taps: 
 @functools.lru_cache(maxsize=2)
 def _loaded(path: str, spec_json: str) -> ModelAdapter:
     spec = AdapterSpec.from_json(json.loads(spec_json))
-    return ModelAdapter.from_file(path, penultimate=spec.penultimate, head=spec.head, taps=spec.taps,
-                                  preprocess=spec.preprocess, channels_last=spec.channels_last)
+    adapter = ModelAdapter.from_file(path, penultimate=spec.penultimate, head=spec.head, taps=spec.taps,
+                                     preprocess=spec.preprocess, channels_last=spec.channels_last)
+    adapter.fingerprint()  # hashed once: every cell's copy carries it
+    return adapter
 
 
 @dataclass(frozen=True)
