@@ -17,6 +17,8 @@ from oodscope.data import load as load_data
 from oodscope.detectors import create, load, registry
 from oodscope.errors import InputError, ModelFileError
 from oodscope.upstream.adapter import ModelAdapter, Preprocess, model_fingerprint
+from oodscope.settings import settings_key
+from oodscope.upstream.base import training_settings
 from oodscope.upstream.classifier import Classifier, classifier_memory_format
 
 USER_DETECTORS = [m for m, cls in registry().items()
@@ -52,9 +54,28 @@ def test_every_post_hoc_detector_reads_a_user_model() -> None:
             "layers-clf"} <= set(USER_DETECTORS)
 
 
+@pytest.fixture(scope="module")
+def shared_classifier(digits) -> Classifier:
+    """One built-in classifier for every detector whose settings train the same one (the others train their own)."""
+    return _fit("msp", digits).upstream
+
+
+def _same_training(method: str, clf: Classifier) -> bool:
+    cls = registry()[method]
+    want = cls.requires.upstream(**cls.requires.upstream.settings_from(create(method, epochs=1, progress=False).config))
+    return cls.requires.upstream is Classifier and settings_key(training_settings(want.settings)) == \
+        settings_key(training_settings(clf.settings))
+
+
+def test_most_detectors_share_the_one_classifier(shared_classifier) -> None:
+    shared = [m for m in USER_DETECTORS if _same_training(m, shared_classifier)]
+    assert "msp" in shared and len(shared) >= len(USER_DETECTORS) // 2, shared
+
+
 @pytest.mark.parametrize("method", USER_DETECTORS)
-def test_wrapping_the_builtin_classifier_gives_its_scores_bit_for_bit(method: str, digits) -> None:
-    builtin = _fit(method, digits)
+def test_wrapping_the_builtin_classifier_gives_its_scores_bit_for_bit(method: str, digits, shared_classifier) -> None:
+    shared = _same_training(method, shared_classifier)
+    builtin = _fit(method, digits, upstream=shared_classifier) if shared else _fit(method, digits)
     torch.manual_seed(123)  # what the detector draws (g_theta's initial weights, dropout) is seeded by fit
     mine = _fit(method, digits, upstream=wrapped(builtin.upstream))
     assert isinstance(mine.upstream, ModelAdapter)

@@ -105,6 +105,7 @@ def test_executor_options_checked() -> None:
     assert gpus_per_cell(auto, smoke, 2) == 1 and gpus_per_cell(auto, smoke, 0) == 0
 
 
+@pytest.mark.slow  # ~45 s; the default run keeps test_worker_killed_cell_run_again and the rows-equal test
 def test_driver_killed_then_resumed(tmp_path: Path) -> None:
     """SIGKILL the driver (and its local Ray) after its first rows arrive; rerun: every cell once."""
     out = tmp_path / "run"

@@ -219,6 +219,7 @@ def test_deeppoly_certifies_at_least_what_intervals_do(rotations) -> None:
     assert rotations("deeppoly", 5.0).share > rotations("interval", 5.0).share  # and strictly more at ±5°
 
 
+@pytest.mark.slow  # ~20 s; the default run keeps the larger-theta monotonicity and the dense-grid soundness
 def test_more_splits_never_certify_fewer_images(clf, digits, rotations) -> None:
     for method in ("interval", "deeppoly"):
         runs = [rotations(method, 5.0, s) for s in (5, 10, 20)]  # nested sub-intervals

@@ -99,6 +99,7 @@ def test_the_schedule_ramps_eps_up_and_kappa_down_over_the_warm_up() -> None:
     assert ibp_schedule(0, 10, 0.0, 0.3) == (0.3, 0.5)  # no warm-up: the target from the start
 
 
+@pytest.mark.slow  # ~30 s; the verification suite's end-to-end test checks the same claim on MNIST
 def test_ibp_training_certifies_far_more_than_standard_training(digits) -> None:
     standard = Classifier(**BASE).fit(digits["x"], digits["y"])
     certified = Classifier(**BASE, **IBP).fit(digits["x"], digits["y"])
