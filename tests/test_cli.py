@@ -120,7 +120,7 @@ def test_score_csv_and_verdicts(model: Path, folders: Path, tmp_path: Path) -> N
     r = invoke("score", str(model), str(folders / "probe"), str(folders / "train" / "bar00.png"))
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert list(rows[0]) == ["file", "score", "verdict", "error"]
+    assert list(rows[0]) == ["file", "score", "p_value", "verdict", "error"]
     assert len(rows) == 7  # 6 probe images (converted to 16x16 gray) + 1 file
     assert rows[0]["file"].endswith("a_bar0.png") and rows[-1]["file"].endswith("bar00.png")
     for row in rows:
@@ -150,7 +150,7 @@ def test_score_skips_unreadable_images_unless_strict(model: Path, folders: Path,
     r = invoke("score", str(model), str(folders / "broken.png"), str(folders / "probe"), "--out", str(strict), "--strict",
                "--no-progress")
     assert_one_line_error(r, "broken.png", "cannot read image")
-    assert strict.read_text() == "file,score,verdict,error\n"  # nothing scored, nothing half-written
+    assert strict.read_text() == "file,score,p_value,verdict,error\n"  # nothing scored, nothing half-written
 
 
 def test_score_resumes_after_a_kill(model: Path, folders: Path, tmp_path: Path) -> None:
@@ -239,7 +239,9 @@ def test_export_onnx_and_score_with_it(folders: Path, tmp_path: Path) -> None:
     cfg = json.loads((model / "config.json").read_text())
     assert side["method"] == "layers" and side["image_size"] == [16, 16] and side["channels"] == 1
     assert side["threshold"] == cfg["threshold"] and side["weights_sha256"] == cfg["weights_sha256"]
-    assert side["threshold_rule"]["rule"] == "accept" and "held_out_scores" not in side["threshold_rule"]
+    # the held-out scores travel with the export: the ONNX file gives the same p-values
+    assert side["threshold_rule"]["rule"] == "accept"
+    assert side["threshold_rule"]["held_out_scores"] == cfg["threshold_rule"]["held_out_scores"]
     paths = [str(folders / "probe"), str(folders / "train")]
     torch_rows = list(csv.DictReader(io.StringIO(invoke("score", str(model), *paths).stdout)))
     onnx_rows = list(csv.DictReader(io.StringIO(invoke("score", str(onnx_file), *paths).stdout)))
@@ -248,6 +250,10 @@ def test_export_onnx_and_score_with_it(folders: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
     clear = np.abs(b - cfg["threshold"]) > 1e-4 * np.abs(b).max()  # a held-out image sits on the threshold itself
     assert [x["verdict"] for x, c in zip(onnx_rows, clear) if c] == [x["verdict"] for x, c in zip(torch_rows, clear) if c]
+    held = np.array(cfg["threshold_rule"]["held_out_scores"])  # p-values agree where no held-out score is as close
+    apart = np.abs(b[:, None] - held[None, :]).min(axis=1) > 1e-4 * np.abs(b).max()
+    assert apart.sum() >= 10
+    assert [x["p_value"] for x, c in zip(onnx_rows, apart) if c] == [x["p_value"] for x, c in zip(torch_rows, apart) if c]
 
     # a program that only scores needs NumPy and onnxruntime: torch cannot even be imported here
     probe = ("import sys, json, numpy as np; sys.modules['torch'] = None; "

@@ -57,6 +57,16 @@ MODEL_OPTIONS = ("model", "penultimate", "head", "taps", "input_size", "input_ch
                  "channels_last")
 
 
+def stacked(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """One decorator applying ``options`` in the order listed (the first shown first in --help)."""
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
 def model_options(what: str) -> Callable[[F], F]:
     """``--model`` (a classifier or backbone of yours, as a ``.pt2`` or ``.onnx`` file) and where the
     adapter reads it; ``what``: what the command does with it (help text)."""
@@ -74,10 +84,25 @@ def model_options(what: str) -> Callable[[F], F]:
                      help="With --model: run it in the channels_last memory format (on a CPU often faster; "
                           "scores may differ from the default format in the last bits)."),
     ]
+    return stacked(options)
 
-    def apply(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
 
-    return apply
+def decision_options(what: str) -> Callable[[F], F]:
+    """``--alpha``, ``--fdr``, ``--fdr-rule``, ``--class-conditional``: a decision rule on conformal
+    p-values (:mod:`oodscope.pipeline.decisions`); ``what``: where it applies (help text)."""
+    options = [
+        click.option("--alpha", type=float, default=None,
+                     help=f"Per-image rule: ood when the conformal p-value is at most ALPHA, so an in-distribution image "
+                          f"is flagged with probability at most ALPHA ({what})."),
+        click.option("--fdr", type=float, default=None,
+                     help=f"False-discovery-rate rule at level Q: at most a share Q of the flagged images are expected "
+                          f"to be in-distribution ({what}; see --fdr-rule)."),
+        click.option("--fdr-rule", type=click.Choice(["bh", "lond", "lord++"]), default="bh", show_default=True,
+                     help="With --fdr: bh = Benjamini-Hochberg over the batch; lond or lord++ = an online rule over the "
+                          "images in order (lond: guaranteed for conformal p-values; lord++: guaranteed for independent "
+                          "p-values). Both need large calibration sets to flag anything (docs/BENCHMARKS.md)."),
+        click.option("--class-conditional", is_flag=True, default=False,
+                     help="p-values against the calibration images of the same predicted class (detectors that read "
+                          "a classifier); the guarantee then holds within each class."),
+    ]
+    return stacked(options)

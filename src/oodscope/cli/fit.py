@@ -11,12 +11,15 @@ import numpy as np
 from oodscope.bench.options import parse_settings, parse_size
 from oodscope.bench.paper.methods import OURS
 from oodscope.bench.user_model import BenchModel
-from oodscope.cli.common import apply_threads, device_option, model_options, set_option, threads_option
+from oodscope.cli.common import apply_threads, decision_options, device_option, model_options, set_option, threads_option
 from oodscope.data import ImageStream, load_folder
 from oodscope.detectors import detector_class, registry
 from oodscope.detectors.base import PRESET_NAMES
 from oodscope.errors import InputError
+from oodscope.metrics.conformal import check_level
 from oodscope.pipeline import fit_with_threshold
+from oodscope.pipeline.decisions import record_rule, rule_from_options
+from oodscope.pipeline.fitting import holdout_split
 from oodscope.training import distributed
 
 
@@ -45,12 +48,14 @@ def _channels(value: int | None) -> int | None:
 @model_options("the detector reads it instead of training its own (post-hoc detectors, deep-knn, gaussian, the "
                "PyOD peers on its features); saved with the detector. A detector that fits on a stream then reads "
                "--train batch by batch.")
+@decision_options("recorded with the model: oodscope score and serve apply it")
 @device_option()
 @set_option()
 @threads_option()
 def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: str, accept: float | None,
         fpr: float | None, val_dir: str | None, seed: int, size: str | None, channels: int | None, device: str | None,
-        settings: tuple[str, ...], threads: int | None, **model_opts: Any) -> None:
+        settings: tuple[str, ...], threads: int | None, alpha: float | None, fdr: float | None, fdr_rule: str,
+        class_conditional: bool, **model_opts: Any) -> None:
     """Train a detector on an image folder and save it.
 
     10% of the training images (at least one) are held out to set the threshold that
@@ -62,6 +67,7 @@ def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: 
     """
     apply_threads(threads)
     accept, fpr = check_rule(accept, fpr, val_dir)
+    decision = rule_from_options(alpha, fdr, fdr_rule, class_conditional)
     overrides = parse_settings(settings, [method])
     spec = BenchModel.from_options(model_opts)
     model = None if spec is None else spec.adapter()
@@ -76,15 +82,22 @@ def fit(method: str, train_dir: str, outlier_dir: str | None, out: str, preset: 
     if outlier_dir is not None:
         outliers = load_folder(outlier_dir, size=shape, channels=c)
     val = None if val_dir is None else load_folder(val_dir, size=shape, channels=c)
+    if decision is not None and decision.uses_p_values:  # refuse a level the held-out images cannot reach before training
+        n = train.n_files if isinstance(train, ImageStream) else len(train)
+        check_level(len(holdout_split(n, seed)[1]), float(decision.level), "the level")
     report = fit_with_threshold(method, train, outliers, accept, seed, preset, overrides, device, fpr, val, model)
     if not distributed.is_main():  # under torchrun every rank trains; rank 0 alone saves and reports
         return
+    if decision is not None:
+        record_rule(report.detector, decision)
     path = report.detector.save(out)
     n_out = 0 if outliers is None else len(outliers)
     click.echo(
         f"fitted {method} on {report.n_fit} images ({shape[0]}x{shape[1]}, {c} channel(s)), "
         f"{n_out} outliers; {describe_rule(report.rule)}; saved {path}"
     )
+    if decision is not None:
+        click.echo(f"decision rule: {decision.kind} at {decision.level:g}: {decision.guarantee()}")
 
 
 def check_rule(accept: float | None, fpr: float | None, val_dir: str | None) -> tuple[float | None, float | None]:

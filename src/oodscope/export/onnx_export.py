@@ -29,7 +29,6 @@ from oodscope.detectors import Detector
 from oodscope.errors import InputError
 from oodscope.export.onnx_runtime import FORMAT, sidecar_path
 from oodscope.pipeline.files import model_geometry
-from oodscope.pipeline.thresholds import public_rule
 
 OPSET = 17
 
@@ -81,7 +80,7 @@ def export_onnx(detector: Detector, path: str | os.PathLike[str], weights_sha256
             "input": "float32 (batch, channels, height, width) in [0, 1]; normalisation is inside the graph",
             "normalisation": {k: detector.fitted.get(k) for k in ("mean", "std")},
             "trained_on": detector.fitted.get("trained_on"),
-            "threshold": detector.threshold, "threshold_rule": public_rule(detector),
+            "threshold": detector.threshold, "threshold_rule": detector.threshold_rule,  # calibration scores: p-values
             "onnx_sha256": hashlib.sha256(data).hexdigest(), "weights_sha256": weights_sha256, "opset": OPSET,
             "precision": "float32",
         }

@@ -10,6 +10,7 @@ import numpy as np
 from oodscope.data import ImageSet, ImageStream
 from oodscope.detectors import Detector, create, detector_class, settings_for
 from oodscope.errors import InputError
+from oodscope.pipeline.decisions import scores_and_classes
 from oodscope.pipeline.thresholds import choose_threshold
 
 HOLDOUT_FRACTION = 0.1
@@ -90,8 +91,9 @@ def _fit_and_threshold(method: str, settings: dict[str, Any], fit: Any, held_out
     n_fit = fit.n_files if isinstance(fit, ImageStream) else len(fit)
     det.fitted["trained_on"] = {"images": int(n_fit), "held_out": int(len(held_out)),
                                 "outliers": 0 if outliers is None else int(len(outliers))}
-    rule = choose_threshold(det, det.score(held_out), accept, fpr,
-                            None if val_outliers is None else det.score(val_outliers))
+    held_scores, held_classes = scores_and_classes(det, held_out)
+    rule = choose_threshold(det, held_scores, accept, fpr, None if val_outliers is None else det.score(val_outliers),
+                            held_classes)
     return FitReport(det, det.fitted["trained_on"]["images"], len(held_out), rule["threshold"], rule)
 
 

@@ -63,10 +63,19 @@ def _share_accepted(scores: np.ndarray, threshold: float) -> float:
     return float(np.mean(np.asarray(scores) <= threshold))
 
 
+# what a new threshold keeps of the old record: an explicit calibration set and the decision rule
+# (oodscope.pipeline.decisions)
+KEPT = ("calibration", "decision")
+LONG = ("held_out_scores", "held_out_classes", "calibration")  # left out of the public record
+
+
 def choose_threshold(detector: Detector, held_out_scores: np.ndarray, accept: float | None = None,
-                     fpr: float | None = None, outlier_scores: np.ndarray | None = None) -> dict[str, Any]:
+                     fpr: float | None = None, outlier_scores: np.ndarray | None = None,
+                     held_out_classes: np.ndarray | None = None) -> dict[str, Any]:
     """Set ``detector``'s threshold by exactly one rule (``accept``, or ``fpr`` with
-    ``outlier_scores``) and record it; returns the record without the stored scores.
+    ``outlier_scores``) and record it; returns the record without the stored scores. The held-out
+    scores (and, for a detector reading a classifier, their predicted classes) are kept as the
+    model's calibration for p-values (:mod:`oodscope.pipeline.decisions`).
 
     Raises:
         InputError: neither or both rules, a target out of range, ``fpr`` without outlier scores,
@@ -87,7 +96,12 @@ def choose_threshold(detector: Detector, held_out_scores: np.ndarray, accept: fl
         rule["outliers"] = {"n": int(len(outlier_scores)), "accepted": _share_accepted(outlier_scores, threshold)}
     rule["threshold"] = threshold
     rule["held_out"] = {"n": int(held.size), "accepted": _share_accepted(held, threshold) if held.size else None}
-    detector.set_threshold(threshold, {**rule, "held_out_scores": held.tolist()})
+    record = {**rule, "held_out_scores": held.tolist()}
+    if held_out_classes is not None:
+        record["held_out_classes"] = np.asarray(held_out_classes, dtype=np.int64).ravel().tolist()
+    old = detector.threshold_rule or {}
+    record.update({k: old[k] for k in KEPT if k in old})
+    detector.set_threshold(threshold, record)
     return rule
 
 
@@ -109,11 +123,17 @@ def rethreshold(detector: Detector, accept: float | None = None, fpr: float | No
                 outlier_scores: np.ndarray | None = None) -> dict[str, Any]:
     """Choose the threshold again from the saved held-out scores (and, for ``fpr``, the scores of
     validation outliers), without refitting."""
-    return choose_threshold(detector, held_out_scores(detector), accept, fpr, outlier_scores)
+    classes = (detector.threshold_rule or {}).get("held_out_classes")
+    return choose_threshold(detector, held_out_scores(detector), accept, fpr, outlier_scores, classes)
 
 
 def public_rule(detector: Detector) -> dict[str, Any] | None:
-    """The threshold record without the stored scores (for reports and the service's ``/model``)."""
+    """The threshold record without the stored scores (for reports and the service's ``/model``);
+    an explicit calibration set is summarised by its size and source."""
     if detector.threshold_rule is None:
         return None
-    return {k: v for k, v in detector.threshold_rule.items() if k != "held_out_scores"}
+    out = {k: v for k, v in detector.threshold_rule.items() if k not in LONG}
+    if "calibration" in detector.threshold_rule:
+        c = detector.threshold_rule["calibration"]
+        out["calibration"] = {"source": c.get("source"), "n": len(c["scores"])}
+    return out
