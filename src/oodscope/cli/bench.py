@@ -15,7 +15,7 @@ from click.core import ParameterSource
 
 from oodscope.bench.config import RunOptions
 from oodscope.bench.experiment import experiment_of, experiments, for_suite, rows_of, start_experiment
-from oodscope.cli.bench_options import grid_options, protocol_options, run_options
+from oodscope.cli.bench_options import conformal_options, grid_options, protocol_options, run_options
 from oodscope.cli.common import apply_threads, model_options
 from oodscope.errors import InputError
 from oodscope.training import distributed
@@ -29,6 +29,7 @@ SUITE_HELP = "; ".join(cls.help for cls in experiments().values() if cls.suites)
 @click.option("--tables-only", is_flag=True, help="Rebuild OUT's tables and figures from its results, without training.")
 @protocol_options
 @grid_options
+@conformal_options
 @model_options("every detector that takes one reads it instead of training oodscope's own network; the others are left out.")
 @run_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory; rerun with the same one to resume.")
@@ -83,6 +84,7 @@ def _redraw(directory: Path, suite: str | None, given: set[str], data_root: str 
 def _echo(directory: Path, text: str | None, paths: list[Path]) -> None:
     if text:
         click.echo(text)
-    click.echo(f"results: {directory / 'results.jsonl'}")
+    if (directory / "results.jsonl").is_file():  # an experiment that reads other directories' scores keeps none
+        click.echo(f"results: {directory / 'results.jsonl'}")
     for p in paths:
         click.echo(f"wrote: {p}")

@@ -54,6 +54,13 @@ grid_options = _stack(
                       "e.g. --variant taps=z4 --variant taps=z1+z2+z3+z4."),
 )
 
+conformal_options = _stack(
+    click.option("--from", "from", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+                 help="--suite conformal: a benchmark directory whose saved scores (DIR/scores) it measures (repeatable)."),
+    click.option("--splits", type=click.IntRange(min=1), default=None,
+                 help="--suite conformal: random calibration/test splits per cell [1000]."),
+)
+
 run_options = _stack(
     device_option(),
     click.option("--data-root", type=click.Path(file_okay=False), default=None,
