@@ -16,6 +16,7 @@ from oodscope.cli.errors import ErrorReportingGroup
 from oodscope.cli.export import export
 from oodscope.cli.fit import fit
 from oodscope.cli.merge import merge
+from oodscope.cli.methods import describe, methods
 from oodscope.cli.report import report
 from oodscope.cli.score import score
 from oodscope.cli.serve import serve
@@ -42,6 +43,8 @@ cli.add_command(attack)
 cli.add_command(verify)
 cli.add_command(report)
 cli.add_command(study)
+cli.add_command(methods)
+cli.add_command(describe)
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 Each detector registers itself (``@register``) in the file that defines it; importing this
 package imports every module in it, so a new detector is one new file here. Use
 :func:`registry` to list them, :func:`create` to build one by name and :func:`load` to read a
-saved one (safetensors + JSON, checksummed, never unpickled).
+saved one (safetensors + JSON, checksummed, never unpickled). :mod:`oodscope.detectors.catalogue`
+describes them from their declarations (paper, needs, ONNX export, every setting with its default
+and one-line description): ``oodscope methods`` and ``oodscope describe METHOD``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from oodscope.nets.conv_ae import ConvAE
 
 AE_DEFAULTS: dict[str, Any] = {
     "latent": 16,
-    "widths": [4, 16, 64],  # Hirokawa's maps per encoder layer
+    "widths": [4, 16, 64],
     "epochs": 20,
     "batch_size": 128,
     "lr": 1e-3,
@@ -36,6 +36,14 @@ AE_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "device": "cpu",
     "progress": True,
+}
+AE_HELP: dict[str, str] = {
+    "latent": "maps of the 1x1 latent code",
+    "widths": "maps of the three encoder layers (Hirokawa's: 4, 16, 64)",
+    "epochs": "passes over the training images",
+    "batch_size": "images per training batch",
+    "lr": "Adam's learning rate",
+    "weight_decay": "Adam's weight decay (L2 penalty)",
 }
 
 # paper: Hirokawa's report trains a 64-d latent for its anomaly experiment; smoke/demo: small and fast.
@@ -50,6 +58,9 @@ AE_PRESETS: dict[str, dict[str, Any]] = {
 @register
 class AEDetector(Detector):
     method = "ae"
+    paper = ('Hirokawa, "Anomaly detections using deep learning (II): 2D-convolutional variational autoencoder", '
+             'n.d.; Sakurada & Yairi 2014')
+    help = AE_HELP
     requires = Requires()
     defaults = AE_DEFAULTS
     presets = AE_PRESETS

@@ -42,10 +42,10 @@ from oodscope.nets.alocc import Discriminator, Reconstructor
 from oodscope.progress import progress
 
 ALOCC_DEFAULTS: dict[str, Any] = {
-    "width": 16,  # maps of the first convolution (the blog post: 16, doubling per layer)
-    "noise_std": 0.155,  # sigma of the training noise
-    "lambda_rec": 0.4,  # lambda, weight of the reconstruction loss
-    "score": "d",  # "d", "d_of_r" (the paper's) or "recon"
+    "width": 16,
+    "noise_std": 0.155,
+    "lambda_rec": 0.4,
+    "score": "d",
     "epochs": 5,
     "batch_size": 64,
     "lr": 2e-4,
@@ -65,6 +65,17 @@ ALOCC_PRESETS: dict[str, dict[str, Any]] = {
 @register
 class ALOCCDetector(Detector):
     method = "alocc"
+    paper = ('Sabokrou, Khalooei, Fathy & Adeli, "Adversarially learned one-class classifier for novelty detection", '
+             'CVPR 2018')
+    help = {
+        "width": "maps of the first convolution, doubling per layer (the blog post: 16)",
+        "noise_std": "sigma of the Gaussian noise added to the training images",
+        "lambda_rec": "lambda: weight of the reconstruction loss",
+        "score": '"d": -logit D(x); "d_of_r": -logit D(R(x)) (the paper); "recon": reconstruction error of R(x)',
+        "epochs": "passes over the training images",
+        "batch_size": "images per training batch",
+        "lr": "Adam's learning rate (betas 0.5, 0.999) of R and D",
+    }
     requires = Requires()
     defaults = ALOCC_DEFAULTS
     choices = {"score": ("d_of_r", "d", "recon")}

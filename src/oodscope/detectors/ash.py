@@ -65,6 +65,12 @@ def shaped(h: torch.Tensor, variant: str, k: int) -> torch.Tensor:
 @register
 class ASHDetector(ShapingDetector):
     method = "ash"
+    paper = ('Djurisic, Bozanic, Ashok & Liu, "Extremely simple activation shaping for out-of-distribution '
+             'detection", ICLR 2023')
+    help = {
+        "variant": '"p" (prune), "b" (binarise) or "s" (scale: ASH-S, as configured by the authors)',
+        "percentile": "p: each image keeps the entries of its vector above this percentile (the authors: 90)",
+    }
     defaults: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "variant": "s", "percentile": 90.0}
     choices = {**ShapingDetector.choices, "variant": ("p", "b", "s")}
     # demo: the demo's LeNet reads a 64-unit hidden layer, of which p = 90 keeps 6 (see the docstring)

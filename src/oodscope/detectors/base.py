@@ -10,7 +10,11 @@ A detector class declares, beside its ``method`` name, settings ``defaults`` and
 * ``requires`` (:class:`Requires`): whether it needs known outliers, class labels, a shared
   upstream network (GEOM's f, a classifier) and whether it reads images or flattened
   pixels / feature vectors; and an optional package it needs;
-* ``presets``: ``cpu``, ``paper``, ``smoke`` and ``demo`` settings (overrides of ``defaults``).
+* ``presets``: ``cpu``, ``paper``, ``smoke`` and ``demo`` settings (overrides of ``defaults``);
+* ``help``: a one-line description of each setting it adds (those of its bases and of the upstream
+  network it reads are found there: :meth:`Detector.settings_help`; registration refuses a setting
+  without one), and ``paper``: its source in one line;
+* whether it exports to ONNX, read from the code without fitting (:meth:`Detector.onnx_export`).
 
 Nothing outside a detector's own file names it: the benchmark, the command line and the
 demo read these declarations. A saved detector is a model directory (see
@@ -44,6 +48,16 @@ from oodscope.upstream.base import Upstream, image_stats, normalize_with, traini
 FORMAT = "oodscope-detector"
 PRESET_NAMES = ("cpu", "paper", "smoke", "demo")
 IMAGE_FACTS = ("channels", "size", "mean", "std")
+
+# Descriptions of settings that mean the same in every detector that has them (Detector.help):
+# found after a detector's own and its upstream network's (see Detector.settings_help).
+COMMON_HELP: dict[str, str] = {
+    "seed": "random seed: initial weights, batch order, drawn samples",
+    "device": '"cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)',
+    "progress": "show progress bars while training",
+    "amp": "train under bfloat16 autocast (about twice as fast on a CPU)",
+    "precision": 'scoring: "float32", or "bfloat16" autocast (faster, scores rounded; not exported to ONNX)',
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +100,23 @@ class Requires:
             parts.append(f"reads a {self.upstream.kind} network (shared, or trained by the detector)")
         return ", ".join(parts)
 
+    def needs(self) -> list[str]:
+        """What fitting needs, in short items for a table (``oodscope methods``)."""
+        yours = " or a model of yours" if self.takes_user_models() else ""
+        out = ["images" if self.inputs == "images" else f"images, feature vectors{yours}"]
+        out += [item for flag, item in ((self.labels, "labels"), (self.validation, "labelled validation images"),
+                                        (self.outliers, "outliers")) if flag]
+        if self.upstream is not None:
+            out.append(f"{self.upstream.kind} network{yours}")
+        if self.package:
+            out.append(f"{self.package} ({self.extra} extra)" if self.extra else self.package)
+        return out
+
+    def takes_user_models(self) -> bool:
+        """Whether a model of the user's (:class:`~oodscope.upstream.adapter.ModelAdapter`) may stand in
+        for the upstream network (or, for a features detector, give the feature vectors)."""
+        return self.user_models or bool(getattr(self.upstream, "takes_user_models", False)) or self.inputs == "features"
+
 
 @dataclass
 class FitData:
@@ -106,8 +137,8 @@ def _labels_of(data: Any) -> np.ndarray | None:
 
 
 class Detector:
-    """Base class. Subclasses set ``method``, ``requires``, ``defaults``, ``presets`` (and
-    ``choices`` for string settings with fixed values) and implement ``_fit`` and ``_score``
+    """Base class. Subclasses set ``method``, ``requires``, ``defaults``, ``presets``, ``help``, ``paper``
+    (and ``choices`` for string settings with fixed values) and implement ``_fit`` and ``_score``
     (or ``_outputs``); detectors with networks also ``_build`` (untrained modules from
     ``self.fitted``) and ``_modules``."""
 
@@ -120,6 +151,8 @@ class Detector:
     streams: ClassVar[bool] = False  # fits in one pass over an ImageStream / DataLoader, with bounded memory
     family: ClassVar[str] = ""  # "classifier": a detector built on a multi-class classifier (the classifier suite runs them)
     saved_defaults: ClassVar[dict[str, Any]] = {}  # settings added later: their value in model files that lack them
+    help: ClassVar[dict[str, str]] = COMMON_HELP  # one line per setting a class adds or changes (see settings_help)
+    paper: ClassVar[str] = ""  # the method's source in one line: authors, title, venue, year
 
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = check_settings(self.method, self.defaults, config, self.choices)
@@ -128,6 +161,38 @@ class Detector:
         self.threshold: float | None = None
         self.threshold_rule: dict[str, Any] | None = None  # how the threshold was chosen (oodscope.pipeline.thresholds)
         self.upstream: Upstream | None = None
+
+    @classmethod
+    def settings_help(cls) -> dict[str, str]:
+        """A one-line description of every setting, in the order of ``defaults``: from the ``help`` of
+        the class or of its bases (the nearest first), else from that of the upstream network it reads
+        (whose settings it carries), else :data:`COMMON_HELP` (``seed``, ``device``, ...). A setting
+        without one is left out (registration refuses that)."""
+        sources = [vars(k).get("help", {}) for k in cls.__mro__ if k is not Detector]
+        sources += [getattr(cls.requires.upstream, "help", {}), Detector.help]
+        out = {}
+        for key in cls.defaults:
+            text = next((src[key] for src in sources if key in src), None)
+            if text is not None:
+                out[key] = text
+        return out
+
+    @classmethod
+    def scores_as_one_graph(cls) -> bool:
+        """Whether its score is one network graph (:meth:`_graph`) once fitted on oodscope's own networks."""
+        return cls._graph is not Detector._graph
+
+    @classmethod
+    def onnx_export(cls) -> str:
+        """Whether a fitted detector of this class exports to one ONNX graph (``oodscope export``), known
+        without fitting: "yes", "no" or "depends: <on what>". Any export also needs a model that
+        scores in float32 (the default ``precision``) and was fitted on images."""
+        if not cls.scores_as_one_graph():
+            return "no"
+        if cls.requires.takes_user_models():
+            kind = cls.requires.upstream.kind if cls.requires.upstream is not None else "network"
+            return f"depends: yes on oodscope's own {kind}, not on a model of yours (export that model)"
+        return "yes"
 
     @classmethod
     def unavailable(cls) -> str | None:

@@ -17,7 +17,8 @@ import torch
 from oodscope.upstream.graph import TransformSum
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.registry import register
-from oodscope.training.core import HEAD_DEFAULTS, HEAD_PRESETS, device_of, merge_presets, sum_over_transforms, train_bce_head
+from oodscope.training.core import (HEAD_DEFAULTS, HEAD_HELP, HEAD_PRESETS, device_of, merge_presets, sum_over_transforms,
+                                    train_bce_head)
 from oodscope.nets import LayerHead
 from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms
 from oodscope.transforms.augment import cifar_augment, random_affine
@@ -25,14 +26,21 @@ from oodscope.transforms.augment import cifar_augment, random_affine
 BCE_DEFAULTS: dict[str, Any] = {
     "transforms": "flip-rot4",
     **HEAD_DEFAULTS,
-    "g_augment": "none",  # "none" or "outliers": random affine distortion of drawn outliers
-    "augment": "none",  # "cifar": the CIFAR training augmentation of section 4.1 for in-distribution images
+    "g_augment": "none",
+    "augment": "none",
     "batch_size": 128,
     "seed": 0,
     "device": "cpu",
     "progress": True,
 }
 
+BCE_HELP: dict[str, str] = {
+    **HEAD_HELP,
+    "transforms": 'T_j: "rot4" (4 rotations), "flip-rot4" (8, with flips) or "geom72" (the paper: 72)',
+    "g_augment": '"none", or "outliers": random affine distortion of the drawn outliers',
+    "augment": '"none", or "cifar": the CIFAR training augmentation of section 4.1 for in-distribution images',
+    "batch_size": "scoring batches hold 4 x batch_size images (g_theta trains on batches of g_batch)",
+}
 
 # The transformations and batch size follow GEOM's presets (paper: the 72 transformations, on CUDA).
 BCE_PRESETS = merge_presets({
@@ -46,6 +54,8 @@ BCE_PRESETS = merge_presets({
 @register
 class BCEDetector(Detector):
     method = "bce"
+    paper = 'Ruff, Vandermeulen, Franks, Müller & Kloft, "Rethinking assumptions in deep anomaly detection", arXiv 2020'
+    help = BCE_HELP
     requires = Requires(outliers=True)
     defaults = BCE_DEFAULTS
     choices = {"transforms": tuple(TRANSFORM_SETS), "g_augment": ("none", "outliers"), "augment": ("none", "cifar")}

@@ -37,7 +37,14 @@ PREFIX = "knn"
 @register
 class DeepKNNDetector(FeatureDetector):
     method = "deep-knn"
+    paper = ('Sun, Ming, Zhu & Li, "Out-of-distribution detection with deep nearest neighbors", ICML 2022; '
+             'Bergman, Cohen & Hoshen, "Deep nearest neighbor anomaly detection", 2020')
     defaults: dict[str, Any] = {**FeatureDetector.defaults, "k": 1, "bank": 50000, "normalize": True}
+    help = {
+        "k": "the distance to the k-th nearest training feature (Sun et al.: 50; 1 here, for one-class use)",
+        "bank": "at most this many training features are kept, a uniform sample drawn with seed (bank x D floats)",
+        "normalize": "L2-normalise the features (Sun et al.); false: Bergman et al.'s raw features",
+    }
     order = 60
 
     def _check_config(self) -> None:

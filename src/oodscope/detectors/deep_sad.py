@@ -39,9 +39,14 @@ SAD_PRESETS: dict[str, dict[str, Any]] = {
 @register
 class DeepSADDetector(SVDDBase):
     method = "deep-sad"
+    paper = ('Ruff, Vandermeulen, Görnitz, Binder, Müller, Müller & Kloft, "Deep semi-supervised anomaly detection", '
+             'ICLR 2020')
     requires = Requires(outliers=True)
-    # Deep SAD keeps the papers' learning rate: 1e-3 was measured for deep-svdd only (BENCHMARKS.md)
     defaults: dict[str, Any] = {**SVDD_DEFAULTS, "lr": 1e-4, "pretrain_lr": 1e-4, "eta": 1.0}
+    help = {
+        "lr": "Adam's learning rate: the papers' (1e-3 was measured for deep-svdd only, BENCHMARKS.md)",
+        "eta": "eta: weight of the labelled anomalies' inverse-distance term",
+    }
     presets = SAD_PRESETS
     order = 74
 

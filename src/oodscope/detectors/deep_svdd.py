@@ -22,5 +22,7 @@ from oodscope.detectors.svdd_core import SVDDBase
 @register
 class DeepSVDDDetector(SVDDBase):
     method = "deep-svdd"
+    paper = ('Ruff, Vandermeulen, Görnitz, Deecke, Siddiqui, Binder, Müller & Kloft, "Deep one-class classification", '
+             'ICML 2018')
     requires = Requires()
     order = 73

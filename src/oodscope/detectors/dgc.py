@@ -92,6 +92,13 @@ class GaussianHead(nn.Module):
 @register
 class DGCDetector(TrainedClassifierDetector):
     method = "dgc"
+    paper = ('Lee, Yu & Yu, "Multi-class data description for out-of-distribution detection" (Deep-MCDD), KDD 2020; '
+             'ICLR 2020 submission "Deep generative classifier for out-of-distribution sample detection"')
+    help = {
+        "latent": "dimensions of the latent vector z, the output of the network's last linear layer",
+        "center_weight": "lambda: weight of the pull towards the own class's centre (the authors' code: 0.1)",
+        "covariance": '"identity" (Sigma = I) or "diagonal" (one learnt diagonal covariance shared by the classes)',
+    }
     defaults = DGC_DEFAULTS
     choices = DGC_CHOICES
     order = 58

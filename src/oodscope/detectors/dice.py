@@ -31,6 +31,8 @@ from oodscope.errors import InputError
 @register
 class DICEDetector(PenultimateDetector):
     method = "dice"
+    paper = 'Sun & Li, "DICE: leveraging sparsification for out-of-distribution detection", ECCV 2022'
+    help = {"sparsity": "p: keep the weights whose contribution exceeds this percentile of all K x D (the paper: 90)"}
     defaults: dict[str, Any] = {**PENULTIMATE_DEFAULTS, "sparsity": 90.0}
     order = 73
     state: ClassVar[tuple[str, ...]] = ("mean",)

@@ -13,6 +13,8 @@ from oodscope.detectors.registry import register
 @register
 class ECODDetector(PyODDetector):
     method = "ecod"
+    paper = ('Li, Zhao, Hu, Botta, Ionescu & Chen, "ECOD: unsupervised outlier detection using empirical cumulative '
+             'distribution functions", IEEE TKDE 2022')
     pyod_model = "pyod.models.ecod.ECOD"
     defaults: dict[str, Any] = {}
     order = 64

@@ -27,6 +27,8 @@ ENERGY_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1.0}
 @register
 class EnergyDetector(LogitScoreDetector):
     method = "energy"
+    paper = 'Liu, Wang, Owens & Li, "Energy-based out-of-distribution detection", NeurIPS 2020'
+    help = {"temperature": "T of the free energy -T log sum_k exp(f_k(x) / T) (the paper: 1)"}
     defaults = ENERGY_DEFAULTS
     order = 51
 

@@ -30,6 +30,9 @@ from oodscope.errors import InputError
 @register
 class EnsembleDetector(Detector):
     method = "ensemble"
+    paper = ('Lakshminarayanan, Pritzel & Blundell, "Simple and scalable predictive uncertainty estimation using '
+             'deep ensembles", NeurIPS 2017')
+    help = {"score": '"mi" (mutual information), "entropy" of the mean, "max-prob" (negated) or "variation-ratio"'}
     requires = Requires(labels=True, upstream=Ensemble)
     family = "classifier"
     defaults = {**ENSEMBLE_DEFAULTS, "score": "mi"}

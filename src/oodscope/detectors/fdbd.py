@@ -32,6 +32,7 @@ from oodscope.errors import InputError
 @register
 class FDBDDetector(PenultimateDetector):
     method = "fdbd"
+    paper = 'Liu & Qin, "Fast decision boundary based out-of-distribution detector", ICML 2024'
     order = 82
     state: ClassVar[tuple[str, ...]] = ("train_mean",)
 

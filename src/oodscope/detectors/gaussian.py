@@ -35,7 +35,10 @@ PREFIX = "gauss"
 @register
 class GaussianDetector(FeatureDetector):
     method = "gaussian"
+    paper = ('Rippel, Mertens & Merhof, "Modeling the distribution of normal data in pre-trained deep features '
+             'for anomaly detection", ICPR 2020')
     defaults: dict[str, Any] = {**FeatureDetector.defaults, "sample": 20000}
+    help = {"sample": "at most this many features, drawn with seed, estimate the Ledoit-Wolf shrinkage intensity"}
     order = 61
 
     def _fit(self, data: FitData) -> None:

@@ -32,6 +32,9 @@ from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 @register
 class GENDetector(LogitScoreDetector):
     method = "gen"
+    paper = 'Liu, Lochman & Zach, "GEN: pushing the limits of softmax-based out-of-distribution detection", CVPR 2023'
+    help = {"gamma": "gamma of the generalized entropy (the authors: 0.1)",
+            "top_m": "M: the largest probabilities summed, at most the number of classes (the authors: 100)"}
     defaults: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "gamma": 0.1, "top_m": 100}
     order = 74
 

@@ -69,9 +69,9 @@ from oodscope.errors import InputError
 
 GODIN_DEFAULTS: dict[str, Any] = {
     **CLASSIFIER_DEFAULTS,
-    "h": "cosine",  # "cosine" (DeConf-C), "inner" (DeConf-I) or "euclidean" (DeConf-E)
-    "score": "h",  # "h": -max_i h_i(x); "g": -g(x)
-    "perturb": False,  # input pre-processing with eps chosen on in-distribution images (the paper's; hurts here)
+    "h": "cosine",
+    "score": "h",
+    "perturb": False,
     "eps_grid": [0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08],
 }
 
@@ -109,6 +109,14 @@ class DeConfHead(nn.Module):
 @register
 class GeneralizedOdinDetector(TrainedClassifierDetector):
     method = "generalized-odin"
+    paper = ('Hsu, Shen, Jin & Kira, "Generalized ODIN: detecting out-of-distribution image without learning from '
+             'out-of-distribution data", CVPR 2020')
+    help = {
+        "h": '"cosine" (DeConf-C, best in the paper), "inner" (DeConf-I) or "euclidean" (DeConf-E)',
+        "score": '"h": -max_i h_i(x); "g": -g(x)',
+        "perturb": "input pre-processing with eps chosen on in-distribution images (the paper's; hurts here)",
+        "eps_grid": "eps searched, in pixels in [0, 1]: the highest mean confidence on held-out ID images wins",
+    }
     requires = Requires(labels=True)
     defaults = GODIN_DEFAULTS
     presets = merge_presets(CLASSIFIER_PRESETS, {"paper": {"perturb": True}})

@@ -25,6 +25,7 @@ from oodscope.detectors.registry import register
 @register
 class GeomDetector(Detector):
     method = "geom"
+    paper = 'Golan & El-Yaniv, "Deep anomaly detection using geometric transformations", NeurIPS 2018'
     requires = Requires(upstream=GeomNet)
     defaults: dict[str, Any] = GEOM_DEFAULTS
     choices = GEOM_CHOICES

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from oodscope.detectors.base import IMAGE_FACTS, Detector, FitData, Requires
-from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
+from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_HELP, GEOM_PRESETS, GeomNet
 from oodscope.detectors.registry import register
 
 GEOM_PLUS_DEFAULTS: dict[str, Any] = {**GEOM_DEFAULTS, "oe_weight": 0.5}
@@ -27,6 +27,9 @@ GEOM_PLUS_DEFAULTS: dict[str, Any] = {**GEOM_DEFAULTS, "oe_weight": 0.5}
 @register
 class GeomPlusDetector(Detector):
     method = "geom+"
+    paper = ('Hendrycks, Mazeika, Kadavath & Song, "Using self-supervised learning can improve model robustness '
+             'and uncertainty", NeurIPS 2019')
+    help = {**GEOM_HELP, "oe_weight": "w: weight of the outliers' cross-entropy to the uniform distribution"}
     requires = Requires(outliers=True)
     defaults = GEOM_PLUS_DEFAULTS
     choices = GEOM_CHOICES

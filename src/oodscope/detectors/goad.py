@@ -34,14 +34,14 @@ from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms
 GOAD_DEFAULTS: dict[str, Any] = {
     "transforms": "flip-rot4",
     "widths": [16, 32, 64],
-    "dim": 32,  # feature dimension of f
-    "margin": 1.0,  # s
-    "lambda_tc": 0.1,  # weight of the triplet-centre loss beside the cross-entropy
-    "epochs": 2,  # each pass shows every image under all M transformations
-    "batch_size": 32,  # images per batch, each under all M transformations
+    "dim": 32,
+    "margin": 1.0,
+    "lambda_tc": 0.1,
+    "epochs": 2,
+    "batch_size": 32,
     "lr": 1e-3,
-    "amp": True,  # bfloat16 autocast while training
-    "precision": "float32",  # scoring: "float32", or "bfloat16" autocast (faster, scores rounded)
+    "amp": True,
+    "precision": "float32",
     "seed": 0,
     "device": "cpu",
     "progress": True,
@@ -64,6 +64,17 @@ def pairwise_sq(features: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 @register
 class GOADDetector(Detector):
     method = "goad"
+    paper = 'Bergman & Hoshen, "Classification-based anomaly detection for general data", ICLR 2020'
+    help = {
+        "transforms": 'T_m: "rot4" (4 rotations), "flip-rot4" (8, with flips) or "geom72" (the paper: 72)',
+        "widths": "the three group widths of f",
+        "dim": "dimensions of f's feature vectors",
+        "margin": "s: margin of the triplet-centre loss",
+        "lambda_tc": "weight of the triplet-centre loss beside the cross-entropy",
+        "epochs": "passes, each showing every image under all M transformations",
+        "batch_size": "images per batch, each under all M transformations",
+        "lr": "Adam's learning rate",
+    }
     requires = Requires()
     defaults = GOAD_DEFAULTS
     choices = {"transforms": tuple(TRANSFORM_SETS), "precision": PRECISIONS}

@@ -33,7 +33,10 @@ from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 @register
 class GradNormDetector(PenultimateDetector):
     method = "gradnorm"
+    paper = ('Huang, Geng & Li, "On the importance of gradients for detecting distributional shifts in the wild", '
+             'NeurIPS 2021')
     defaults: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1.0}  # no fit_samples: nothing is fitted
+    help = {"temperature": "T of the softmax whose KL gradient is measured (the paper: 1)"}
     order = 84
     reads_training = False
 

@@ -61,10 +61,10 @@ from oodscope.errors import InputError, ModelFileError
 
 GRAM_DEFAULTS: dict[str, Any] = {
     **CLASSIFIER_DEFAULTS,
-    "layers": [],  # taps read; empty = every spatial tap and the penultimate
-    "powers": 10,  # P: powers 1..P
-    "fit_samples": 5000,  # training images giving the per-class ranges
-    "val_samples": 1000,  # held-out images giving E_val of each layer
+    "layers": [],
+    "powers": 10,
+    "fit_samples": 5000,
+    "val_samples": 1000,
 }
 GRAM_PRESETS = merge_presets(CLASSIFIER_PRESETS, {"smoke": {"fit_samples": 500, "val_samples": 200}})
 PREFIX = "gram"  # of the saved tensors
@@ -105,6 +105,13 @@ def default_layers(shapes: dict[str, tuple[int, ...]], penultimate: str) -> list
 @register
 class GramDetector(LogitScoreDetector):
     method = "gram"
+    paper = 'Sastry & Oore, "Detecting out-of-distribution examples with Gram matrices", ICML 2020'
+    help = {
+        "layers": "taps of the classifier read; [] = every spatial tap and the penultimate vector",
+        "powers": "P: Gram matrices of powers 1..P (the paper: 10)",
+        "fit_samples": "training images giving the per-class ranges, drawn with seed (all when fewer)",
+        "val_samples": "at most this many held-out images give each layer's mean deviation E_val",
+    }
     defaults = GRAM_DEFAULTS
     presets = GRAM_PRESETS
     order = 56

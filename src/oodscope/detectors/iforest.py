@@ -13,8 +13,10 @@ from oodscope.detectors.registry import register
 @register
 class IForestDetector(PyODDetector):
     method = "iforest"
+    paper = 'Liu, Ting & Zhou, "Isolation forest", ICDM 2008'
     pyod_model = "pyod.models.iforest.IForest"
     defaults: dict[str, Any] = {"n_estimators": 100, "seed": 0}
+    help = {"n_estimators": "trees in the forest", "seed": "random seed of the forest (PyOD's random_state)"}
     order = 62
 
     def _model_kwargs(self) -> dict[str, Any]:

@@ -13,8 +13,11 @@ from oodscope.detectors.registry import register
 @register
 class KNNDetector(PyODDetector):
     method = "knn"
+    paper = 'Ramaswamy, Rastogi & Shim, "Efficient algorithms for mining outliers from large data sets", SIGMOD 2000'
     pyod_model = "pyod.models.knn.KNN"
     defaults: dict[str, Any] = {"n_neighbors": 5, "method": "largest"}
+    help = {"n_neighbors": "k: the neighbours the distance is read from",
+            "method": '"largest": the distance to the k-th nearest; "mean" or "median" of the k distances'}
     choices = {"method": ("largest", "mean", "median")}
     order = 61
 

@@ -47,6 +47,9 @@ def kth_distance(queries: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Ten
 @register
 class KNNClassifierDetector(PenultimateDetector):
     method = "knn-clf"
+    paper = 'Sun, Ming, Zhu & Li, "Out-of-distribution detection with deep nearest neighbors", ICML 2022'
+    help = {"fit_samples": "training images in the bank, drawn with seed (0: all, the paper's; a stream needs > 0)",
+            "k": "the distance to the k-th nearest training feature (the paper: 50)"}
     defaults: dict[str, Any] = {**PENULTIMATE_DEFAULTS, "fit_samples": 0, "k": 50}
     order = 76
     state: ClassVar[tuple[str, ...]] = ("bank",)  # the training features as the network gives them (float32)

@@ -54,7 +54,8 @@ from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.upstream.graph import TransformSum
 from oodscope.upstream.geom_net import GEOM_CHOICES, GEOM_DEFAULTS, GEOM_PRESETS, GeomNet
 from oodscope.detectors.registry import register
-from oodscope.training.core import HEAD_DEFAULTS, HEAD_PRESETS, merge_presets, sum_over_transforms, train_bce_head
+from oodscope.training.core import (HEAD_DEFAULTS, HEAD_HELP, HEAD_PRESETS, merge_presets, sum_over_transforms,
+                                    train_bce_head)
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead, NeighbourBank
 from oodscope.nets.neighbour_bank import grid_pool
@@ -65,18 +66,34 @@ KNN_TAPS = ("z1", "z2", "z3", "z4")
 
 LAYERS_DEFAULTS: dict[str, Any] = {
     **GEOM_DEFAULTS,
-    "taps": ["z3", "z4", "ptrue"],  # the paper's "all" is ["z1", "z2", "z3", "z4"]; see docs/BENCHMARKS.md
+    "taps": ["z3", "z4", "ptrue"],
     **HEAD_DEFAULTS,
-    "g_mixup": 0.0,  # fraction of each batch replaced by ID/outlier mixtures with soft labels (off: no gain, BENCHMARKS.md)
-    "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
-    "f_weight": 0.5,  # weight of f's standardised GEOM score added to g's (0: g alone, the paper's score)
-    "holdout": 0.1,  # fraction of in-distribution images kept from g (and the kNN bank) to standardise the scores
-    "g_generic": 16,  # generated strokes and as many blobs added to the known outliers g is trained on
-    "knn_weight": 1.0,  # weight of the standardised distance to the knn_k-th nearest training image in f's features (0: off)
+    "g_mixup": 0.0,  # off: no gain (docs/BENCHMARKS.md)
+    "g_augment": "outliers",
+    "f_weight": 0.5,
+    "holdout": 0.1,
+    "g_generic": 16,
+    "knn_weight": 1.0,
     "knn_k": 5,
-    "knn_bank": 4096,  # at most this many training images (a random subset of g's) are kept as neighbours
-    "knn_tap": "z2",  # the tap of f the distance is measured in (z1-z3 are maps, averaged over knn_pool x knn_pool cells)
+    "knn_bank": 4096,
+    "knn_tap": "z2",
     "knn_pool": 2,
+}
+
+# One line per setting beyond f's (GEOM_HELP, read from the upstream network).
+LAYERS_HELP: dict[str, str] = {
+    "taps": "inputs of g_theta: f's taps z1-z4, softmax (f's output), ptrue (log p of the applied T); paper: z1-z4",
+    **HEAD_HELP,
+    "g_mixup": "fraction of each batch of g_theta replaced by ID/outlier mixtures with soft labels",
+    "g_augment": 'random affine distortion of the images drawn for g_theta: "none", "outliers" or "both"',
+    "f_weight": "weight of f's standardised GEOM score added to g's (0: g alone, the paper's score)",
+    "holdout": "fraction of in-distribution images kept from g (and the kNN bank) to standardise the scores",
+    "g_generic": "generated pen strokes, and as many blobs, added to the known outliers g_theta trains on",
+    "knn_weight": "weight of the standardised distance to the knn_k-th nearest training image in f's features (0: off)",
+    "knn_k": "k: the distance to the k-th nearest bank image",
+    "knn_bank": "at most this many training images (a random subset of g's) are kept as neighbours",
+    "knn_tap": "the tap of f the distance is measured in, under every transformation (z1-z3: maps, pooled)",
+    "knn_pool": "a feature map of knn_tap is averaged over knn_pool x knn_pool cells",
 }
 
 # The paper preset keeps the paper's g_theta: all four taps, no outlier augmentation, no mixup.
@@ -89,6 +106,9 @@ LAYERS_PRESETS = merge_presets(GEOM_PRESETS, HEAD_PRESETS, {
 @register
 class LayersDetector(Detector):
     method = "layers"
+    paper = ('Okamoto, Suzuki & Matsuo, "Semi-supervised out-of-distribution detection using the output of '
+             'intermediate layers in deep neural networks", 2021')
+    help = LAYERS_HELP
     requires = Requires(outliers=True, upstream=GeomNet)
     defaults = LAYERS_DEFAULTS
     choices = {**GEOM_CHOICES, "g_augment": ("none", "outliers", "both")}

@@ -27,22 +27,29 @@ import torch
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, Classifier
 from oodscope.detectors.registry import register
-from oodscope.training.core import HEAD_DEFAULTS, HEAD_PRESETS, batches, merge_presets, train_bce_head
+from oodscope.training.core import HEAD_DEFAULTS, HEAD_HELP, HEAD_PRESETS, batches, merge_presets, train_bce_head
 from oodscope.errors import InputError
 from oodscope.nets import LayerHead
 from oodscope.transforms.augment import random_affine
 
 LAYERS_CLF_DEFAULTS: dict[str, Any] = {
     **CLASSIFIER_DEFAULTS,
-    "taps": [],  # taps of f read by g_theta; [] = every tap before the logits; "softmax" = f's predicted distribution
+    "taps": [],
     **HEAD_DEFAULTS,
-    "g_augment": "outliers",  # random affine distortion of drawn images: "none", "outliers" or "both"
+    "g_augment": "outliers",
 }
 
 
 @register
 class LayersClfDetector(Detector):
     method = "layers-clf"
+    paper = ('after Okamoto, Suzuki & Matsuo, "Semi-supervised out-of-distribution detection using the output of '
+             'intermediate layers in deep neural networks", 2021, on a classifier')
+    help = {
+        "taps": "taps of f read by g_theta; [] = every tap before the logits; softmax = f's predicted distribution",
+        **HEAD_HELP,
+        "g_augment": 'random affine distortion of the images drawn for g_theta: "none", "outliers" or "both"',
+    }
     requires = Requires(outliers=True, labels=True, upstream=Classifier)
     family = "classifier"
     defaults = LAYERS_CLF_DEFAULTS

@@ -117,6 +117,14 @@ def _branch(shape: tuple[int, ...]) -> nn.Module:
 @register
 class LayerwiseUncertaintyDetector(TrainedClassifierDetector):
     method = "layerwise-uncertainty"
+    paper = ('anonymous, "Out-of-distribution detection using layerwise uncertainty in deep neural networks" '
+             '(UFEL), ICLR 2020 submission')
+    help = {
+        "kl_weight": "beta: weight of the per-layer KL terms beside the cross-entropy",
+        "kl_prior": '"standard": KL to N(0, 1) (an information bottleneck); "same-mean": KL to N(z_l, 1)',
+        "combine": "last: the penultimate layer's uncertainty alone; sum: all layers' (the paper's); max: their largest",
+        "with_entropy": "add the standardised predictive entropy as one more term",
+    }
     defaults = LAYERWISE_DEFAULTS
     presets = merge_presets(CLASSIFIER_PRESETS, {"paper": {"combine": "sum"}})
     choices = LAYERWISE_CHOICES

@@ -57,10 +57,16 @@ from oodscope.errors import InputError, ModelFileError
 
 MAHALANOBIS_DEFAULTS: dict[str, Any] = {
     **CLASSIFIER_DEFAULTS,
-    "layers": [],  # taps to read; [] = every tap before the logits
-    "eps": 0.0,  # input pre-processing step (normalised units); 0 = none
-    "combine": "sum",  # "sum" of standardised layer distances, or "last" (the penultimate layer alone)
-    "fit_samples": 0,  # training images for the class means and covariance; 0 = all
+    "layers": [],
+    "eps": 0.0,
+    "combine": "sum",
+    "fit_samples": 0,
+}
+MAHALANOBIS_HELP: dict[str, str] = {
+    "layers": "taps of the classifier read; [] = every tap before the logits",
+    "eps": "input pre-processing step, in pixels in [0, 1] (0: none; the paper tunes it on OOD data)",
+    "combine": '"sum" of the standardised layer distances, or "last" (the penultimate layer alone)',
+    "fit_samples": "training images for the class means and covariance, drawn with seed (0: all)",
 }
 PREFIX = "maha"
 
@@ -132,6 +138,9 @@ def min_distance(f: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) 
 @register
 class MahalanobisDetector(LogitScoreDetector):
     method = "mahalanobis"
+    paper = ('Lee, Lee, Lee & Shin, "A simple unified framework for detecting out-of-distribution samples and '
+             'adversarial attacks", NeurIPS 2018')
+    help = MAHALANOBIS_HELP
     defaults = MAHALANOBIS_DEFAULTS
     choices = {**LogitScoreDetector.choices, "combine": ("sum", "last")}
     order = 54

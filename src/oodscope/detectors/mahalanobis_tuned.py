@@ -57,6 +57,14 @@ def cv_auroc(z: np.ndarray, y: np.ndarray, seed: int) -> float:
 @register
 class MahalanobisTunedDetector(MahalanobisDetector):
     method = "mahalanobis-tuned"
+    paper = ('Lee, Lee, Lee & Shin, "A simple unified framework for detecting out-of-distribution samples and '
+             'adversarial attacks", NeurIPS 2018 (tuned on outliers)')
+    help = {
+        "eps": "unused: eps is chosen from eps_grid with the known outliers",
+        "combine": '"sum": every layer, combined by the logistic regression; "last": the penultimate layer alone',
+        "eps_grid": "eps tried, in pixels in [0, 1]: the best 2-fold cross-validated AUROC on the outliers wins",
+        "tune_samples": "at most this many in-distribution images (validation, else training) for the tuning",
+    }
     requires = Requires(labels=True, upstream=Classifier, outliers=True)
     defaults = TUNED_DEFAULTS
     order = 55

@@ -21,6 +21,8 @@ from oodscope.detectors.registry import register
 @register
 class MaxLogitDetector(LogitScoreDetector):
     method = "max-logit"
+    paper = ('Hendrycks, Basart, Mazeika, Zou, Kwon, Mostajabi, Steinhardt & Song, "Scaling out-of-distribution '
+             'detection for real-world settings", ICML 2022')
     order = 52
 
     def logit_score(self, logits: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,13 @@ MC_DROPOUT_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "dropout": 0.5, "p
 @register
 class MCDropoutDetector(LogitScoreDetector):
     method = "mc-dropout"
+    paper = ('Gal & Ghahramani, "Dropout as a Bayesian approximation: representing model uncertainty in deep '
+             'learning", ICML 2016')
+    help = {
+        "dropout": "dropout probability, kept on at inference (the LeNet: after its hidden layer)",
+        "passes": "T: stochastic forward passes per image",
+        "score": '"mi" (mutual information), "entropy" of the mean, "max-prob" (negated) or "variation-ratio"',
+    }
     defaults = MC_DROPOUT_DEFAULTS
     choices = {**LogitScoreDetector.choices, "score": SCORES}
     order = 60

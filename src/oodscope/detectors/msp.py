@@ -27,6 +27,9 @@ MSP_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1.0}
 @register
 class MSPDetector(LogitScoreDetector):
     method = "msp"
+    paper = ('Hendrycks & Gimpel, "A baseline for detecting misclassified and out-of-distribution examples in '
+             'neural networks", ICLR 2017')
+    help = {"temperature": "T: the logits are divided by it before the softmax (the paper: 1)"}
     defaults = MSP_DEFAULTS
     order = 50
 

@@ -54,6 +54,14 @@ def thresholds(m: int, base: float = 1e3) -> np.ndarray:
 @register
 class NACDetector(PenultimateDetector):
     method = "nac"
+    paper = ('Liu, Tian, Li, Ma & Wang, "Neuron activation coverage: rethinking out-of-distribution detection and '
+             'generalization", ICLR 2024')
+    help = {
+        "fit_samples": "training images whose neuron states are counted, drawn with seed (the authors: 1000)",
+        "m": "M: thresholds of each neuron's state histogram, even; M - 1 intervals (the authors: 50)",
+        "r": "r: the count at which an interval is fully covered (the authors: 50)",
+        "alpha": "alpha: steepness of the neuron state sigmoid(alpha h g) (the authors: 100)",
+    }
     defaults: dict[str, Any] = {**PENULTIMATE_DEFAULTS, "fit_samples": 1000, "m": 50, "r": 50.0, "alpha": 100.0}
     order = 85
     state: ClassVar[tuple[str, ...]] = ("edges", "counts")

@@ -65,8 +65,8 @@ from oodscope.errors import InputError, ModelFileError
 
 NCD_DEFAULTS: dict[str, Any] = {
     **CLASSIFIER_DEFAULTS,
-    "layers": [],  # spatial taps read; empty = all of them
-    "fit_samples": 2000,  # training images giving ranges, references and Gaussians
+    "layers": [],
+    "fit_samples": 2000,
 }
 NCD_PRESETS = merge_presets(CLASSIFIER_PRESETS, {"smoke": {"fit_samples": 300}})
 PREFIX = "ncd"  # of the saved tensors
@@ -126,6 +126,12 @@ def min_mahalanobis(vectors: np.ndarray, means: np.ndarray, precision: np.ndarra
 @register
 class NCDDetector(LogitScoreDetector):
     method = "ncd"
+    paper = ('Yu, Lee & Yu, "Convolutional neural networks with compression complexity pooling for '
+             'out-of-distribution image detection" (MALCOM), IJCAI 2020')
+    help = {
+        "layers": "spatial taps of the classifier read; [] = all of them",
+        "fit_samples": "training images giving ranges, references and Gaussians, drawn with seed (all when fewer)",
+    }
     defaults = NCD_DEFAULTS
     presets = NCD_PRESETS
     order = 57

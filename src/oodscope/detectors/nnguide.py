@@ -39,6 +39,9 @@ def unit(h: torch.Tensor) -> torch.Tensor:
 @register
 class NNGuideDetector(PenultimateDetector):
     method = "nnguide"
+    paper = 'Park, Jung & Teoh, "Nearest neighbor guidance for out-of-distribution detection", ICCV 2023'
+    help = {"fit_samples": "training images in the bank, drawn with seed (0: all)",
+            "k": "the guidance is the mean of the k largest products with the bank (the authors: 10)"}
     defaults: dict[str, Any] = {**PENULTIMATE_DEFAULTS, "k": 10}
     order = 83
     state: ClassVar[tuple[str, ...]] = ("bank",)

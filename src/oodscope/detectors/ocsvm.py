@@ -14,8 +14,13 @@ from oodscope.detectors.registry import register
 @register
 class OCSVMDetector(PyODDetector):
     method = "ocsvm"
+    paper = ('Schölkopf, Platt, Shawe-Taylor, Smola & Williamson, "Estimating the support of a high-dimensional '
+             'distribution", Neural Computation 2001')
     pyod_model = "pyod.models.ocsvm.OCSVM"
-    defaults: dict[str, Any] = {"kernel": "rbf", "nu": 0.5, "gamma": None}  # None: "auto", 1 / (number of features)
+    defaults: dict[str, Any] = {"kernel": "rbf", "nu": 0.5, "gamma": None}
+    help = {"kernel": '"rbf", "linear", "poly" or "sigmoid"',
+            "nu": "upper bound on the fraction of training vectors outside the boundary",
+            "gamma": 'kernel coefficient; None (JSON null) = "auto": 1 / (number of features)'}
     choices = {"kernel": ("rbf", "linear", "poly", "sigmoid")}
     order = 63
 

@@ -44,6 +44,12 @@ ODIN_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "temperature": 1000.0, "
 @register
 class ODINDetector(LogitScoreDetector):
     method = "odin"
+    paper = ('Liang, Li & Srikant, "Enhancing the reliability of out-of-distribution image detection in neural '
+             'networks", ICLR 2018')
+    help = {
+        "temperature": "T of the softmax (the paper's CIFAR value: 1000, tuned there on OOD data; fixed here)",
+        "eps": "input step, in pixels in [0, 1] (the paper's CIFAR value: 0.0014; 0: MSP at temperature T)",
+    }
     defaults = ODIN_DEFAULTS
     order = 53
 

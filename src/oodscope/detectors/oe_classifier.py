@@ -40,6 +40,8 @@ def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
 @register
 class OEClassifierDetector(TrainedClassifierDetector):
     method = "oe-classifier"
+    paper = 'Hendrycks, Mazeika & Dietterich, "Deep anomaly detection with outlier exposure", ICLR 2019'
+    help = {"oe_weight": "lambda: weight of the outliers' cross-entropy to the uniform distribution (the paper: 0.5)"}
     requires = Requires(labels=True, outliers=True)
     defaults = OE_CLASSIFIER_DEFAULTS
     order = 67

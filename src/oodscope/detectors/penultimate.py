@@ -35,6 +35,7 @@ from oodscope.upstream.classifier import CLASSIFIER_DEFAULTS
 from oodscope.upstream.graph import Normalized
 
 PENULTIMATE_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "fit_samples": 10000}
+PENULTIMATE_HELP: dict[str, str] = {"fit_samples": "training images whose features are fitted on, drawn with seed (0: all)"}
 
 
 class PenultimateDetector(LogitScoreDetector):
@@ -46,6 +47,7 @@ class PenultimateDetector(LogitScoreDetector):
     """
 
     defaults = PENULTIMATE_DEFAULTS
+    help = PENULTIMATE_HELP
     state: ClassVar[tuple[str, ...]] = ()  # names of the fitted tensors (``self.<name>``), saved and checked
     reads_training: ClassVar[bool] = True  # False: the score needs no training features (no fit_samples)
     exportable: ClassVar[bool] = True  # feature_score traces to ONNX (export_onnx)
@@ -143,10 +145,15 @@ class PenultimateDetector(LogitScoreDetector):
             return {"score": np.zeros(0), "logits": np.zeros((0, int(self.upstream.fitted["classes"])), np.float32)}
         return {"score": torch.cat(scores).numpy(), "logits": torch.cat(logits).numpy()}
 
+    @classmethod
+    def scores_as_one_graph(cls) -> bool:
+        """Whether :meth:`feature_score` traces to ONNX (``exportable``)."""
+        return cls.exportable
+
     def _graph(self) -> torch.nn.Module | None:
         """oodscope's classifier and :meth:`feature_score` as one module (for ONNX export), where the
         score is a traceable torch function of the features and logits (``exportable``)."""
-        if not self.exportable or isinstance(self.upstream, ModelAdapter):
+        if not self.scores_as_one_graph() or isinstance(self.upstream, ModelAdapter):
             return None
         name = self.upstream.penultimate
 

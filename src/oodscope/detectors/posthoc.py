@@ -64,10 +64,16 @@ class LogitScoreDetector(Detector):
         logits = self.upstream.logits(x)
         return {"score": self.score_logits(logits), "logits": logits.numpy()}
 
+    @classmethod
+    def scores_as_one_graph(cls) -> bool:
+        """Whether the score is exactly :meth:`logit_score` of the classifier's logits (not for detectors
+        that read the classifier's layers or perturb their input): then it is one graph (:meth:`_graph`)."""
+        return cls.logit_score is not LogitScoreDetector.logit_score and cls._outputs is LogitScoreDetector._outputs
+
     def _graph(self) -> torch.nn.Module | None:
         """The classifier and :meth:`logit_score` as one module, where the score is exactly that
-        (not for detectors that read the classifier's layers or perturb their input)."""
-        if type(self).logit_score is LogitScoreDetector.logit_score or type(self)._outputs is not LogitScoreDetector._outputs:
+        (:meth:`scores_as_one_graph`)."""
+        if not self.scores_as_one_graph():
             return None
         if isinstance(self.upstream, ModelAdapter):  # a model of yours: export it with its preprocessing yourself
             return None

@@ -86,12 +86,12 @@ from oodscope.errors import InputError
 PRIOR_NET_DEFAULTS: dict[str, Any] = {
     **CLASSIFIER_DEFAULTS,
     **OE_DEFAULTS,
-    "loss": "kl",  # "kl" (Malinin & Gales 2018) or "precision" (Nandy et al. 2020)
-    "target_precision": 100.0,  # kl: added to the flat target's class-y concentration
-    "lambda_in": 0.5,  # precision: weight of mean_k sigmoid(z_k) on in-distribution images
-    "lambda_out": -0.4,  # precision: the same on outliers (negative: low precision)
-    "oe_weight": 1.0,  # weight of the outliers' term
-    "score": "mi",  # "mi" or "precision"
+    "loss": "kl",
+    "target_precision": 100.0,
+    "lambda_in": 0.5,
+    "lambda_out": -0.4,
+    "oe_weight": 1.0,
+    "score": "mi",
 }
 
 MAX_LOGIT = 20.0  # |z| <= 20: alpha in [2e-9, 5e8]
@@ -129,6 +129,16 @@ SCORES = {"mi": mutual_information, "precision": precision_score}
 @register
 class PriorNetDetector(TrainedClassifierDetector):
     method = "prior-net"
+    paper = ('Malinin & Gales, "Predictive uncertainty estimation via prior networks", NeurIPS 2018; '
+             'Nandy, Hsu & Lee, NeurIPS 2020 (loss "precision")')
+    help = {
+        "loss": '"kl" (Malinin & Gales 2018) or "precision" (Nandy et al. 2020)',
+        "target_precision": "kl: added to the flat target's class-y concentration",
+        "lambda_in": "precision: weight of mean_k sigmoid(z_k) on in-distribution images (DPN^-: 0.5)",
+        "lambda_out": "precision: the same on outliers (negative: low precision; DPN^- at K = 10: -0.4)",
+        "oe_weight": "weight of the outliers' term of the loss",
+        "score": '"mi" (mutual information of label and Dirichlet draw) or "precision" (-log alpha_0)',
+    }
     requires = Requires(labels=True, outliers=True)
     defaults = PRIOR_NET_DEFAULTS
     choices = {**CLASSIFIER_CHOICES, "loss": ("kl", "precision"), "score": ("mi", "precision")}

@@ -28,6 +28,8 @@ from oodscope.errors import InputError
 @register
 class ReActDetector(PenultimateDetector):
     method = "react"
+    paper = 'Sun, Guo & Li, "ReAct: out-of-distribution detection with rectified activations", NeurIPS 2021'
+    help = {"percentile": "p: features are clipped at this percentile of all training activations (the paper: 90)"}
     defaults: dict[str, Any] = {**PENULTIMATE_DEFAULTS, "percentile": 90.0}
     order = 70
     state: ClassVar[tuple[str, ...]] = ("clip",)

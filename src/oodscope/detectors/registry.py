@@ -1,7 +1,8 @@
 """The registry of detectors: each detector registers itself where it is defined (``@register``).
 
-``registry()`` lists them in display order, :func:`create` builds one by name, :func:`settings_for`
-gives its settings under a preset, :func:`load` reads a saved one.
+``registry()`` lists them in display order, :func:`create` builds one by name (under a preset),
+:func:`settings_for` gives its settings under a preset, :func:`load` reads a saved one. Registering
+checks the declarations: named presets of known settings, a one-line description of every setting.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ _REGISTRY: dict[str, type[Detector]] = {}
 
 def register(cls: type[Detector]) -> type[Detector]:
     """Class decorator: make ``cls`` known under ``cls.method``; its presets must be named ones and
-    must name known settings."""
+    must name known settings, and every setting needs a one-line description (``help``)."""
     if not cls.method or cls.method in _REGISTRY and _REGISTRY[cls.method] is not cls:
         raise ValueError(f"detector method name {cls.method!r} is empty or taken")
+    check_help(cls)
     stray = sorted(set(cls.presets) - set(PRESET_NAMES))
     if stray:
         raise ValueError(f"{cls.method}: unknown preset names {stray}; use {PRESET_NAMES}")
@@ -32,6 +34,22 @@ def register(cls: type[Detector]) -> type[Detector]:
         check_settings(f"{cls.method} preset {name!r}", cls.defaults, values, cls.choices)
     _REGISTRY[cls.method] = cls
     return cls
+
+
+def check_help(cls: type[Detector]) -> None:
+    """Refuse a detector class a setting of which has no one-line description.
+
+    Raises:
+        ValueError: naming the detector and the settings.
+    """
+    described = cls.settings_help()
+    missing = [k for k in cls.defaults if not str(described.get(k, "")).strip()]
+    if missing:
+        raise ValueError(f"{cls.method or cls.__name__}: settings without a description: {missing}; "
+                         f"describe each in one line in the class's help = {{name: text}}")
+    multiline = [k for k, text in described.items() if "\n" in text]
+    if multiline:
+        raise ValueError(f"{cls.method or cls.__name__}: descriptions of {multiline} are not one line")
 
 
 def registry() -> dict[str, type[Detector]]:
@@ -50,9 +68,16 @@ def detector_class(method: str) -> type[Detector]:
     return _REGISTRY[method]
 
 
-def create(method: str, **config: Any) -> Detector:
-    """A new, unfitted detector ``method`` with ``config`` on top of its defaults."""
-    return detector_class(method)(**config)
+def create(method: str, preset: str | None = None, **config: Any) -> Detector:
+    """A new, unfitted detector ``method``: its defaults, then ``preset``'s settings (None: none),
+    then ``config`` (as :func:`settings_for` merges them), e.g. ``create("geom", preset="smoke", epochs=3)``.
+
+    Raises:
+        InputError: unknown method or preset (naming the known ones), unknown setting or bad value.
+    """
+    if preset is None:
+        return detector_class(method)(**config)
+    return detector_class(method)(**settings_for(method, preset, overrides=config, strict=True))
 
 
 def settings_for(method: str, preset: str, device: str | None = None, overrides: dict[str, Any] | None = None,

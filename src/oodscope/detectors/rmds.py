@@ -33,6 +33,8 @@ from oodscope.errors import InputError
 @register
 class RMDSDetector(PenultimateDetector):
     method = "rmds"
+    paper = ('Ren, Fort, Liu, Roy, Padhy & Lakshminarayanan, "A simple fix to Mahalanobis distance for improving '
+             'near-OOD detection", arXiv 2021')
     order = 81
     state: ClassVar[tuple[str, ...]] = ("class_means", "class_precision", "background_mean", "background_precision")
 

@@ -45,6 +45,9 @@ def scaled(h: torch.Tensor, k: int) -> torch.Tensor:
 @register
 class ScaleDetector(ShapingDetector):
     method = "scale"
+    paper = ('Xu, Chen, Franchi & Yao, "Scaling for training time and post-hoc out-of-distribution detection '
+             'enhancement", ICLR 2024')
+    help = {"percentile": "p: s2 sums the entries of each image's vector above this percentile (the authors: 85)"}
     defaults: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "percentile": 85.0}
     order = 72
 

@@ -37,6 +37,8 @@ from oodscope.errors import InputError
 @register
 class SHEDetector(PenultimateDetector):
     method = "she"
+    paper = ('Zhang, Fu, Chen, Du, Li, Wang, Liu, Han & Zhang, "Out-of-distribution detection based on in-distribution '
+             'data patterns memorization with modern Hopfield energy", ICLR 2023')
     defaults: dict[str, Any] = PENULTIMATE_DEFAULTS
     order = 75
     state: ClassVar[tuple[str, ...]] = ("patterns",)

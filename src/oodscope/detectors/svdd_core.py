@@ -25,21 +25,36 @@ from oodscope.errors import InputError
 from oodscope.nets.svdd import SVDDDecoder, SVDDNet
 
 SVDD_DEFAULTS: dict[str, Any] = {
-    "widths": [],  # maps of the conv blocks; [] = the paper's: [8, 4] for grey images, [32, 64, 128] for RGB
-    "rep_dim": 0,  # 0 = the paper's: 32 for grey images, 128 for RGB
-    "preprocess": "gcn",  # "gcn" (global contrast normalisation l1 + min-max) or "none"
-    "pretrain": True,  # autoencoder pretraining of phi
+    "widths": [],
+    "rep_dim": 0,
+    "preprocess": "gcn",
+    "pretrain": True,
     "pretrain_epochs": 20,
     "epochs": 30,
     "batch_size": 200,
-    "lr": 1e-3,  # the papers' 1e-4 needs their 250-400 epochs; on the cpu schedule 1e-3 is better (BENCHMARKS.md)
+    "lr": 1e-3,
     "pretrain_lr": 1e-3,
     "weight_decay": 5e-7,
-    "lr_milestone": 0.7,  # fraction of training after which the learning rate drops tenfold
-    "pretrain_milestone": 0.7,  # the same for pretraining
+    "lr_milestone": 0.7,
+    "pretrain_milestone": 0.7,
     "seed": 0,
     "device": "cpu",
     "progress": True,
+}
+
+SVDD_HELP: dict[str, str] = {
+    "widths": "maps of the conv blocks; [] = the paper's: [8, 4] for grey images, [32, 64, 128] for RGB",
+    "rep_dim": "dimensions of phi(x); 0 = the paper's: 32 for grey images, 128 for RGB",
+    "preprocess": '"gcn" (global contrast normalisation, l1, then min-max scaling) or "none"',
+    "pretrain": "pretrain phi as the encoder of an autoencoder",
+    "pretrain_epochs": "epochs of the autoencoder pretraining",
+    "epochs": "epochs of training phi towards the centre",
+    "batch_size": "images per training batch",
+    "lr": "Adam's learning rate (the papers' 1e-4 needs their 250-400 epochs; 1e-3 is better here, BENCHMARKS.md)",
+    "pretrain_lr": "Adam's learning rate of the pretraining",
+    "weight_decay": "Adam's weight decay (L2 penalty) of phi",
+    "lr_milestone": "fraction of training after which the learning rate drops tenfold",
+    "pretrain_milestone": "fraction of pretraining after which its learning rate drops tenfold",
 }
 
 SVDD_CHOICES: dict[str, tuple[Any, ...]] = {"preprocess": ("gcn", "none")}
@@ -87,6 +102,7 @@ class SVDDBase(Detector):
     """Deep SVDD's network, preprocessing, pretraining and score; subclasses give the loss."""
 
     defaults = SVDD_DEFAULTS
+    help = SVDD_HELP
     choices = SVDD_CHOICES
     presets = SVDD_PRESETS
 

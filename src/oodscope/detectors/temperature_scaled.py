@@ -25,6 +25,7 @@ from oodscope.detectors.registry import register
 @register
 class TemperatureScaledDetector(LogitScoreDetector):
     method = "temperature"
+    paper = 'Guo, Pleiss, Sun & Weinberger, "On calibration of modern neural networks", ICML 2017'
     requires = Requires(labels=True, validation=True, upstream=Classifier)
     order = 51
 

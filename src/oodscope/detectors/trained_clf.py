@@ -21,14 +21,18 @@ import torch
 from torch import nn
 
 from oodscope.detectors.base import Detector, FitData, Requires
-from oodscope.upstream.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_PRESETS, PENULTIMATE,
-                                           classifier_memory_format, classifier_net, train_augment)
+from oodscope.upstream.classifier import (CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_HELP, CLASSIFIER_PRESETS,
+                                           PENULTIMATE, classifier_memory_format, classifier_net, train_augment)
 from oodscope.training.core import adam_with_drop, batches, device_of, model_autocast, step
 from oodscope.progress import progress
 from oodscope.transforms.augment import random_affine
 
 # settings of the outlier batches, for the trained detectors that require outliers
 OE_DEFAULTS: dict[str, Any] = {"oe_batch": 128, "oe_augment": True}
+OE_HELP: dict[str, str] = {
+    "oe_batch": "outlier images per training step, drawn with replacement from the known outliers",
+    "oe_augment": "randomly distort the drawn outliers (random affine), so that a few are not memorised",
+}
 
 Taps = dict[str, torch.Tensor]
 
@@ -41,6 +45,7 @@ class TrainedClassifierDetector(Detector):
     requires = Requires(labels=True)
     family = "classifier"
     defaults = CLASSIFIER_DEFAULTS
+    help = {**CLASSIFIER_HELP, **OE_HELP}
     choices = CLASSIFIER_CHOICES
     presets = CLASSIFIER_PRESETS
 

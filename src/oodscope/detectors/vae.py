@@ -33,8 +33,8 @@ from oodscope.nets.conv_ae import ConvVAE, kl_to_standard_normal
 
 VAE_DEFAULTS: dict[str, Any] = {
     **AE_DEFAULTS,
-    "score": "recon",  # "recon" or "elbo"
-    "samples": 8,  # draws of z for the "elbo" score
+    "score": "recon",
+    "samples": 8,
 }
 
 VAE_PRESETS = merge_presets(AE_PRESETS, {"smoke": {"samples": 2}})
@@ -53,6 +53,10 @@ def neg_elbo(net: ConvVAE, x: torch.Tensor, samples: int = 1) -> torch.Tensor:
 @register
 class VAEDetector(AEDetector):
     method = "vae"
+    paper = ('Hirokawa, "Anomaly detections using deep learning (II): 2D-convolutional variational autoencoder", '
+             'n.d.; Kingma & Welling 2014')
+    help = {"score": '"recon": squared error of the decoded mean; "elbo": -ELBO averaged over samples draws',
+            "samples": 'draws of z for the "elbo" score'}
     defaults = VAE_DEFAULTS
     choices = {"score": ("recon", "elbo")}
     presets = VAE_PRESETS

@@ -48,6 +48,8 @@ def principal_dim(d: int) -> int:
 @register
 class ViMDetector(PenultimateDetector):
     method = "vim"
+    paper = 'Wang, Li, Feng & Zhang, "ViM: out-of-distribution with virtual-logit matching", CVPR 2022'
+    help = {"dim": "D_p, the principal subspace; 0 = the authors' rule: 1000 (D >= 2048), 512 (D >= 768), else D // 2"}
     defaults: dict[str, Any] = {**PENULTIMATE_DEFAULTS, "dim": 0}
     order = 80
     state: ClassVar[tuple[str, ...]] = ("origin", "residual", "alpha")

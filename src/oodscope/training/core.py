@@ -22,9 +22,20 @@ HEAD_DEFAULTS: dict[str, Any] = {
     "head_hidden": 1024,
     "head_dropout": 0.0,
     "g_steps": 300,
-    "g_batch": 128,  # half in-distribution, half outliers
+    "g_batch": 128,
     "g_lr": 1e-3,
     "g_weight_decay": 0.0,
+}
+
+# One line per setting of HEAD_DEFAULTS (oodscope describe; the documentation's catalogue).
+HEAD_HELP: dict[str, str] = {
+    "head_width": "g_theta: channels of each convolution block reading a feature map (Table 1: 64)",
+    "head_hidden": "g_theta: width of its hidden fully connected layer (Table 1: 1024)",
+    "head_dropout": "g_theta: dropout probability before its linear layers (0: none)",
+    "g_steps": "Adam steps training g_theta (the paper: 5000), learning rate divided by 10 after 80 %",
+    "g_batch": "images per step of g_theta, half in-distribution, half outliers",
+    "g_lr": "g_theta's Adam learning rate",
+    "g_weight_decay": "g_theta's Adam weight decay (L2 penalty)",
 }
 
 # Presets of g_theta's settings (Okamoto et al. 2021: 5000 steps), composed into those of bce and layers.

@@ -45,29 +45,52 @@ from oodscope.transforms.augment import cifar_augment
 from oodscope.verify.ibp_training import ibp_loss, ibp_modules, ibp_schedule
 
 CLASSIFIER_DEFAULTS: dict[str, Any] = {
-    "arch": "lenet",  # "lenet", "small" (residual CNN) or "wrn" (Wide-ResNet)
-    "widths": [32, 64],  # lenet: two conv widths; small: three group widths
-    "hidden": 128,  # lenet: width of the hidden fully connected layer
-    "depth": 16,  # wrn
-    "width": 4,  # wrn
+    "arch": "lenet",
+    "widths": [32, 64],
+    "hidden": 128,
+    "depth": 16,
+    "width": 4,
     "dropout": 0.0,
-    "augment": "none",  # "cifar": crop, jitter, grayscale, blur (RGB images)
+    "augment": "none",
     "epochs": 5,
     "batch_size": 128,
     "lr": 1e-3,
     "weight_decay": 0.0,
-    "amp": True,  # bfloat16 autocast while training
-    "precision": "float32",  # scoring: "float32", or "bfloat16" autocast (faster, scores rounded)
+    "amp": True,
+    "precision": "float32",
     "seed": 0,
     "device": "cpu",
     "progress": True,
-    # adversarial training (oodscope.adversarial.training): "none", "pgd" or "fgsm-rs";
-    # "ibp": certified training with interval bounds (oodscope.verify.ibp_training)
-    "adversarial": "none",
-    "adv_eps": 0.3,  # L∞ radius, pixels in [0, 1]
-    "adv_steps": 10,  # PGD steps while training
-    "adv_alpha": 0.0,  # step size; 0 = 2.5 eps / steps for pgd (Madry et al.), 1.25 eps for fgsm-rs (Wong et al.)
-    "adv_warmup": 0.2,  # share of the training steps over which eps grows linearly from 0 (ibp: and kappa falls from 1 to 0.5)
+    "adversarial": "none",  # adversarial training: oodscope.adversarial.training; ibp: oodscope.verify.ibp_training
+    "adv_eps": 0.3,
+    "adv_steps": 10,
+    "adv_alpha": 0.0,
+    "adv_warmup": 0.2,
+}
+
+# One line per setting (oodscope describe; the documentation's catalogue).
+CLASSIFIER_HELP: dict[str, str] = {
+    "arch": '"lenet" (LeNet-style CNN, the CPU default), "small" (residual CNN) or "wrn" (Wide-ResNet)',
+    "widths": "lenet: its two convolution widths; small: its three group widths",
+    "hidden": "lenet: width of the hidden fully connected layer",
+    "depth": "wrn: depth of the Wide-ResNet (16: WRN-16-k)",
+    "width": "wrn: width factor k of the Wide-ResNet",
+    "dropout": "dropout probability in the classifier (0: none)",
+    "augment": '"none", or "cifar": random crop, colour jitter, grayscale and blur while training (RGB images)',
+    "epochs": "passes over the labelled training images",
+    "batch_size": "images per training batch (scoring batches hold four times as many)",
+    "lr": "Adam's learning rate, divided by 10 after 80 % of the steps",
+    "weight_decay": "Adam's weight decay (L2 penalty)",
+    "amp": "train under bfloat16 autocast (about twice as fast on a CPU)",
+    "precision": 'scoring: "float32", or "bfloat16" autocast (faster, scores rounded; not exported to ONNX)',
+    "seed": "random seed: initial weights, batch order, drawn samples",
+    "device": '"cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)',
+    "progress": "show progress bars while training",
+    "adversarial": '"none"; adversarial training: "pgd" or "fgsm-rs"; "ibp": certified training with interval bounds',
+    "adv_eps": "adversarial training: L∞ radius, in pixels in [0, 1]",
+    "adv_steps": "pgd: attack steps per training batch",
+    "adv_alpha": "attack step size; 0 = 2.5 eps / steps for pgd (Madry et al.), 1.25 eps for fgsm-rs (Wong et al.)",
+    "adv_warmup": "share of the training steps over which eps grows linearly from 0 (ibp: kappa falls from 1 to 0.5)",
 }
 
 # the attacks of adversarial_batch, and certified training (a loss of its own, not a batch of examples)
@@ -133,6 +156,7 @@ class Classifier(Upstream):
 
     kind = "classifier"
     defaults = CLASSIFIER_DEFAULTS
+    help = CLASSIFIER_HELP
     choices = CLASSIFIER_CHOICES
     needs_labels = True
     prefix = "clf"

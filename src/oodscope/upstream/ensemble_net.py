@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 
-from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, Classifier
+from oodscope.upstream.classifier import CLASSIFIER_CHOICES, CLASSIFIER_DEFAULTS, CLASSIFIER_HELP, Classifier
 from oodscope.upstream.base import Upstream
 from oodscope.errors import InputError
 
 ENSEMBLE_DEFAULTS: dict[str, Any] = {**CLASSIFIER_DEFAULTS, "members": 5}
+ENSEMBLE_HELP: dict[str, str] = {**CLASSIFIER_HELP, "members": "N: classifiers in the ensemble, seeds seed + 100 i (at least 2)"}
 SEED_STRIDE = 100
 
 
@@ -29,6 +30,7 @@ class Ensemble(Upstream):
 
     kind = "ensemble"
     defaults = ENSEMBLE_DEFAULTS
+    help = ENSEMBLE_HELP
     choices = CLASSIFIER_CHOICES
     needs_labels = True
     member_cls = Classifier

@@ -33,21 +33,40 @@ from oodscope.transforms import TRANSFORM_SETS, GeometricTransforms
 from oodscope.transforms.augment import cifar_augment
 
 GEOM_DEFAULTS: dict[str, Any] = {
-    "backbone": "small",  # "small" (CPU-fast residual CNN) or "wrn" (Wide-ResNet)
-    "widths": [16, 32, 64],  # small backbone
-    "depth": 16,  # wrn
-    "width": 4,  # wrn
+    "backbone": "small",
+    "widths": [16, 32, 64],
+    "depth": 16,
+    "width": 4,
     "dropout": 0.0,
     "transforms": "flip-rot4",
-    "augment": "none",  # "cifar": the CIFAR training augmentation of section 4.1 (crop, jitter, gray, blur)
-    "epochs": 15,  # passes over the training images, one random transformation per image per pass (was 6: too few off MNIST, docs/BENCHMARKS.md)
+    "augment": "none",
+    "epochs": 15,  # was 6: too few off MNIST (docs/BENCHMARKS.md)
     "batch_size": 128,
     "lr": 1e-3,
-    "amp": True,  # bfloat16 autocast while training
-    "precision": "float32",  # scoring: "float32", or "bfloat16" autocast (faster, scores rounded)
+    "amp": True,
+    "precision": "float32",
     "seed": 0,
     "device": "cpu",
     "progress": True,
+}
+
+# One line per setting (oodscope describe; the documentation's catalogue).
+GEOM_HELP: dict[str, str] = {
+    "backbone": '"small" (CPU-fast residual CNN) or "wrn" (Wide-ResNet) as f',
+    "widths": "small backbone: its three group widths",
+    "depth": "wrn: depth of the Wide-ResNet (16: WRN-16-k)",
+    "width": "wrn: width factor k of the Wide-ResNet",
+    "dropout": "dropout probability in f (0: none)",
+    "transforms": 'the K transformations: "rot4" (4 rotations), "flip-rot4" (8, with flips) or "geom72" (the paper: 72)',
+    "augment": '"none", or "cifar": the CIFAR training augmentation of section 4.1 (crop, jitter, gray, blur)',
+    "epochs": "passes over the training images, one random transformation per image per pass",
+    "batch_size": "images per training batch (scoring batches hold four times as many)",
+    "lr": "Adam's learning rate, divided by 10 after 80 % of the steps",
+    "amp": "train under bfloat16 autocast (about twice as fast on a CPU)",
+    "precision": 'scoring: "float32", or "bfloat16" autocast (faster, scores rounded; not exported to ONNX)',
+    "seed": "random seed: initial weights, batch order, drawn transformations",
+    "device": '"cpu", "cuda", "cuda:N" or "auto" (a GPU when there is one)',
+    "progress": "show progress bars while training",
 }
 
 GEOM_CHOICES: dict[str, tuple[Any, ...]] = {
@@ -73,6 +92,7 @@ class GeomNet(Upstream):
 
     kind = "geom-f"
     defaults = GEOM_DEFAULTS
+    help = GEOM_HELP
     choices = GEOM_CHOICES
     prefix = "f"
 
