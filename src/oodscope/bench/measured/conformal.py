@@ -392,6 +392,7 @@ def run_conformal(plan: ConformalPlan, out: str | Path, progress: bool = True, c
     (directory / PARTS_DIR).mkdir(parents=True, exist_ok=True)
     with directory_lock(directory):
         write_section(directory, "measured", {"suite": "conformal", "plan": asdict(plan), "command": command, "run": run,
+                                              "params": {p: plan.params(p) for p in PARTS},
                                               "oodscope_version": oodscope.__version__})
         todo: list[tuple[ScoredCell, list[str]]] = []
         loaded: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}

@@ -34,13 +34,8 @@ def read_parts(directory: Path) -> dict[str, list[dict[str, Any]]]:
     Raises:
         DataError: a part file is not a JSON object.
     """
-    plan = (read_section(directory, "measured") or {}).get("plan")
-    wanted = None
-    if isinstance(plan, dict):
-        from oodscope.bench.measured.conformal import ConformalPlan
-
-        p = ConformalPlan(**plan)
-        wanted = {name: json.loads(json.dumps(p.params(name))) for name in ("type1", "bh", "online")}
+    params = (read_section(directory, "measured") or {}).get("params")  # each part's settings, as the plan recorded them
+    wanted = json.loads(json.dumps(params)) if isinstance(params, dict) else None
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for path in sorted((directory / PARTS_DIR).glob("*.json")):
         try:
