@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -36,3 +38,22 @@ def need(detector_class) -> None:
         if on_ci():
             pytest.fail(f"CI must install every extra it tests: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The Chromium binary; skipped when absent outside CI, a failure when absent under CI."""
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
+    if path is None:
+        if on_ci():
+            pytest.fail("CI is set but chromium is not installed (.ci/run installs the Debian package)")
+        pytest.skip("/usr/bin/chromium not installed (apt-get install chromium); CI is not set")
+    return path
+
+
+def run_chromium(binary: str, profile: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with ``args`` (a fresh profile, no network chatter); its completed process."""
+    cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+           "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)

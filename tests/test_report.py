@@ -8,7 +8,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import oodscope
-from conftest import on_ci
+from conftest import run_chromium
 from oodscope.cli import cli
 from oodscope.errors import DataError, InputError, OodscopeError
 from oodscope.report import read_dir, write_report
@@ -29,7 +28,6 @@ from oodscope.report.sections import figure_caption
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "v1"
 
 MAGENTA = (255, 0, 255)
-CHROMIUM_TIMEOUT = 60
 
 
 def _row(method: str, cls: int, auroc: float, seed: int = 0, **extra) -> dict:
@@ -334,24 +332,6 @@ def test_cli_report_errors(tmp_path: Path, args: list[str], fragment: str) -> No
 
 # --- headless Chromium render check -------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """The Chromium binary; skipped when absent outside CI, a failure when absent under CI."""
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
-    if path is None:
-        if on_ci():
-            pytest.fail("CI is set but chromium is not installed (.ci/run installs the Debian package)")
-        pytest.skip("/usr/bin/chromium not installed (apt-get install chromium); CI is not set")
-    return path
-
-
-def _run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-           "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT, check=False)
-
-
 def test_chromium_renders_embedded_figure(chromium: str, tmp_path: Path) -> None:
     """Screenshot of a small report: the magenta PNG embedded in it must show up as pixels."""
     d = tmp_path / "render"
@@ -360,7 +340,7 @@ def test_chromium_renders_embedded_figure(chromium: str, tmp_path: Path) -> None
     _png(d / "fig4.png", (300, 150), MAGENTA)
     report = write_report([d])
     shot = tmp_path / "shot.png"
-    proc = _run_chromium(chromium, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2000",
+    proc = run_chromium(chromium, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2000",
                          report.resolve().as_uri())
     assert shot.is_file(), f"no screenshot (rc {proc.returncode}): {proc.stderr[-2000:]}"
     rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
@@ -378,7 +358,7 @@ def test_chromium_loads_every_image(chromium: str, bench_dir: Path, tmp_path: Pa
              "});</script></body>")
     copy = tmp_path / "probe.html"
     copy.write_text(html.replace("</body>", probe), encoding="utf-8")
-    proc = _run_chromium(chromium, tmp_path / "profile", "--dump-dom", "--virtual-time-budget=3000", copy.as_uri())
+    proc = run_chromium(chromium, tmp_path / "profile", "--dump-dom", "--virtual-time-budget=3000", copy.as_uri())
     m = re.search(r'<body[^>]*data-total="(\d+)"[^>]*data-loaded="(\d+)"', proc.stdout)
     assert m, f"no probe attributes in the DOM (rc {proc.returncode}): {proc.stderr[-2000:]}"
     assert m.group(1) == "2" and m.group(2) == "2"

@@ -1,0 +1,132 @@
+"""Sphinx extension of the oodscope site: the detector catalogue, generated from the registry.
+
+* the ``{oodscope-catalogue}`` block of ``docs/reference/detectors.md`` is replaced, when the page
+  is read, by a summary table of every registered detector (method, what fitting needs, ONNX export,
+  presets, paper) and, per detector, a section with its settings, their defaults, per-preset values
+  and one-line descriptions. The data is :func:`oodscope.detectors.catalogue.catalogue`, the same that ``oodscope methods`` and
+  ``oodscope describe`` print, so the three cannot disagree.
+* ``autodoc-process-docstring``: a shape written ``(N, *shape)`` in a docstring is prose, not
+  reStructuredText emphasis; its star is escaped so that ``-W`` builds do not stop on it, and a
+  section header with a note (``Raises (on construction):``) becomes the header napoleon knows.
+* sphinx-click events: every lone star of the command line's help text (plain text) is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from sphinx.application import Sphinx
+
+def _cell(text: Any) -> str:
+    """``text`` safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _value(value: Any) -> str:
+    return "`" + json.dumps(value, ensure_ascii=False).replace("`", "'") + "`"
+
+
+def _presets(entry: dict[str, Any]) -> str:
+    return ", ".join(p for p, values in entry["presets"].items() if values) or "–"
+
+
+def anchor(method: str) -> str:
+    """The catalogue's anchor of ``method`` (``geom+`` -> ``detector-geom-plus``: HTML ids drop ``+``)."""
+    return "detector-" + method.replace("+", "-plus")
+
+
+def _export(entry: dict[str, Any]) -> str:
+    return entry["onnx_export"].split(":", 1)[0]
+
+
+def summary_markdown(entries: list[dict[str, Any]]) -> str:
+    """The catalogue's summary table, in MyST Markdown."""
+    lines = [
+        f"{len(entries)} detectors are registered. Every setting can be given to "
+        "`create(METHOD, preset=..., **settings)`, or as `--set KEY=VALUE` on the command line; "
+        "a preset changes the settings listed under it (the others keep their defaults).",
+        "",
+        "| method | needs | ONNX | presets | paper |",
+        "|---|---|---|---|---|",
+    ]
+    for e in entries:
+        lines.append(f"| [`{e['method']}`](#{anchor(e['method'])}) | {_cell(', '.join(e['needs']))} | "
+                     f"{_cell(_export(e))} | {_cell(_presets(e))} | {_cell(e['paper'] or '–')} |")
+    notes = sorted({e["onnx_export"] for e in entries if ":" in e["onnx_export"]})
+    return "\n".join(lines + ([""] + [f"ONNX {_cell(n)}." for n in notes] if notes else []))
+
+
+def details_markdown(entries: list[dict[str, Any]]) -> str:
+    """One section per detector: its facts and its settings, in MyST Markdown."""
+    lines: list[str] = []
+    for e in entries:
+        lines += ["", f"({anchor(e['method'])})=", f"## `{e['method']}`", ""]
+        lines += [f"- **paper**: {_cell(e['paper'] or '–')}",
+                  f"- **fitting needs**: {_cell(e['requires'])}",
+                  f"- **a model of yours may stand in**: {'yes' if e['user_models'] else 'no'}",
+                  f"- **ONNX export**: {_cell(e['onnx_export'])}",
+                  f"- **presets**: {_cell(_presets(e))}"]
+        if e.get("package"):
+            extra = f" (`pip install 'oodscope[{e['extra']}]'`)" if e.get("extra") else ""
+            lines.append(f"- **package**: {_cell(e['package'])}{extra}")
+        if e["settings"]:
+            lines += ["", "| setting | default | presets | description |", "|---|---|---|---|"]
+            for s in e["settings"]:
+                per = ", ".join(f"{p}: {_value(v)}" for p, v in s["presets"].items()) or "–"
+                choices = f" (one of {', '.join(_value(c) for c in s['choices'])})" if s.get("choices") else ""
+                lines.append(f"| `{s['name']}` | {_value(s['default'])} | {_cell(per)} | "
+                             f"{_cell(s['help'])}{_cell(choices)} |")
+        else:
+            lines += ["", "No settings."]
+    return "\n".join(lines)
+
+
+CATALOGUE_MARK = "```{oodscope-catalogue}\n```"
+
+
+def inject_catalogue(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Replace the page's ``{oodscope-catalogue}`` block with the generated catalogue, before MyST
+    reads the page (so the per-detector headings are ordinary sections of it)."""
+    if CATALOGUE_MARK not in source[0]:
+        return
+    from oodscope.detectors.catalogue import catalogue
+
+    entries = catalogue()
+    source[0] = source[0].replace(CATALOGUE_MARK, summary_markdown(entries) + "\n" + details_markdown(entries))
+
+
+STAR_SHAPE = re.compile(r"(?<=[(,] )\*(?=[A-Za-z_])|(?<=\()\*(?=[A-Za-z_])")
+LITERAL = re.compile(r"(``.*?``)")
+
+
+NOTED_SECTION = re.compile(r"^(\s*)(Raises|Returns) \([^)]*\):\s*$")
+
+
+def tidy_docstring(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """Escape the star of ``(N, *shape)`` outside inline literals, and read a Google section header
+    with a note (``Raises (on construction):``) as the plain header napoleon knows."""
+    for i, line in enumerate(lines):
+        line = NOTED_SECTION.sub(r"\1\2:", line)
+        parts = LITERAL.split(line)
+        lines[i] = "".join(p if p.startswith("``") else STAR_SHAPE.sub(r"\\*", p) for p in parts)
+
+
+LONE_STAR = re.compile(r"(?<![*\\])\*(?!\*)")
+
+
+def escape_click_stars(app: Sphinx, ctx: Any, lines: list[str]) -> None:
+    """Click help is plain text: a star in it (``ae-*``, ``2.5 * eps``) is a star, not emphasis."""
+    for i, line in enumerate(lines):
+        parts = LITERAL.split(line)
+        lines[i] = "".join(p if p.startswith("``") else LONE_STAR.sub(r"\\*", p) for p in parts)
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.setup_extension("sphinx_click")
+    app.connect("source-read", inject_catalogue)
+    app.connect("autodoc-process-docstring", tidy_docstring, priority=100)  # before napoleon's
+    for part in ("description", "options", "arguments", "epilog"):
+        app.connect(f"sphinx-click-process-{part}", escape_click_stars)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
