@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test,peers,serve,onnx,ray,docs
 export OODSCOPE_DATA="${OODSCOPE_DATA:-$(cd .. && pwd)/shared/data}"
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=25 "$@"

@@ -75,6 +75,7 @@ def test_without_torchrun_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> No
     assert distributed.wrap(net, torch.device("cpu")) is net
 
 
+@pytest.mark.slow  # ~10 s; the default run keeps torchrun end to end (fit saves once and scores)
 def test_two_ranks_share_each_epoch_and_end_with_the_same_weights(tmp_path: Path) -> None:
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
@@ -107,6 +108,7 @@ def test_torchrun_fit_saves_once_and_the_model_scores_like_any_other(tmp_path: P
     assert s.shape == (200,) and np.isfinite(s).all()
 
 
+@pytest.mark.slow  # ~10 s; the default run keeps torchrun end to end (fit saves once and scores)
 def test_torchrun_bench_writes_each_row_once(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["-m", "oodscope", "bench", "--dataset", "digits", "--oe", "digits", "--classes", "0,1", "--n-oe", "4",

@@ -204,6 +204,7 @@ def test_bench_runs_deep_sad_in_the_papers_protocol(data_root: Path, tmp_path: P
     assert row["n_outliers"] == round(0.01 * row["n_train"] / 0.99) and row["metrics"]["auroc"] > 50
 
 
+@pytest.mark.slow  # ~40 s; the default run keeps deep-sad on MNIST end to end and every network in the contract tests
 def test_bench_runs_every_one_class_network_on_mnist(data_root: Path, tmp_path: Path) -> None:
     """End to end on real MNIST (class 1, smoke settings): each network fits, scores and is written."""
     methods = ["ae", "vae", "alocc", "deep-svdd", "deep-sad", "goad"]

@@ -132,6 +132,7 @@ def test_driver_killed_then_resumed(tmp_path: Path) -> None:
     assert results.read_bytes().startswith(before[: before.rfind(b"\n") + 1])
 
 
+@pytest.mark.slow  # ~30 s; the default run keeps Ray end to end (the rows equal the local runner's)
 def test_worker_killed_cell_run_again(tmp_path: Path) -> None:
     """SIGKILL the worker running a cell: the driver runs that cell again, once, and writes it once."""
     out = tmp_path / "run"
