@@ -214,10 +214,10 @@ def fixture(folder: Path) -> Path:
 def prepare(work: Path, made: Path, data_root: Path | None) -> None:
     """A page's working folder ``work``: the :func:`fixture` ``made`` as hard links (oodscope replaces
     the files it writes, atomically, so a page changes only its own names; the one page that writes
-    images writes what the fixture holds), ``.venv`` and ``examples`` linked to the checkout's, and
-    ``../shared/data`` to the data root (where the examples look for MNIST)."""
+    images writes what the fixture holds), ``.venv``, ``examples``, ``scripts`` and ``docs`` linked to
+    the checkout's, and ``../shared/data`` to the data root (where the examples look for MNIST)."""
     shutil.copytree(made, work, copy_function=os.link, dirs_exist_ok=True)
-    for name in (".venv", "examples"):
+    for name in (".venv", "examples", "scripts", "docs"):  # what the examples run from the checkout
         if (ROOT / name).exists():
             (work / name).symlink_to(ROOT / name)
     if data_root is not None:
