@@ -13,10 +13,8 @@ import click
 import numpy as np
 
 from oodscope.cli.common import apply_threads, decision_options, engine_option, threads_option
-from oodscope.errors import InputError
-from oodscope.export.loading import identity, load_scorer
+from oodscope.export.loading import identity, load_scorer, with_classes
 from oodscope.pipeline import collect_files
-from oodscope.export.onnx_runtime import is_onnx_model
 from oodscope.pipeline.decisions import Decider, model_rule, rule_from_options
 from oodscope.pipeline.streaming import (
     BATCH,
@@ -62,11 +60,8 @@ def score(model: str, images: tuple[str, ...], out: str | None, batch: int, stri
     apply_threads(threads)
     rule = rule_from_options(alpha, fdr, fdr_rule, class_conditional)
     detector = load_scorer(model, threads, engine)
-    if (rule or model_rule(detector)).class_conditional and getattr(detector, "outputs", None) is None:
-        if engine != "auto" or is_onnx_model(model):
-            raise InputError("class-conditional p-values need the model's predicted classes, which the onnxruntime "
-                             "engine does not give: score the model directory with --engine torch")
-        detector = load_scorer(model, threads, "torch")  # the graph gives scores only
+    if (rule or model_rule(detector)).class_conditional:
+        detector = with_classes(model, detector, threads, engine)
     read = reader_for(detector)
     files = collect_files(images)
     decider = decider_for(detector, rule)

@@ -25,6 +25,22 @@ def load_scorer(path: str | os.PathLike[str], threads: int | None = None, engine
     return with_engine(load(path), engine, threads)
 
 
+def with_classes(path: str | os.PathLike[str], scorer: Any, threads: int | None = None, engine: str = "auto") -> Any:
+    """A scorer of the model at ``path`` that gives each image's predicted class (``outputs``, for
+    class-conditional p-values): ``scorer`` itself if it does, else, for a model directory that
+    ``engine`` "auto" put on onnxruntime (whose graph gives scores only), the model under torch.
+
+    Raises:
+        InputError: an ONNX file, or a model directory held to onnxruntime by ``engine``.
+    """
+    if getattr(scorer, "outputs", None) is not None:
+        return scorer
+    if engine != "auto" or is_onnx_model(path):
+        raise InputError("class-conditional p-values need the model's predicted classes, which the onnxruntime "
+                         "engine does not give: use the model directory with --engine torch")
+    return load_scorer(path, threads, "torch")
+
+
 def engine_of(scorer: Any) -> str:
     """The engine a loaded scorer runs: "onnxruntime" or "torch"."""
     return str(getattr(scorer, "engine", "torch"))

@@ -62,7 +62,7 @@ from oodscope.data import convert
 from oodscope.detectors import Detector
 from oodscope.errors import DataError, InputError
 from oodscope.export.loading import identity as model_identity
-from oodscope.export.loading import engine_of, load_scorer
+from oodscope.export.loading import engine_of, load_scorer, with_classes
 from oodscope.export.onnx_runtime import is_onnx_model
 from oodscope.pipeline.decisions import DecisionRule, model_rule, scores_and_classes
 from oodscope.pipeline.files import model_geometry, read_for_model
@@ -215,11 +215,8 @@ def create_app(model: str | Path | Detector, settings: ServeSettings | None = No
         if n_workers > 0:
             raise InputError("class-conditional p-values need each image's predicted class, which the scoring worker "
                              "processes do not return: serve with --workers 0")
-        if getattr(detector, "outputs", None) is None:
-            if isinstance(model, Detector) or settings.engine != "auto" or is_onnx_model(model):
-                raise InputError("class-conditional p-values need the model's predicted classes, which the onnxruntime "
-                                 "engine does not give: serve the model directory with --engine torch")
-            detector = load_scorer(model, threads, "torch")  # the graph gives scores only
+        if not isinstance(model, Detector):
+            detector = with_classes(model, detector, threads, settings.engine)
     decisions = Decisions(detector, rule, None if fdr_state is None else Path(fdr_state))
     size, channels = model_geometry(detector)
     settings = replace(settings, workers=n_workers)
