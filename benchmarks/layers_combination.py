@@ -1,4 +1,4 @@
-"""Probe behind the ``layers`` default ``f_weight`` (docs/BENCHMARKS.md, "Keeping layers above its
+"""Probe behind the ``layers`` default ``f_weight`` (docs/lab/BENCHMARKS.md, "Keeping layers above its
 own f"): for one-class cells, GEOM's score of f, g_theta alone, and f's standardised GEOM score
 added to g_theta's standardised summed logit at several weights, on a fixed test subsample.
 

@@ -1,5 +1,5 @@
 """Probe: does a nearest-neighbour distance in f's own feature space make ``layers`` safe where
-g_theta is not (docs/BENCHMARKS.md, issue 15)?
+g_theta is not (docs/lab/BENCHMARKS.md, issue 15)?
 
 For one-class cells of the bench protocol (whole test split), fits ``layers`` with the run's
 settings and the cached f, and saves per test image and per held-out in-distribution image:

@@ -19,7 +19,7 @@ from conftest import run_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-NOTEBOOK = next(p for p in (DOCS / "lab" / "BENCHMARKS.md", DOCS / "BENCHMARKS.md") if p.is_file())  # moving to lab/
+NOTEBOOK = DOCS / "lab" / "BENCHMARKS.md"
 GENERATED = {"genindex.html", "search.html", "py-modindex.html"}  # Sphinx's own pages, not in the navigation
 
 

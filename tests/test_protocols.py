@@ -155,7 +155,8 @@ def test_split_mnist_task(store: DataStore) -> None:
     assert len(task.test) == len(mnist_test) and task.is_ood.sum() == np.isin(mnist_test.labels, range(6, 10)).sum()
     assert np.array_equal(task.test_class == -1, task.is_ood)
     assert np.array_equal(np.sort(task.saved_labels), np.sort(mnist_test.labels))
-    assert len(task.outliers) == 16 and task.outliers.name == "emnist-letters"
+    outliers = task.known_outliers()
+    assert outliers is not None and len(outliers) == 16 and outliers.name == "emnist-letters"
     again = protocol.task(cells[3], store)  # another seed: same validation split, other outliers
     assert np.array_equal(again.validation.images, task.validation.images)
     assert not np.array_equal(again.outliers.images, task.outliers.images)
@@ -183,3 +184,26 @@ def test_protocol_options_and_methods_are_checked() -> None:
         OneClass("digits").cells(METHODS, [0], "cpu", DataStore())
     with pytest.raises(InputError, match="number of outliers"):
         OneClass("digits", n_oe=(0,))
+
+
+def test_one_class_reads_the_outliers_data_set_only_when_a_detector_asks(tmp_path, monkeypatch) -> None:
+    """A run whose detectors use no outliers does not need their data set: `oodscope bench
+    --dataset digits --methods geom` works where EMNIST letters are not (offline, no OODSCOPE_DATA)."""
+    from click.testing import CliRunner
+
+    from oodscope.cli import cli
+
+    monkeypatch.delenv("OODSCOPE_DATA", raising=False)
+    proto = OneClass("digits", (3,), "emnist-letters")
+    task = proto.task(proto.cell("geom", 3, 0, "smoke", 16, "all"), DataStore(tmp_path, download=False))
+    assert task.outliers is None
+    with pytest.raises(DataError, match="emnist"):
+        task.known_outliers()
+    out = tmp_path / "run"
+    args = ["bench", "--dataset", "digits", "--methods", "geom", "--classes", "3", "--preset", "smoke",
+            "--data-root", str(tmp_path / "empty"), "--no-download", "--out", str(out), "--no-progress"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    args[args.index("geom")] = "geom,layers"  # layers trains with the outliers: now the letters are needed
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "emnist-letters" in result.output

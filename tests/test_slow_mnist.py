@@ -1,5 +1,5 @@
 """Slow end-to-end run (excluded by default; `bash scripts/test.sh -m slow`): the spine's benchmark
-command for one hard MNIST class with the cpu preset, as documented in docs/BENCHMARKS.md."""
+command for one hard MNIST class with the cpu preset, as documented in docs/lab/BENCHMARKS.md."""
 
 from __future__ import annotations
 

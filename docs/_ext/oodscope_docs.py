@@ -5,16 +5,11 @@
   presets, paper) and, per detector, a section with its settings, their defaults, per-preset values
   and one-line descriptions. The data is :func:`oodscope.detectors.catalogue.catalogue`, the same that ``oodscope methods`` and
   ``oodscope describe`` print, so the three cannot disagree.
-* ``autodoc-process-docstring``: a shape written ``(N, *shape)`` in a docstring is prose, not
-  reStructuredText emphasis; its star is escaped so that ``-W`` builds do not stop on it, and a
-  section header with a note (``Raises (on construction):``) becomes the header napoleon knows.
-* sphinx-click events: every lone star of the command line's help text (plain text) is escaped.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -97,36 +92,7 @@ def inject_catalogue(app: Sphinx, docname: str, source: list[str]) -> None:
     source[0] = source[0].replace(CATALOGUE_MARK, summary_markdown(entries) + "\n" + details_markdown(entries))
 
 
-STAR_SHAPE = re.compile(r"(?<=[(,] )\*(?=[A-Za-z_])|(?<=\()\*(?=[A-Za-z_])")
-LITERAL = re.compile(r"(``.*?``)")
-
-
-NOTED_SECTION = re.compile(r"^(\s*)(Raises|Returns) \([^)]*\):\s*$")
-
-
-def tidy_docstring(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
-    """Escape the star of ``(N, *shape)`` outside inline literals, and read a Google section header
-    with a note (``Raises (on construction):``) as the plain header napoleon knows."""
-    for i, line in enumerate(lines):
-        line = NOTED_SECTION.sub(r"\1\2:", line)
-        parts = LITERAL.split(line)
-        lines[i] = "".join(p if p.startswith("``") else STAR_SHAPE.sub(r"\\*", p) for p in parts)
-
-
-LONE_STAR = re.compile(r"(?<![*\\])\*(?!\*)")
-
-
-def escape_click_stars(app: Sphinx, ctx: Any, lines: list[str]) -> None:
-    """Click help is plain text: a star in it (``ae-*``, ``2.5 * eps``) is a star, not emphasis."""
-    for i, line in enumerate(lines):
-        parts = LITERAL.split(line)
-        lines[i] = "".join(p if p.startswith("``") else LONE_STAR.sub(r"\\*", p) for p in parts)
-
-
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx_click")
     app.connect("source-read", inject_catalogue)
-    app.connect("autodoc-process-docstring", tidy_docstring, priority=100)  # before napoleon's
-    for part in ("description", "options", "arguments", "epilog"):
-        app.connect(f"sphinx-click-process-{part}", escape_click_stars)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

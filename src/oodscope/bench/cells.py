@@ -37,7 +37,7 @@ def make_row(cell: Cell, outcome: CellOutcome, task: Task) -> dict[str, Any]:
         "n_train": len(task.train),
         "n_validation": 0 if task.validation is None else len(task.validation),
         "n_test": len(task.test),
-        "n_outliers": 0 if task.outliers is None else len(task.outliers),
+        "n_outliers": outcome.n_outliers,
         "settings": outcome.settings,
         "precision": str(outcome.settings.get("precision", "float32")),  # what the scores were computed in
         "oodscope_version": oodscope.__version__,

@@ -36,6 +36,7 @@ class CellOutcome:
     upstream: UpstreamInfo | None
     scores: np.ndarray
     kept: dict[str, np.ndarray] = field(default_factory=dict)
+    n_outliers: int = 0  # known outliers given to the detector (0 for one that uses none)
 
 
 def _labels(images: Any) -> torch.Tensor | None:
@@ -92,7 +93,8 @@ def fit_detector(method: str, settings: dict[str, Any], task: Task, cache: Upstr
     det = cls(**settings)
     upstream, info = shared_upstream(cls, det.config, task, cache, model)
     start = time.perf_counter()
-    det.fit(task.train, task.outliers, validation=task.validation, upstream=upstream)
+    outliers = task.known_outliers() if cls.requires.outliers else None  # not read for the others
+    det.fit(task.train, outliers, validation=task.validation, upstream=upstream)
     return det, info, time.perf_counter() - start
 
 
@@ -112,5 +114,6 @@ def fit_and_score(method: str, settings: dict[str, Any], task: Task, cache: Upst
         metrics.update(classifier_metrics(out["logits"], task.test_class))
     metrics.update(det.summary())
     total = fit_seconds + (info.fit_seconds if info is not None else 0.0)
+    n_outliers = len(task.outliers) if det.requires.outliers and task.outliers is not None else 0
     return CellOutcome(metrics, total, score_seconds, dict(det.config), info, out["score"],
-                       {k: np.asarray(out[k]) for k in keep if k in out})
+                       {k: np.asarray(out[k]) for k in keep if k in out}, n_outliers)

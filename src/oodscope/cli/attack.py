@@ -19,7 +19,7 @@ from oodscope.cli.labelled import classifier_of, labelled_images
 @click.option("--eps", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="L∞ radius (pixels in [0, 1]).")
 @click.option("--steps", type=click.IntRange(min=1), default=40, show_default=True, help="PGD steps.")
 @click.option("--alpha", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="PGD step size [2.5 * eps / steps].")
+              help="PGD step size [2.5 × eps / steps].")
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True, help="PGD random restarts.")
 @click.option("--dataset", default="mnist", show_default=True, help="Labelled data set whose test split is attacked.")
 @click.option("--images", "folder", type=click.Path(), default=None,

@@ -100,7 +100,7 @@ def decision_options(what: str) -> Callable[[F], F]:
         click.option("--fdr-rule", type=click.Choice(["bh", "lond", "lord++"]), default="bh", show_default=True,
                      help="With --fdr: bh = Benjamini-Hochberg over the batch; lond or lord++ = an online rule over the "
                           "images in order (lond: guaranteed for conformal p-values; lord++: guaranteed for independent "
-                          "p-values). Both need large calibration sets to flag anything (docs/BENCHMARKS.md)."),
+                          "p-values). Both need large calibration sets to flag anything (docs/lab/BENCHMARKS.md)."),
         click.option("--class-conditional", is_flag=True, default=False,
                      help="p-values against the calibration images of the same predicted class (detectors that read "
                           "a classifier); the guarantee then holds within each class."),

@@ -15,11 +15,11 @@ from oodscope.studies import STUDIES, StudyOptions, run_study
 @click.command()
 @click.argument("name", type=click.Choice(STUDIES))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory (figures, CSV, note).")
-@click.option("--epochs", type=int, default=None, help="Training epochs [ae-*: 10; alocc-epochs: 10; "
+@click.option("--epochs", type=int, default=None, help="Training epochs [the three ae studies: 10; alocc-epochs: 10; "
               "regression-uncertainty: 2000 full-batch steps].")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0 or 0,1,2 (alocc-epochs: one curve each).")
 @click.option("--n-train", type=int, default=None,
-              help="Training images drawn from the split [ae-*: 20000 of MNIST's 60000; alocc-epochs: all of '1'; "
+              help="Training images drawn from the split [the three ae studies: 20000 of MNIST's 60000; alocc-epochs: all of '1'; "
                    "regression-uncertainty: 1000 toy points].")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Data root (default: $OODSCOPE_DATA or ~/.cache/oodscope).")

@@ -10,10 +10,10 @@ other on in-distribution images x and their noisy versions x~ = clip(x + N(0, si
 
 The paper's premise: R learns to reconstruct (and denoise) the normal class only, so R
 "enhances" normal images and garbles others, and D, which judges whether an image looks like a
-real normal one, sees the difference (docs/BENCHMARKS.md measures where this fails). Scores (``score``), higher = more out-of-distribution:
+real normal one, sees the difference (docs/lab/BENCHMARKS.md measures where this fails). Scores (``score``), higher = more out-of-distribution:
 
 * ``d``: -logit D(x) (the default);
-* ``d_of_r``: -logit D(R(x)), the paper's detector. In our measurements (docs/BENCHMARKS.md) it
+* ``d_of_r``: -logit D(R(x)), the paper's detector. In our measurements (docs/lab/BENCHMARKS.md) it
   is inverted: R(x) of an anomaly looks *more* real to D than R(x) of a normal image (uniform
   noise scores as the most normal input) - our reading: D learns R's artefacts on the normal
   class rather than the class itself;
@@ -21,7 +21,7 @@ real normal one, sees the difference (docs/BENCHMARKS.md measures where this fai
 
 A score above 0 means D judges the image more likely fake/abnormal than normal (the 0.5 threshold of
 the ALOCC blog post). Training is deterministic under ``seed`` on a CPU; how much it varies over
-seeds is measured in docs/BENCHMARKS.md.
+seeds is measured in docs/lab/BENCHMARKS.md.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ Measured here (split-mnist, LeNet, seed 0): the rule above picks eps = 0.04, sin
 raises S on every image, and the step then lowers the AUROC (95.9 without it, 83.4 with it, after
 5 epochs; 94.4 and 82.7 after 1): on these small grey-level images the OOD digits gain as much
 from it as the in-distribution ones. ``perturb=False`` is the default since seeds 0-2 of both
-multi-class MNIST protocols agreed (docs/BENCHMARKS.md); the ``paper`` preset keeps the step. With the
+multi-class MNIST protocols agreed (docs/lab/BENCHMARKS.md); the ``paper`` preset keeps the step. With the
 Euclidean h on a small network trained briefly, the w_i stay near the origin while |z| grows, so
 -|z - w_i|^2 mostly reads -|z|^2 and ranks low-activation images (noise) as in-distribution.
 """

@@ -17,7 +17,7 @@ and of g_theta's summed logit s_g(x) = sum_y g_theta(z^y) on unseen in-distribut
 
     s(x) = f_weight * (s_f(x) - mu_f) / sigma_f + (s_g(x) - mu_g) / sigma_g.
 
-This is oodscope's addition, measured in docs/BENCHMARKS.md (section "Keeping layers above its own
+This is oodscope's addition, measured in docs/lab/BENCHMARKS.md (section "Keeping layers above its own
 f"); ``f_weight = 0`` and ``knn_weight = 0`` (the ``paper`` preset) give the paper's score.
 
 Both f's and g_theta's evidence can miss what an outlier-free nearest-neighbour rule sees (GEOM is
@@ -27,7 +27,7 @@ d_k(x) to the ``knn_k``-th nearest of (at most ``knn_bank``) training images of 
 feature space - the tap ``knn_tap`` (z2, the middle block, averaged over 2 x 2 cells: ``knn_pool``)
 under every transformation, each unit-normalised, concatenated and normalised again (deep nearest
 neighbours, Sun et al., ICML 2022, on GEOM's features). It comes from the same pass of f:
-s(x) = f_weight * z_f + z_g + knn_weight * z_knn (docs/BENCHMARKS.md, "A nearest-neighbour distance
+s(x) = f_weight * z_f + z_g + knn_weight * z_knn (docs/lab/BENCHMARKS.md, "A nearest-neighbour distance
 in f's features"; z2 rather than the last block z4, which is as blind as GEOM to letters that look
 like their own rotations: "Which of f's features the kNN reads").
 
@@ -35,7 +35,7 @@ Where the known outliers are all of one cheap kind (noise, say), g_theta learns 
 at chance on real images. So by default g_theta also trains against ``g_generic`` generated
 pen strokes and as many Gaussian blobs (:func:`oodscope.data.synthetic.generate`, converted to the
 images' size and channels) beside the user's outliers: it cannot win on one cheap cue alone
-(docs/BENCHMARKS.md, "Generic outliers beside the user's"; the ``paper`` preset adds none).
+(docs/lab/BENCHMARKS.md, "Generic outliers beside the user's"; the ``paper`` preset adds none).
 
 ``taps`` selects the inputs of g_theta, so the ablations of Table 2 (softmax, z4, z3, z2, z1,
 all) are this same code.
@@ -68,7 +68,7 @@ LAYERS_DEFAULTS: dict[str, Any] = {
     **GEOM_DEFAULTS,
     "taps": ["z3", "z4", "ptrue"],
     **HEAD_DEFAULTS,
-    "g_mixup": 0.0,  # off: no gain (docs/BENCHMARKS.md)
+    "g_mixup": 0.0,  # off: no gain (docs/lab/BENCHMARKS.md)
     "g_augment": "outliers",
     "f_weight": 0.5,
     "holdout": 0.1,

@@ -14,7 +14,7 @@ outliers randomly distorted as ``layers`` does by default), for ``g_steps`` Adam
 
 The score is s(x) = sigmoid(g_theta(z_1(x), ..., z_L(x))), higher = more out-of-distribution.
 No library offers it; whether it helps over the post hoc scores and over ``oe-classifier``
-(the same outliers used to retrain the classifier) is measured in docs/BENCHMARKS.md.
+(the same outliers used to retrain the classifier) is measured in docs/lab/BENCHMARKS.md.
 """
 
 from __future__ import annotations

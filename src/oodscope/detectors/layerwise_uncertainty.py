@@ -38,7 +38,7 @@ Our implementation (the paper's details are not followed exactly; what follows i
   On split-mnist (seed 0, cpu preset, one epoch): AUROC 92.0 % with ``combine`` "sum", 97.2 %
   with "last", 83.7 % with "same-mean"; msp on the same classifier settings 95.3 %.
   ``combine`` "last" became the default after seeds 0-2 of both multi-class MNIST protocols (5
-  epochs, docs/BENCHMARKS.md): the early layers' terms add more noise than information there.
+  epochs, docs/lab/BENCHMARKS.md): the early layers' terms add more noise than information there.
 * Scoring: no noise (z_l is passed on as is). The uncertainty of layer l is
   u_l(x) = mean over the elements (channels, and positions of a map) of v_l(x); one more term is
   the predictive entropy H(x) = -sum_k p_k log p_k of the softmax of the logits. Each term t is

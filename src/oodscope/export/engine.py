@@ -3,12 +3,12 @@
 A model of ``precision`` float32 whose score is one graph (:meth:`~oodscope.detectors.Detector.export_graph`:
 ``geom``, ``geom+``, ``bce``, ``layers``, ``msp``, ``energy``, ``max-logit``) computes the same
 float32 function whether torch or onnxruntime runs it; onnxruntime runs it 1.6-2.5 times faster
-on the CPU (docs/BENCHMARKS.md, "ONNX export against torch"). So with ``engine="auto"`` (the
+on the CPU (docs/lab/BENCHMARKS.md, "ONNX export against torch"). So with ``engine="auto"`` (the
 default) such a model, on the CPU with the ``onnx`` extra installed, is scored by
 :class:`GraphScorer`: the graph that ``oodscope export`` would write, built in memory when the
 model is loaded and run by onnxruntime. Its scores are those of the exported file exactly and
 those of the library's torch scoring (:meth:`Detector.score`) within float32 rounding (the
-contract test asks 1e-5 of the scores' scale; docs/BENCHMARKS.md, "Scores you can trust as
+contract test asks 1e-5 of the scores' scale; docs/lab/BENCHMARKS.md, "Scores you can trust as
 stated"). ``engine="torch"`` keeps torch; ``engine="onnxruntime"`` insists, and says why a model
 cannot.
 """

@@ -54,10 +54,10 @@ def run_batches(session: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
 class OnnxScorer:
     """An exported detector: ``score(images)`` runs the ONNX graph with onnxruntime.
 
-    Raises (on construction):
-        ModelFileError: missing or foreign sidecar, or an ONNX file whose SHA-256 differs from the
-            one the sidecar records (modified or truncated).
-        InputError: onnxruntime is not installed.
+    Raises:
+        ModelFileError: on construction: missing or foreign sidecar, or an ONNX file whose SHA-256
+            differs from the one the sidecar records (modified or truncated).
+        InputError: on construction: onnxruntime is not installed.
     """
 
     def __init__(self, path: str | os.PathLike[str], batch_size: int = 256, threads: int | None = None) -> None:

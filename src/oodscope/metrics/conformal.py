@@ -26,7 +26,7 @@ Decisions built on them (higher score = more OOD, small p-value = flagged):
   Statistics, 2018), whose FDR guarantee holds under the same positive dependence, and ``lord++``
   (Ramdas, Yang, Wainwright & Jordan, "Online control of the false discovery rate with decaying
   memory", NeurIPS 2017), more powerful, whose theorem assumes independent p-values (conformal
-  p-values sharing a calibration set are not: its FDR is measured, docs/BENCHMARKS.md). Both spend
+  p-values sharing a calibration set are not: its FDR is measured, docs/lab/BENCHMARKS.md). Both spend
   the sequence ``gamma_j = C log(max(j, 2)) / (j exp(sqrt(log j)))`` of Javanmard & Montanari, with
   ``C = 0.07720838`` so that it sums to 1. The rule's state (its time and past rejections) is a
   small JSON object: saved and restored, it continues the same rule.

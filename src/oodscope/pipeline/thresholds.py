@@ -13,7 +13,7 @@ validation outlier rejected (``fpr``). The threshold is then moved :data:`CLEARA
 scale (their largest magnitude) past that score, on the side that keeps its verdict (never beyond
 halfway to the next score): a float32 model scores the same in torch and in the onnxruntime engine
 of ``oodscope score`` / ``serve`` only within float32 rounding (at most 4.7e-6 of the scale in
-docs/BENCHMARKS.md, "Scores you can trust as stated"), and a threshold one rounding step from a
+docs/lab/BENCHMARKS.md, "Scores you can trust as stated"), and a threshold one rounding step from a
 score would flip that image's verdict between them.
 
 The record (``Detector.threshold_rule``, saved with the model) names the rule and its target, and

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,11 +24,14 @@ class Task:
             indices 0..K-1.
         test: Test images, in-distribution and out-of-distribution.
         is_ood: One boolean per test image.
-        outliers: Known outliers (outlier exposure), or None.
+        outliers: Known outliers (outlier exposure), or None; read them with
+            :meth:`known_outliers`, which loads deferred ones.
         validation: Held-out in-distribution images (labels as ``train``'s), or None.
         test_class: Per test image its in-distribution class index, -1 for OOD images; set when
             a classifier's accuracy can be measured (multi-class protocols).
         test_labels: Labels saved with the test scores (default: ``test.labels``).
+        load_outliers: Loads the known outliers on first use, when the protocol deferred them (a
+            run whose detectors use none never reads their data set).
     """
 
     train: ImageSet
@@ -37,6 +41,13 @@ class Task:
     validation: ImageSet | None = None
     test_class: np.ndarray | None = None
     test_labels: np.ndarray | None = None
+    load_outliers: Callable[[], ImageSet | None] | None = field(default=None, repr=False, compare=False)
+
+    def known_outliers(self) -> ImageSet | None:
+        """The known outliers, loaded now if the protocol deferred them."""
+        if self.outliers is None and self.load_outliers is not None:
+            self.outliers, self.load_outliers = self.load_outliers(), None
+        return self.outliers
 
     @property
     def saved_labels(self) -> np.ndarray:

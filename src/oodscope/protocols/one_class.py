@@ -193,8 +193,11 @@ class OneClass(Protocol):
     def task(self, cell: Cell, store: DataStore) -> Task:
         split = split_one_class(store.get(self.dataset, "train"), store.get(self.dataset, "test"), cell["id_class"],
                                 self.dataset)
-        aux = None if cell["n_oe"] == 0 else store.get(cell["oe_dataset"], "train")
-        return Task(split.train, split.test, split.is_ood, outlier_sample(aux, cell, split.train))
+        if cell["n_oe"] == 0:
+            return Task(split.train, split.test, split.is_ood)
+        # the outliers' data set is read only when a detector asks for them
+        return Task(split.train, split.test, split.is_ood, load_outliers=lambda: outlier_sample(
+            store.get(cell["oe_dataset"], "train"), cell, split.train))
 
     def to_json(self) -> dict[str, Any]:
         return {"protocol": self.name, "dataset": self.dataset,

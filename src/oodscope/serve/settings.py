@@ -11,7 +11,7 @@ class ServeSettings:
 
     ``workers``: scoring worker processes, each with one batch in flight (0: score in a thread of
     the service's own process). ``batch_wait_s``: how long the first request of a batch waits for
-    others; None picks what was measured best (docs/BENCHMARKS.md, the scoring service): 2 ms with
+    others; None picks what was measured best (docs/lab/BENCHMARKS.md, the scoring service): 2 ms with
     workers, whose batches overlap, and 10 ms in-process, where 2 ms split each wave of requests.
     ``engine``: what scores a model directory ("auto", "torch" or "onnxruntime":
     :mod:`oodscope.export.engine`).

@@ -3,7 +3,7 @@ take turns on one Python interpreter.
 
 In one process, the event loop (HTTP parsing, multipart, PNG decoding, JSON) holds Python's global
 interpreter lock while the scoring thread waits for it between torch operations; on a small
-machine that cost the network a third of its speed (docs/BENCHMARKS.md, the scoring service). The
+machine that cost the network a third of its speed (docs/lab/BENCHMARKS.md, the scoring service). The
 worker (``python -m oodscope.serve.worker MODEL``) loads the model itself, verified like any load,
 and answers batches over its stdin / stdout. Messages are framed raw arrays (a JSON header with
 dtype and shape, then the bytes), so nothing is pickled either way.

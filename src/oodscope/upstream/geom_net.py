@@ -40,7 +40,7 @@ GEOM_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "transforms": "flip-rot4",
     "augment": "none",
-    "epochs": 15,  # was 6: too few off MNIST (docs/BENCHMARKS.md)
+    "epochs": 15,  # was 6: too few off MNIST (docs/lab/BENCHMARKS.md)
     "batch_size": 128,
     "lr": 1e-3,
     "amp": True,

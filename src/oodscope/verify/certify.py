@@ -184,7 +184,7 @@ def certify_box(model: Any, lower: torch.Tensor, upper: torch.Tensor, method: st
 
 def layer_bounds(model: Any, x: torch.Tensor, eps: float, method: str = "deeppoly", intersect: bool = True,
                  clip: tuple[float, float] | None = (0.0, 1.0), rounding: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Bounds (N, *shape) of every operation's output of ``model`` over the region of each image
+    """Bounds ``(N, *shape)`` of every operation's output of ``model`` over the region of each image
     (with ``rounding``: of the float32 network's values)."""
     ops = as_layers(model)
     lo, hi = input_box(x, eps, clip)

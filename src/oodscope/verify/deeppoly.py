@@ -62,7 +62,7 @@ TILE_QUERIES = 32  # neurons of a feature map back-substituted together, at leas
 
 @dataclass
 class ReluRelax:
-    """``lam * x <= y <= up * x + shift`` per neuron (shape (1, *shape))."""
+    """``lam * x <= y <= up * x + shift`` per neuron (shape ``(1, *shape)``)."""
 
     lam: torch.Tensor
     up: torch.Tensor
@@ -101,8 +101,8 @@ def pool_relax(lo: torch.Tensor, hi: torch.Tensor, kernel: tuple[int, int]) -> P
 
 
 class DeepPoly:
-    """DeepPoly bounds of one image's input box ``[lo, hi]`` (each (1, *in_shape)); with ``rounding``
-    those of the float32 network (``slack[i]``: the rounding bound (1, *shape) of affine op ``i``)."""
+    """DeepPoly bounds of one image's input box ``[lo, hi]`` (each ``(1, *in_shape)``); with ``rounding``
+    those of the float32 network (``slack[i]``: the rounding bound ``(1, *shape)`` of affine op ``i``)."""
 
     def __init__(self, ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, intersect: bool = True,
                  budget: int = BUDGET, rounding: bool = True) -> None:
@@ -180,7 +180,7 @@ class DeepPoly:
     # -- back-substitution ----------------------------------------------------------------
     def lower(self, coef: torch.Tensor, offset: Window, const: torch.Tensor, last: int) -> torch.Tensor:
         """Lower bounds (Q,) of ``coef_q · y + const_q`` over the input box, where ``y`` is the
-        output of op ``last`` (-1: the input) and ``coef`` is (Q, *shape of y), or (Q, C, h, w) on
+        output of op ``last`` (-1: the input) and ``coef`` is ``(Q, *shape of y)``, or (Q, C, h, w) on
         the window of a feature map from ``offset``."""
         const = const.to(DTYPE).clone()
         for i in range(last, -1, -1):
@@ -240,7 +240,7 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 def deeppoly_bounds(ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, intersect: bool = True,
                     budget: int = BUDGET, rounding: bool = True) -> list[Bounds]:
-    """Lower and upper bounds (N, *shape) of every op's output over the input box ``[lo, hi]`` (N, ...)
+    """Lower and upper bounds ``(N, *shape)`` of every op's output over the input box ``[lo, hi]`` (N, ...)
     (with ``rounding``: of the float32 network's values)."""
     per_image = [DeepPoly(ops, lo[n:n + 1], hi[n:n + 1], intersect, budget, rounding).bounds[1:] for n in range(lo.shape[0])]
     return [(torch.cat([b[i][0] for b in per_image]), torch.cat([b[i][1] for b in per_image])) for i in range(len(ops))]

@@ -65,7 +65,7 @@ def interval_step(op: Op, lo: torch.Tensor, hi: torch.Tensor, rounding: bool = T
 
 
 def interval_bounds(ops: Sequence[Op], lo: torch.Tensor, hi: torch.Tensor, rounding: bool = True) -> list[Bounds]:
-    """Lower and upper bounds (N, *shape) of every op's output over the input box ``[lo, hi]`` (N, ...)
+    """Lower and upper bounds ``(N, *shape)`` of every op's output over the input box ``[lo, hi]`` (N, ...)
     (with ``rounding``: of the float32 network's values)."""
     out: list[Bounds] = []
     lo, hi = lo.to(DTYPE), hi.to(DTYPE)

@@ -92,8 +92,8 @@ def _bias_view(op: Conv | Dense, ndim: int) -> torch.Tensor:
 
 
 def affine_rounding(op: Affine, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Per output neuron, a bound (N, *out_shape) of ``|fl32(op(x)) − op(x)|`` for every float32
-    ``x`` in the box ``[lo, hi]`` (N, *in_shape) of the op's input (see the module's docstring)."""
+    """Per output neuron, a bound ``(N, *out_shape)`` of ``|fl32(op(x)) − op(x)|`` for every float32
+    ``x`` in the box ``[lo, hi]`` ``(N, *in_shape)`` of the op's input (see the module's docstring)."""
     a = torch.maximum(lo.abs(), hi.abs()).to(DTYPE)
     if isinstance(op, ChannelAffine):
         shift = op._view(op.shift.abs(), a.ndim)
