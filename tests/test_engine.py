@@ -52,6 +52,8 @@ def test_auto_runs_the_exported_graph_and_agrees_with_the_library(geom_dir: Path
         assert np.array_equal(got > t, lib > t)
     with pytest.raises(InputError, match="images to score"):  # the detector's own checks and messages
         fast.score(np.zeros((2, 3, 8, 8), np.uint8))
+    np.testing.assert_array_equal(fast.predict(x), got > fast.threshold)  # verdicts from the engine's scores
+    assert fast.predict(x).any() and not fast.predict(x).all()
 
 
 def test_models_the_graph_cannot_run_stay_on_torch(geom_dir: Path, digits) -> None:

@@ -1,4 +1,5 @@
-"""The engine a loaded model scores with in ``oodscope score`` and ``oodscope serve``.
+"""The engine a loaded model scores with in ``oodscope score``, ``oodscope serve`` and the library's
+:func:`oodscope.export.load_scorer`.
 
 A model of ``precision`` float32 whose score is one graph (:meth:`~oodscope.detectors.Detector.export_graph`:
 ``geom``, ``geom+``, ``bce``, ``layers``, ``msp``, ``energy``, ``max-logit``) computes the same
@@ -47,7 +48,9 @@ def graph_unavailable(detector: Detector) -> str | None:
 class GraphScorer:
     """A loaded detector scored through its float32 ONNX graph under onnxruntime: the interface of
     scoring and serving (``method``, ``threshold``, ``threshold_rule``, ``fitted``, ``config``,
-    ``precision``, ``engine``, ``score``); inputs are checked as the detector checks them."""
+    ``precision``, ``engine``, ``score``, ``predict``); inputs are checked as the detector checks
+    them. Everything else (``outputs``, gradients, ``save``) is the torch detector's, ``.detector``.
+    The session runs the weights as they were when it was built."""
 
     engine = "onnxruntime"
 
@@ -63,6 +66,12 @@ class GraphScorer:
         """Scores of uint8 images (0..255) or floats in [0, 1], ``(N, C, H, W)`` at the model's size."""
         images = self.detector._score_input(x)  # the detector's own checks and messages
         return run_batches(self.session, images.numpy().astype(np.float32, copy=False), self.batch_size)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """True where the input is rejected as out-of-distribution (score above the saved threshold)."""
+        if self.threshold is None:
+            raise InputError(f"{self.method}: no threshold set; set one with oodscope threshold or Detector.set_threshold")
+        return self.score(x) > self.threshold
 
 
 def with_engine(detector: Detector, engine: str = "auto", threads: int | None = None) -> Detector | GraphScorer:
