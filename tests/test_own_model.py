@@ -281,8 +281,9 @@ def test_the_command_line_fits_scores_and_thresholds_with_a_pt2_model(user_model
     write_pngs(tmp_path / "new" / "out", outside)
     runner = CliRunner()
     for method in ("energy", "deep-knn"):
+        memory = ["--channels-last"] if method == "deep-knn" else []  # the flag reaches the adapter and its saved spec
         r = runner.invoke(cli, ["fit", "--method", method, "--train", str(tmp_path / "train"), "--model", str(program),
-                                "--penultimate", "avgpool", "--head", "fc", "--out", str(tmp_path / method)])
+                                "--penultimate", "avgpool", "--head", "fc", *memory, "--out", str(tmp_path / method)])
         assert r.exit_code == 0, r.output
         assert (tmp_path / method / "model.pt2").read_bytes() == program.read_bytes()  # carried, checksummed
         r = runner.invoke(cli, ["score", str(tmp_path / method), str(tmp_path / "new"), "--out", str(tmp_path / f"{method}.csv")])
@@ -294,7 +295,15 @@ def test_the_command_line_fits_scores_and_thresholds_with_a_pt2_model(user_model
         outs = [s for f, s in score.items() if "/out/" in f]
         assert np.mean(outs) > np.mean(ins), method
         det = load(tmp_path / method)  # the saved program stands in for the model
-        assert det.upstream.fingerprint() == ModelAdapter(user_model, "avgpool", "fc").fingerprint()
+        assert det.upstream.fingerprint() == ModelAdapter(user_model, "avgpool", "fc", channels_last=bool(memory)).fingerprint()
+        assert det.upstream.spec.channels_last is bool(memory)
+        if memory:  # the same features as the default memory format, to float rounding
+            from oodscope.data import load_folder
+            from oodscope.pipeline import fit_with_threshold
+
+            plain = fit_with_threshold("deep-knn", load_folder(tmp_path / "train"),
+                                       upstream=ModelAdapter(user_model, "avgpool", "fc")).detector  # the CLI's split
+            np.testing.assert_allclose(det.score(inside), plain.score(inside), rtol=1e-4, atol=1e-5)
         assert runner.invoke(cli, ["threshold", str(tmp_path / method), "--accept", "0.9"]).exit_code == 0
     from oodscope.export.loading import identity
     from oodscope.serve.worker import WorkerScorer

@@ -355,9 +355,14 @@ class Detector:
                 raise InputError(f"inputs to score: detector was fitted on {self.fitted['dim']} features "
                                  f"(pixels), got {f.shape[1]}")
             return f
+        return self._checked_images(x, self.fitted)
+
+    def _checked_images(self, x: Any, like: dict[str, Any]) -> torch.Tensor:
+        """``x`` as images to score, checked against the ``channels`` and ``size`` of ``like`` unless
+        the model of yours this detector reads converts them (its adapter then brings them)."""
         t = as_images(x, "images to score")
-        if not (isinstance(self.upstream, ModelAdapter) and self.upstream.converts):  # else the adapter brings them
-            check_like(t, self.fitted["channels"], tuple(self.fitted["size"]), "images to score")
+        if not (isinstance(self.upstream, ModelAdapter) and self.upstream.converts):
+            check_like(t, like["channels"], tuple(like["size"]), "images to score")
         return t
 
     def summary(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from oodscope.data.stream import ImageStream
 from oodscope.detectors.base import Detector, FitData, Requires
 from oodscope.detectors.feature_base import adapter_features
 from oodscope.errors import InputError, ModelFileError
-from oodscope.inputs import as_images, check_like
+from oodscope.inputs import as_images
 from oodscope.upstream.adapter import ModelAdapter
 
 PEER_PRESETS: dict[str, dict[str, Any]] = {"cpu": {}, "paper": {}, "smoke": {}, "demo": {}}
@@ -65,10 +65,7 @@ class PyODDetector(Detector):
     def _score_input(self, x: Any) -> Any:
         if not isinstance(self.upstream, ModelAdapter):
             return super()._score_input(x)
-        t = as_images(x, "images to score")
-        if not self.upstream.converts:
-            up = self.upstream.fitted
-            check_like(t, up["channels"], tuple(up["size"]), "images to score")
+        t = self._checked_images(x, self.upstream.fitted)  # the images the model's adapter was fitted on
         return torch.cat(list(adapter_features(self.upstream, t))).numpy() if len(t) else np.zeros((0, self.fitted["dim"]))
 
     def _make(self) -> Any:
