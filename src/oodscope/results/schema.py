@@ -11,7 +11,8 @@ A row of schema 2 holds
   whatever else a protocol measures, e.g. ``accuracy``);
 * bookkeeping: ``fit_seconds``, ``score_seconds``, ``upstream`` (the shared network a cell
   used: kind, key, training seconds, whether it was reused), ``n_train``, ``n_validation``,
-  ``n_test``, ``n_outliers``, ``settings``, ``precision`` (what the scores were computed in:
+  ``n_test``, ``n_outliers`` (the known outliers the detector was given: 0 for one that uses none;
+  rows written before 0.3 count the cell's outliers whether used or not), ``settings``, ``precision`` (what the scores were computed in:
   "float32" or "bfloat16"; rows written before it existed lack it, and their ``settings``' ``amp``
   says: bfloat16 when on), versions, ``timestamp``, ``scores_file``.
 
