@@ -62,7 +62,8 @@ def test_unknown_split_and_kind_are_refused() -> None:
 def test_a_generated_source_gives_the_one_class_protocol_its_outliers(data_root) -> None:
     protocol = OneClass(dataset="mnist", oe_dataset="synthetic-strokes")
     task = protocol.task(protocol.cell("geom", 3, 0, "cpu", 16, "all"), DataStore(data_root, False))
-    assert task.outliers is not None and task.outliers.images.shape == (16, 1, 28, 28)
+    outliers = task.known_outliers()
+    assert outliers is not None and outliers.images.shape == (16, 1, 28, 28)
 
 
 def test_one_class_emnist_letters_takes_mnist_digits_as_its_outliers() -> None:

@@ -44,7 +44,7 @@ class DeepSADDetector(SVDDBase):
     requires = Requires(outliers=True)
     defaults: dict[str, Any] = {**SVDD_DEFAULTS, "lr": 1e-4, "pretrain_lr": 1e-4, "eta": 1.0}
     help = {
-        "lr": "Adam's learning rate: the papers' (1e-3 was measured for deep-svdd only, docs/lab/BENCHMARKS.md)",
+        "lr": "Adam's learning rate: the papers' (1e-3 was measured for deep-svdd only: lab notebook)",
         "eta": "eta: weight of the labelled anomalies' inverse-distance term",
     }
     presets = SAD_PRESETS

@@ -50,7 +50,7 @@ SVDD_HELP: dict[str, str] = {
     "pretrain_epochs": "epochs of the autoencoder pretraining",
     "epochs": "epochs of training phi towards the centre",
     "batch_size": "images per training batch",
-    "lr": "Adam's learning rate (the papers' 1e-4 needs their 250-400 epochs; 1e-3 is better here, docs/lab/BENCHMARKS.md)",
+    "lr": "Adam's learning rate (the papers' 1e-4 needs their 250-400 epochs; 1e-3 is better here: lab notebook)",
     "pretrain_lr": "Adam's learning rate of the pretraining",
     "weight_decay": "Adam's weight decay (L2 penalty) of phi",
     "lr_milestone": "fraction of training after which the learning rate drops tenfold",
