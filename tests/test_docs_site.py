@@ -1,8 +1,8 @@
 """The documentation site: it builds with every warning an error (Sphinx ``-W``, as
 ``scripts/docs.sh``), headless Chromium renders its home page, the detector catalogue and a guide
 with what they must show (the catalogue lists every registered detector; the navigation reaches
-every page), every decimal figure of the Benchmarks and Choosing pages is one the lab notebook
-holds, and the README stays the short page a newcomer needs."""
+every page), every decimal figure of the Benchmarks and Choosing pages (those computed from results files
+included) is one the lab notebook holds, and the README stays the short page a newcomer needs."""
 
 from __future__ import annotations
 
@@ -162,11 +162,22 @@ def strip_links(text: str) -> str:
     return re.sub(r"\]\([^)]*\)", "]", text)
 
 
+def expanded(page: Path) -> str:
+    """The page as the site shows it: its ``{oodscope-results}`` blocks replaced by the tables the
+    documentation build computes from the results files."""
+    import sys
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    from oodscope_docs import expand_results
+
+    return expand_results(page.read_text(encoding="utf-8"), DOCS)
+
+
 def figure_units(page: Path) -> list[tuple[str, set[str]]]:
     """The page's paragraphs, table rows and footnotes that hold decimal figures, each with the
     notebook sections it cites: its own links and footnotes, else those of its part of the page
     (between ``##`` headings)."""
-    lines = without_fences(page.read_text(encoding="utf-8"))
+    lines = without_fences(expanded(page))
     notes = {m[1]: set(LINK.findall(line)) for line in lines if (m := re.match(r"^\[\^([^\]]+)\]:", line))}
 
     def cited(text: str) -> set[str]:
@@ -213,3 +224,30 @@ def test_readme_is_short_and_keeps_the_two_set_up_commands() -> None:
     assert "\nbash scripts/test.sh\n" in readme
     for target in re.findall(r"\]\(((?:docs/)?[^)#:]+\.md)", readme):
         assert (ROOT / target).is_file(), f"README links to a missing page: {target}"
+
+
+def test_results_tables_are_computed_from_the_results_files(tmp_path: Path) -> None:
+    """A ``{oodscope-results}`` table follows its file: change a row and the page changes; a file
+    without rows stops the build."""
+    import json
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    from oodscope_docs import results_markdown
+
+    source = DOCS / "lab" / "results" / "classifier-split-mnist.jsonl"
+    rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    assert {r["method"] for r in rows} >= {"msp", "knn-clf", "vim"} and {r["seed"] for r in rows} == {0, 1, 2}
+    shutil.copy(source, tmp_path / "rows.jsonl")
+    table = results_markdown("split-mnist: rows.jsonl", tmp_path)
+    msp = [r["metrics"]["auroc"] for r in rows if r["method"] == "msp"]
+    assert f"| `msp` | {np.mean(msp):.2f} ± {np.std(msp):.2f} |" in table
+    for r in rows:
+        if r["method"] == "msp":
+            r["metrics"]["auroc"] = 99.99
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert "| `msp` | **99.99 ± 0.00** |" in results_markdown("split-mnist: rows.jsonl", tmp_path)  # now the best
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no rows in empty.jsonl"):
+        results_markdown("split-mnist: empty.jsonl", tmp_path)

@@ -5,11 +5,18 @@
   presets, paper) and, per detector, a section with its settings, their defaults, per-preset values
   and one-line descriptions. The data is :func:`oodscope.detectors.catalogue.catalogue`, the same that ``oodscope methods`` and
   ``oodscope describe`` print, so the three cannot disagree.
+* a ``{oodscope-results}`` block (one ``COLUMN: FILE`` line per column, the files relative to
+  ``docs/``) is replaced by a table of AUROC (mean ± std over seeds) and seconds to score per
+  detector, computed from those results files (``results.jsonl`` rows, kept under
+  ``docs/lab/results/``) by :func:`oodscope.results.summary.metrics_table`, the code that writes a
+  run's ``summary.md``; the best AUROC of each column in bold.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
@@ -92,7 +99,53 @@ def inject_catalogue(app: Sphinx, docname: str, source: list[str]) -> None:
     source[0] = source[0].replace(CATALOGUE_MARK, summary_markdown(entries) + "\n" + details_markdown(entries))
 
 
+RESULTS_BLOCK = re.compile(r"^```\{oodscope-results\}\n(?P<body>.*?)^```$", re.M | re.S)
+
+
+def results_markdown(body: str, docs: Path) -> str:
+    """The table of a ``{oodscope-results}`` block: per detector, for each ``COLUMN: FILE`` line, the
+    AUROC (mean ± std over seeds) and the seconds to score the test set, as ``summary.md`` gives them."""
+    from oodscope.results.log import read_results
+    from oodscope.results.summary import metrics_table
+
+    columns: list[tuple[str, dict[str, tuple[str, str]]]] = []
+    for line in (x.strip() for x in body.splitlines()):
+        if not line:
+            continue
+        name, _, file = (part.strip() for part in line.partition(":"))
+        rows, _ = read_results(docs / file)
+        if not rows:
+            raise ValueError(f"oodscope-results: no rows in {file}")
+        table = metrics_table(rows)
+        auroc, secs = table.header.index("AUROC"), table.header.index("score s")
+        columns.append((name, {r[0]: (r[auroc], r[secs]) for r in table.rows}))
+    methods = list(columns[0][1])
+    best = [max(float(c[m][0].split()[0]) for m in methods if m in c) for _, c in columns]
+    lines = ["| detector | " + " | ".join(f"{name} | score s" for name, _ in columns) + " |",
+             "|---|" + "---:|---:|" * len(columns)]
+    for m in methods:
+        cells = []
+        for (_, c), top in zip(columns, best):
+            value, secs = c.get(m, ("–", "–"))
+            bold = value != "–" and float(value.split()[0]) == top
+            cells += [f"**{value}**" if bold else value, secs]
+        lines.append(f"| `{m}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def expand_results(text: str, docs: Path) -> str:
+    """``text`` with every ``{oodscope-results}`` block replaced by its table."""
+    return RESULTS_BLOCK.sub(lambda m: results_markdown(m["body"], docs), text)
+
+
+def inject_results(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Replace a page's ``{oodscope-results}`` blocks by the tables computed from their files."""
+    if "{oodscope-results}" in source[0]:
+        source[0] = expand_results(source[0], Path(app.srcdir))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx_click")
     app.connect("source-read", inject_catalogue)
+    app.connect("source-read", inject_results)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
