@@ -123,6 +123,28 @@ def test_adversarial_training_makes_the_classifier_more_robust(standard, digits)
     net.eval()
 
 
+@pytest.mark.parametrize("amp", [True, False])
+def test_adversarial_training_attacks_in_the_training_precision(digits, amp: bool, monkeypatch) -> None:
+    """The attacks of adversarial training run in the training precision (bfloat16 autocast under
+    ``amp``), whatever precision the model scores in: they are part of training."""
+    import oodscope.upstream.classifier as classifier_module
+
+    seen: list[bool] = []
+
+    def spy(model, net, x, labels, *args):
+        hook = net.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))
+        try:
+            model(x)
+        finally:
+            hook.remove()
+        return x
+
+    monkeypatch.setattr(classifier_module, "adversarial_batch", spy)
+    Classifier(**{**SMALL, "epochs": 1}, adversarial="pgd", adv_eps=0.1, amp=amp, precision="float32").fit(
+        digits["x"][:128], digits["y"][:128])
+    assert seen and set(seen) == {amp}
+
+
 def test_a_standard_classifier_keeps_its_cache_key_from_before_adversarial_settings(digits) -> None:
     x, y = digits["x"][:64], digits["y"][:64]
     old = {k: v for k, v in Classifier(**SMALL).settings.items() if k not in (*LATE_SETTINGS, "precision")}

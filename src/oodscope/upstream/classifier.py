@@ -184,7 +184,9 @@ class Classifier(Upstream):
             raise InputError("classifier: certified (IBP) training runs in one process, not under torchrun")
         bar = progress(steps, "classifier: training" + ("" if adv == "none" else f" ({adv}, eps {c['adv_eps']})"),
                        c["progress"] and distributed.is_main())
-        model, done = self.differentiable(), 0
+        # the attacks of adversarial training are part of training: in its precision (bfloat16 under
+        # ``amp``), as the adversarial models of the lab notebook were trained, not the scoring one
+        model, done = self.differentiable(amp=bool(c["amp"])), 0
         layers = ibp_modules(self.net) if adv == "ibp" else None  # refuses networks the verifiers do not accept
         train_net = distributed.wrap(self.net, self.device)  # DDP under torchrun, else the network itself
         for epoch in range(int(c["epochs"])):
