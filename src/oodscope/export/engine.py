@@ -67,11 +67,7 @@ class GraphScorer:
         images = self.detector._score_input(x)  # the detector's own checks and messages
         return run_batches(self.session, images.numpy().astype(np.float32, copy=False), self.batch_size)
 
-    def predict(self, x: Any) -> np.ndarray:
-        """True where the input is rejected as out-of-distribution (score above the saved threshold)."""
-        if self.threshold is None:
-            raise InputError(f"{self.method}: no threshold set; set one with oodscope threshold or Detector.set_threshold")
-        return self.score(x) > self.threshold
+    predict = Detector.predict  # the detector's rule and message, on the engine's scores
 
 
 def with_engine(detector: Detector, engine: str = "auto", threads: int | None = None) -> Detector | GraphScorer:
