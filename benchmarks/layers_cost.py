@@ -4,7 +4,7 @@ of three, seconds); the multiply-accumulates per image and transformation of f, 
 part (counted on the modules, independent of any engine); and f alone in float32, in bfloat16
 autocast and compiled by ``torch.compile`` (float32), to show what bounds torch's float32 path.
 
-    python benchmarks/layers_cost.py runs/deploy/layers-mnist --threads 2
+    python benchmarks/layers_cost.py runs/deploy/layers-mnist --threads 2 [--compile] [--profile]
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("model", type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--compile", action="store_true", help="also time f under torch.compile (tens of seconds)")
+    ap.add_argument("--profile", action="store_true", help="also print torch's profile of g_theta over the 8 batches")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     det = load_model(a.model)
@@ -75,6 +76,13 @@ def main() -> None:
         if "knn" in parts:
             row["knn"] = best(lambda: [parts["knn"].similarity(taps[k][det.config["knn_tap"]], k) for k in range(len(xts))])
         row["whole"] = best(lambda: det._sums(x))
+        if a.profile:
+            from torch.profiler import ProfilerActivity, profile
+            feats = [det._features(xts[k], k, taps[k]) for k in range(len(xts))]
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for k in range(len(xts)):
+                    parts["g"](feats[k])
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
         net = f.net.eval()
         one = xts[0]
         row["f_one_float32"] = best(lambda: net(one))
