@@ -8,4 +8,4 @@ detectors share) -> ``detectors`` -> ``metrics`` -> ``pipeline`` -> ``export`` -
 schema, log, score files and tables).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

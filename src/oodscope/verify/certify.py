@@ -13,12 +13,13 @@ certified.
 The bounds are computed in float64 on the float32 weights, and every affine operation (the input
 normalisation, each convolution and linear layer) adds a rigorous bound of its float32 rounding
 error on its input box (:mod:`oodscope.verify.rounding`: ``γ_{n+1} (|w|·|x| + |b|)`` per neuron,
-Higham 2002, doubled), so the region's bounds contain the float32 network's values at every layer
-and the margin is that of the float32 logits. ``rounding=False`` bounds the network in exact
-arithmetic instead (the float64 copy: the behaviour before these bounds, which a float32 forward
-pass can contradict near the decision boundary; kept for comparison and tests). Models that score
-in bfloat16 are refused (:func:`oodscope.verify.rounding.require_float32`): their rounding (up to
-~1e-1 on the logits) is not bounded here.
+Higham 2002, times 1 + 2^-10 for the verifiers' own float64 rounding), so the region's bounds
+contain the float32 network's values at every layer and the margin is that of the float32 logits.
+``rounding=False`` bounds the network in exact arithmetic instead (the float64 copy: the behaviour
+before these bounds, which a float32 forward pass can contradict near the decision boundary; kept
+for comparison and tests). Models that score in bfloat16 are refused
+(:func:`oodscope.verify.rounding.require_float32`): their rounding (up to ~1e-1 on the logits) is
+not bounded here.
 
 ``method``: ``"interval"`` (:mod:`oodscope.verify.interval`, Gowal et al. 2018; the difference
 ``z_k - z_j`` folded into the last affine layer) or ``"deeppoly"`` (:mod:`oodscope.verify.deeppoly`,
