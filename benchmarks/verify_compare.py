@@ -12,10 +12,7 @@ import time
 
 import torch
 
-from oodscope.bench.measured.verification import VerificationPlan, _Context
-from oodscope.protocols.base import DataStore
-from oodscope.detectors import UpstreamCache
-from oodscope.protocols import MultiClass
+from oodscope.bench.measured.verification import VerificationPlan, suite_context
 from oodscope.verify import certify
 from oodscope.verify.geometric import certify_geometric
 
@@ -26,9 +23,7 @@ if sound:
 bounds = "float32" if sound else "float64"
 out = open(sys.argv[1], "a")
 plan = VerificationPlan.for_preset("cpu")
-protocol = MultiClass(plan.benchmark)
-task = protocol.task(protocol.cell("msp", 0, plan.preset, 0), DataStore(None, False))
-ctx = _Context(plan, task, UpstreamCache("runs/cache-verify"), 0, None)
+ctx = suite_context(plan, "runs/cache-verify")
 for spec in sys.argv[2:]:
     model, *rest = spec.split(":")
     jobs = [(rest[0], float(e)) for e in rest[1].split(",")] if rest and rest[0] != "rotation" else \

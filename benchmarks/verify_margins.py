@@ -10,18 +10,13 @@ import sys
 
 import torch
 
-from oodscope.bench.measured.verification import VerificationPlan, _Context
-from oodscope.detectors import UpstreamCache
-from oodscope.protocols import MultiClass
-from oodscope.protocols.base import DataStore
+from oodscope.bench.measured.verification import VerificationPlan, suite_context
 from oodscope.verify import certify
 
 torch.set_num_threads(1)
 model, method, eps = sys.argv[1], sys.argv[2], float(sys.argv[3])
 plan = VerificationPlan.for_preset("cpu")
-protocol = MultiClass(plan.benchmark)
-task = protocol.task(protocol.cell("msp", 0, plan.preset, 0), DataStore(None, False))
-ctx = _Context(plan, task, UpstreamCache("runs/cache-verify"), 0, None)
+ctx = suite_context(plan, "runs/cache-verify")
 clf, _ = ctx.net(model)
 x, y = ctx.images(plan.n_interval if method == "interval" else plan.n_deeppoly)
 f64 = certify(clf, x, eps, method, label=y, rounding=False)

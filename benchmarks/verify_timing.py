@@ -8,18 +8,13 @@ import sys
 
 import torch
 
-from oodscope.bench.measured.verification import VerificationPlan, _Context
-from oodscope.detectors import UpstreamCache
-from oodscope.protocols import MultiClass
-from oodscope.protocols.base import DataStore
+from oodscope.bench.measured.verification import VerificationPlan, suite_context
 from oodscope.verify import certify
 
 torch.set_num_threads(1)
 model, n_dp, n_iv, eps_list = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [float(e) for e in sys.argv[4:]]
 plan = VerificationPlan.for_preset("cpu")
-protocol = MultiClass(plan.benchmark)
-task = protocol.task(protocol.cell("msp", 0, plan.preset, 0), DataStore(None, False))
-ctx = _Context(plan, task, UpstreamCache("runs/cache-verify"), 0, None)
+ctx = suite_context(plan, "runs/cache-verify")
 clf, _ = ctx.net(model)
 for method, n in (("interval", n_iv), ("deeppoly", n_dp)):
     x, y = ctx.images(n)

@@ -54,7 +54,7 @@ from oodscope.detectors import UpstreamCache, default_cache_dir
 from oodscope.upstream.classifier import ROBUST_SETTINGS
 from oodscope.inputs import as_images
 from oodscope.errors import InputError
-from oodscope.protocols import Cell, MultiClass, Task
+from oodscope.protocols import Cell, DataStore, MultiClass, Task
 from oodscope.verify import METHODS, certify, certify_rotation, neuron_coverage
 from oodscope.verify.geometric import rotate
 from oodscope.verify.layers import DTYPE
@@ -278,6 +278,17 @@ def _coverage(ctx: _Context, job: Job) -> tuple[dict[str, Any], Any, dict[str, A
 
 
 RUNNERS = {"certify": _certify, "rotation": _rotation, "coverage": _coverage}
+
+
+def suite_context(plan: VerificationPlan, cache_dir: str | Path, seed: int = 0, device: str | None = None,
+                  data_root: str | Path | None = None) -> _Context:
+    """The networks and test images of ``plan``'s rows for one seed, outside a run: the same task (the
+    split the suite's cells share), the same fixed subsets (``images(n)`` takes the first ``n``) and the
+    networks from the cache ``cache_dir`` (trained there first if absent). For scripts that recompute
+    a measurement of the suite in another way, e.g. with other bounds."""
+    protocol = MultiClass(plan.benchmark)
+    task = protocol.task(protocol.cell("msp", seed, plan.preset, 0), DataStore(data_root, False))
+    return _Context(plan, task, UpstreamCache(cache_dir), seed, device)
 
 
 def run_verification(plan: VerificationPlan, out: str | Path, run: RunOptions, command: list[str] | None = None) -> list[dict[str, Any]]:
